@@ -1,0 +1,147 @@
+"""Policies loaded from files, indexed by the drugs they govern, and the library's evaluate()."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from priorauth.clinical.codes import normalize_ndc
+from priorauth.engine.compiled import CompiledPolicy, no_policy_determination
+from priorauth.engine.determination import Determination
+from priorauth.engine.request import DrugRef, Request, parse_request
+from priorauth.errors import PolicyError, PolicyIssue
+from priorauth.policy.loader import load_policy_text
+from priorauth.policy.model import Policy
+
+__all__ = ["PolicySet", "default_policy_dir", "evaluate", "load_policy"]
+
+
+def default_policy_dir() -> Path:
+    """The policy folder: $PRIORAUTH_POLICY_DIR, else the wheel's copy, else the source tree."""
+    override = os.environ.get("PRIORAUTH_POLICY_DIR")
+    if override:
+        return Path(override)
+    packaged = Path(__file__).parent / "_policies"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "policies"
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and check one policy file; PolicyError lists every problem with its line."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(
+            str(source),
+            [
+                PolicyIssue(
+                    "PA100", "read", "", None, "error", f"cannot read the file: {exc.strerror}"
+                )
+            ],
+        ) from exc
+    return load_policy_text(text, str(source))
+
+
+class PolicySet:
+    """Compiled policies looked up by drug (HCPCS code or NDC product)."""
+
+    def __init__(self, policies: Iterable[Policy]) -> None:
+        self.policies: list[CompiledPolicy] = []
+        self._by_hcpcs: dict[str, CompiledPolicy] = {}
+        self._by_ndc_product: dict[str, CompiledPolicy] = {}
+        for policy in policies:
+            compiled = CompiledPolicy(policy)
+            self.policies.append(compiled)
+            for drug in policy.drugs:
+                for code in drug.hcpcs:
+                    self._claim(self._by_hcpcs, code.upper(), compiled)
+                for product in drug.ndc_products:
+                    self._claim(self._by_ndc_product, product, compiled)
+
+    @staticmethod
+    def _claim(index: dict[str, CompiledPolicy], key: str, compiled: CompiledPolicy) -> None:
+        other = index.get(key)
+        if other is not None and other.policy.id != compiled.policy.id:
+            raise PolicyError(
+                compiled.policy.id,
+                [
+                    PolicyIssue(
+                        "PA501",
+                        "catalog",
+                        "drugs",
+                        None,
+                        "error",
+                        f"drug {key} is governed by {other.policy.id} and {compiled.policy.id}",
+                    )
+                ],
+            )
+        index[key] = compiled
+
+    @classmethod
+    def from_directory(cls, directory: str | Path | None = None) -> PolicySet:
+        """Every `*.yaml` policy in a directory (default: the shipped policies).
+
+        Files ending in `.data.yaml` hold data a policy refers to and are skipped.
+        """
+        folder = Path(directory) if directory is not None else default_policy_dir()
+        files = sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(".data.yaml"))
+        if not files:
+            raise PolicyError(
+                str(folder),
+                [PolicyIssue("PA100", "read", "", None, "error", "no *.yaml policy files here")],
+            )
+        return cls(load_policy(p) for p in files)
+
+    def find(self, drug: DrugRef) -> CompiledPolicy | None:
+        """The policy that governs a drug, or None."""
+        if drug.hcpcs is not None:
+            found = self._by_hcpcs.get(drug.hcpcs.upper())
+            if found is not None:
+                return found
+        if drug.ndc is not None:
+            return self._by_ndc_product.get(normalize_ndc(drug.ndc)[:10])
+        return None
+
+    def get(self, policy_id: str) -> CompiledPolicy | None:
+        return next((p for p in self.policies if p.policy.id == policy_id), None)
+
+    def evaluate(
+        self, request: Mapping[str, Any] | Request, as_of: dt.date | None = None
+    ) -> Determination:
+        """Validate a request and decide it under the policy that governs its drug.
+
+        `as_of` defaults to the day the request was received, else today. Raises InvalidRequest
+        (naming each field at fault) for a request that does not fit the contract.
+        """
+        parsed = parse_request(request)
+        if as_of is None:
+            as_of = parsed.received_at.date() if parsed.received_at else dt.date.today()
+        compiled = self.find(parsed.drug)
+        if compiled is None:
+            return no_policy_determination(parsed, as_of)
+        return compiled.evaluate(parsed, as_of, request if isinstance(request, Mapping) else None)
+
+
+@cache
+def _shipped() -> PolicySet:
+    return PolicySet.from_directory()
+
+
+def evaluate(
+    request: Mapping[str, Any] | Request,
+    as_of: dt.date | None = None,
+    policies: PolicySet | None = None,
+) -> Determination:
+    """Decide a prior-authorization request under the shipped policies (or `policies`).
+
+    >>> determination = evaluate({"request_id": "PA-1", "drug": {"hcpcs": "J9999"}})
+    >>> determination.outcome, determination.reasons
+    ('pended', ['no-policy'])
+    """
+    return (policies or _shipped()).evaluate(request, as_of)

@@ -1,0 +1,28 @@
+"""Calendar arithmetic for ages and periods (dateutil does the month and year steps)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+from dateutil.relativedelta import relativedelta
+
+__all__ = ["age_in_years", "period_end"]
+
+
+def age_in_years(birth_date: dt.date, on: dt.date) -> int:
+    """Whole years completed on `on`: the birthday itself counts (a person is 18 on it).
+
+    Someone born on 29 February turns a year older on 1 March in common years.
+    """
+    return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
+
+
+@lru_cache(maxsize=4096)
+def period_end(start: dt.date, years: int = 0, months: int = 0) -> dt.date:
+    """The last day of a period that starts on `start` and lasts so many years and months.
+
+    >>> period_end(dt.date(2026, 12, 1), years=1)
+    datetime.date(2027, 11, 30)
+    """
+    return start + relativedelta(years=years, months=months) - dt.timedelta(days=1)

@@ -1,0 +1,1 @@
+"""The decision engine: facts -> criteria (Kleene) -> dosing -> determination. Pure: no I/O."""

@@ -1,0 +1,258 @@
+"""A policy prepared once for fast, pure evaluation: `CompiledPolicy.evaluate(request, as_of)`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from priorauth._version import __version__
+from priorauth.clinical.dates import period_end
+from priorauth.engine import explain
+from priorauth.engine.criteria import compile_criteria, unknown_leaves
+from priorauth.engine.determination import (
+    REASON_ORDER,
+    Authorization,
+    CriterionResult,
+    Determination,
+    DosingResult,
+    EngineRef,
+    FactResult,
+    IndicationResult,
+    Missing,
+    PolicyRef,
+    Reason,
+    Status,
+)
+from priorauth.engine.dosing import DosingEvaluator, round_half_up
+from priorauth.engine.facts import Derived, ServiceDate, compile_fact
+from priorauth.engine.request import Request
+from priorauth.policy.model import Approval, Policy
+
+__all__ = ["ENGINE", "CompiledPolicy", "no_policy_determination", "policy_hash", "request_hash"]
+
+ENGINE = EngineRef(name="priorauth", version=__version__)
+_STATUS: dict[bool | None, Status] = {True: "met", False: "not-met", None: "unknown"}
+
+
+def policy_hash(policy: Policy) -> str:
+    """A content hash of the policy's meaning: canonical JSON of the model, so comments and
+    formatting in the YAML do not change it."""
+    canonical = json.dumps(
+        policy.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def request_hash(request: Mapping[str, Any] | Request) -> str:
+    """A hash of the request as submitted: canonical JSON (keys sorted, no spaces), SHA-256.
+
+    A Request object is hashed in its JSON form with the fields that were set.
+    """
+    data = (
+        request.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        if isinstance(request, Request)
+        else request
+    )
+    try:
+        canonical = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        # Values JSON has no type for (a date object in a dict): hash their text form.
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def service_date(request: Request, as_of: dt.date) -> ServiceDate:
+    """The date the policy is applied on: the regimen start, else the received date, else as_of."""
+    if request.regimen.start_date is not None:
+        return ServiceDate(request.regimen.start_date, "regimen.start_date")
+    if request.received_at is not None:
+        return ServiceDate(request.received_at.date(), "received_at")
+    return ServiceDate(as_of, "as_of")
+
+
+class CompiledPolicy:
+    """One policy, checked and prepared. Evaluation is pure: same request, same answer."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.ref = PolicyRef(id=policy.id, version=policy.version, content_hash=policy_hash(policy))
+        self._facts: list[tuple[str, Callable[[Request, ServiceDate], Derived]]] = [
+            (name, compile_fact(name, spec)) for name, spec in policy.facts.items()
+        ]
+        self._questions = {name: spec.question for name, spec in policy.facts.items()}
+        self._indications = [
+            (indication, compile_criteria(indication.criteria)) for indication in policy.indications
+        ]
+        self._indication_results = {
+            ind.id: {
+                truth: IndicationResult(ind.id, ind.title, status, ind.when)
+                for truth, status in _STATUS.items()
+            }
+            for ind in policy.indications
+        }
+        self._dosing = DosingEvaluator(policy.dosing)
+        billing = next((d.billing for d in policy.drugs if d.billing is not None), None)
+        self._billing = billing
+
+    def evaluate(
+        self, request: Request, as_of: dt.date, submitted: Mapping[str, Any] | None = None
+    ) -> Determination:
+        """Decide one request under this policy, as of a date (used when the request has none).
+
+        `submitted` is the request as it came in (a dict), hashed for the record; without it the
+        Request itself is hashed.
+        """
+        service = service_date(request, as_of)
+        derived = {name: derive(request, service) for name, derive in self._facts}
+        facts: dict[str, FactResult] = {name: d.fact for name, d in derived.items()}
+        conflicts = tuple(d.conflict for d in derived.values() if d.conflict is not None)
+        missing: list[Missing] = []
+        reasons: set[Reason] = set()
+
+        indication, evaluate_criteria = self._pick_indication(facts)
+        gate = facts[indication.when].value
+        assert gate is None or isinstance(gate, bool), "an indication's fact is true/false"
+        criteria: CriterionResult | None = None
+        dosing: DosingResult | None = None
+        authorization: Authorization | None = None
+        if gate is False:
+            reasons.add("not-covered-indication")
+        else:
+            if gate is None:
+                missing.append(self._question(indication.when, ("indication",), derived))
+            truth, criteria = evaluate_criteria(facts)
+            if truth is False:
+                reasons.add("criteria-not-met")
+            elif truth is None:
+                missing.extend(self._criteria_questions(criteria, derived))
+            dosing, dose_questions, bsa = self._dosing.evaluate(request)
+            missing.extend(dose_questions)
+            if dosing.status == "outside":
+                reasons.add("dose-exception")
+            if missing:
+                reasons.add("missing-information")
+            if not reasons:
+                authorization = self._authorize(
+                    request, indication.approval, service.date, dosing, bsa.value
+                )
+        ordered = tuple(r for r in REASON_ORDER if r in reasons)
+        route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
+        return Determination(
+            request_id=request.request_id,
+            type=request.type,
+            outcome="pended" if ordered else "approved",
+            reasons=ordered,
+            route=route,
+            summary=explain.summary(ordered, route, authorization, criteria, missing),
+            service_date=service.date,
+            as_of=as_of,
+            indication=self._indication_results[indication.id][gate],
+            criteria=criteria,
+            facts=facts,
+            conflicts=conflicts,
+            missing=tuple(missing),
+            dosing=dosing,
+            authorization=authorization,
+            alerts=(),
+            policy=self.ref,
+            engine=ENGINE,
+            request_hash=request_hash(submitted if submitted is not None else request),
+        )
+
+    def _pick_indication(self, facts: dict[str, FactResult]):  # type: ignore[no-untyped-def]
+        """The first indication that applies, else the first that may apply, else the first."""
+        for wanted in (True, None):
+            for indication, evaluate in self._indications:
+                if facts[indication.when].value is wanted:
+                    return indication, evaluate
+        return self._indications[0]
+
+    def _question(
+        self, fact: str, criteria: tuple[str, ...], derived: dict[str, Derived]
+    ) -> Missing:
+        return Missing(fact, self._questions[fact], derived[fact].fields, criteria)
+
+    def _criteria_questions(
+        self, criteria: CriterionResult, derived: dict[str, Derived]
+    ) -> list[Missing]:
+        by_fact: dict[str, list[str]] = {}
+        for criterion_id, fact in unknown_leaves(criteria):
+            by_fact.setdefault(fact, []).append(criterion_id)
+        return [self._question(fact, tuple(ids), derived) for fact, ids in by_fact.items()]
+
+    def _authorize(
+        self,
+        request: Request,
+        approval: Approval,
+        start: dt.date,
+        dosing: DosingResult,
+        bsa: float | None,
+    ) -> Authorization:
+        continuation = self.policy.continuation
+        if request.type == "continuation" and continuation is not None:
+            approval = continuation.approval
+        through = period_end(start, approval.years, approval.months)
+        regimen = request.regimen
+        doses = regimen.doses_per_cycle or 0
+        days = regimen.cycle_length_days or 1
+        cycles = (through - start).days // days + 1
+        mg_per_dose: float | None = None
+        if regimen.dose_unit == "mg" and regimen.dose is not None:
+            mg_per_dose = regimen.dose
+        elif regimen.dose is not None and bsa is not None:
+            mg_per_dose = round_half_up(regimen.dose * bsa, 1)
+        units_per_dose = units = None
+        billing = self._billing
+        if mg_per_dose is not None and billing is not None:
+            # Billing units are whole; a part unit is billed as one (1e-9 absorbs float noise).
+            units_per_dose = math.ceil(mg_per_dose / billing.mg_per_unit - 1e-9)
+            units = units_per_dose * doses * cycles
+        policy_regimen = next(r for r in self.policy.dosing.regimens if r.id == dosing.regimen)
+        return Authorization(
+            valid_from=start,
+            valid_through=through,
+            regimen=policy_regimen.id,
+            regimen_text=policy_regimen.text,
+            dose_mg_per_m2=dosing.dose_mg_per_m2,
+            doses_per_cycle=doses,
+            cycle_length_days=days,
+            cycles=cycles,
+            mg_per_dose=mg_per_dose,
+            billing_code=billing.code if billing else None,
+            units_per_dose=units_per_dose,
+            units=units,
+            continues=request.prior_authorization_id if request.type == "continuation" else None,
+        )
+
+
+def no_policy_determination(request: Request, as_of: dt.date) -> Determination:
+    """The answer for a drug no loaded policy governs: pended for intake, never an error."""
+    service = service_date(request, as_of)
+    drug = request.drug.hcpcs or request.drug.ndc
+    return Determination(
+        request_id=request.request_id,
+        type=request.type,
+        outcome="pended",
+        reasons=("no-policy",),
+        route="intake",
+        summary=f"Pended for intake: no loaded policy governs drug {drug}",
+        service_date=service.date,
+        as_of=as_of,
+        indication=None,
+        criteria=None,
+        facts={},
+        conflicts=(),
+        missing=(),
+        dosing=None,
+        authorization=None,
+        alerts=(),
+        policy=None,
+        engine=ENGINE,
+        request_hash=request_hash(request),
+    )

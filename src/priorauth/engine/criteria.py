@@ -1,0 +1,96 @@
+"""Evaluate a policy's criteria tree over derived facts, in Kleene logic, keeping every node.
+
+The tree of results *is* the trace: each node keeps the policy's id and wording, its status and
+the facts it read, so the explanation is built from it rather than from ad hoc strings. Result
+nodes are immutable and depend only on their statuses, so each distinct node is built once and
+shared between determinations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from priorauth.engine.determination import CriterionResult, FactResult, Operator, Status
+from priorauth.engine.kleene import Truth, all_of, any_of, not_
+from priorauth.policy.model import CriterionSpec
+
+__all__ = ["CriterionEvaluator", "compile_criteria", "unknown_leaves"]
+
+CriterionEvaluator = Callable[[Mapping[str, FactResult]], tuple[Truth, CriterionResult]]
+
+_STATUS: dict[Truth, Status] = {True: "met", False: "not-met", None: "unknown"}
+# Distinct result nodes kept per inner criterion; past this, nodes are built and not kept.
+_MAX_SHARED_NODES = 4096
+
+
+def _compile_leaf(spec: CriterionSpec) -> CriterionEvaluator:
+    name = spec.fact
+    assert name is not None
+    at_least, at_most = spec.at_least, spec.at_most
+    nodes = {
+        truth: CriterionResult(spec.id, spec.text, "fact", status, (name,), ())
+        for truth, status in _STATUS.items()
+    }
+
+    def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
+        value = facts[name].value
+        truth: Truth
+        if value is None:
+            truth = None
+        elif at_least is None and at_most is None:
+            truth = bool(value)
+        else:
+            truth = (at_least is None or value >= at_least) and (
+                at_most is None or value <= at_most
+            )
+        return truth, nodes[truth]
+
+    return evaluate
+
+
+def compile_criteria(spec: CriterionSpec) -> CriterionEvaluator:
+    """Prepare a criteria tree once; the returned function evaluates it over a fact mapping."""
+    if spec.fact is not None:
+        return _compile_leaf(spec)
+    children = tuple(compile_criteria(child) for child in spec.children())
+    operator: Operator = "all" if spec.all is not None else "any" if spec.any is not None else "not"
+    node_id, text = spec.id, spec.text
+    shared: dict[tuple[int, ...], CriterionResult] = {}
+
+    def combine(truths: list[Truth]) -> Truth:
+        if operator == "all":
+            return all_of(truths)
+        if operator == "any":
+            return any_of(truths)
+        return not_(truths[0])
+
+    def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
+        results = [child(facts) for child in children]
+        truth = combine([r[0] for r in results])
+        key = tuple(id(r[1]) for r in results)
+        node = shared.get(key)
+        if node is None:
+            node = CriterionResult(
+                node_id, text, operator, _STATUS[truth], (), tuple(r[1] for r in results)
+            )
+            if len(shared) < _MAX_SHARED_NODES:
+                shared[key] = node
+        return truth, node
+
+    return evaluate
+
+
+def unknown_leaves(node: CriterionResult) -> list[tuple[str, str]]:
+    """(criterion id, fact) for each unknown leaf that keeps an unknown node from being decided.
+
+    Only unknown branches are followed: a fact under a branch already met or not met could not
+    change the outcome, so nobody should be asked about it.
+    """
+    if node.status != "unknown":
+        return []
+    if node.operator == "fact":
+        return [(node.id, fact) for fact in node.facts]
+    found: list[tuple[str, str]] = []
+    for child in node.children:
+        found.extend(unknown_leaves(child))
+    return found

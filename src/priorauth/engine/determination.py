@@ -1,0 +1,250 @@
+"""The determination contract: what the engine decides about a request, and why.
+
+`outcome` is `approved` or `pended`, never `denied`: an adverse decision needs a licensed
+clinician. The published JSON Schema is `priorauth schema determination`.
+
+The parts are frozen, slotted dataclasses: the engine builds thousands of them a second and shares
+the ones that do not vary (a criterion node with a given status) between determinations.
+Pydantic serializes and validates them through `Determination.model_dump()` and friends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+
+__all__ = [
+    "REASON_ORDER",
+    "Alert",
+    "Authorization",
+    "Conflict",
+    "CriterionResult",
+    "Determination",
+    "DosingResult",
+    "EngineRef",
+    "Evidence",
+    "FactResult",
+    "IndicationResult",
+    "Missing",
+    "Operator",
+    "PolicyRef",
+    "Reason",
+    "RegimenCheck",
+    "RequestedRegimen",
+    "Status",
+]
+
+Status = Literal["met", "not-met", "unknown"]
+Operator = Literal["all", "any", "not", "fact"]
+Reason = Literal[
+    "not-covered-indication",
+    "criteria-not-met",
+    "missing-information",
+    "dose-exception",
+    "safety-review",
+    "no-policy",
+]
+# Most serious first: the order reasons are listed in, and the first one routes the request.
+REASON_ORDER: tuple[Reason, ...] = (
+    "not-covered-indication",
+    "criteria-not-met",
+    "missing-information",
+    "dose-exception",
+    "safety-review",
+    "no-policy",
+)
+
+JsonScalar = bool | int | float | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One piece of the request a fact was read from: the field path and the value found there."""
+
+    field: str
+    value: JsonScalar | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FactResult:
+    """A derived fact: its value (true, false, a number, or null for unknown) and provenance."""
+
+    name: str
+    description: str
+    value: bool | int | float | None
+    evidence: tuple[Evidence, ...]
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Evidence that disagrees about a fact. The fact is left unknown for a person to settle."""
+
+    fact: str
+    message: str
+    evidence: tuple[Evidence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """An unknown that matters to the outcome, as a question a person can answer."""
+
+    fact: str
+    question: str
+    fields: tuple[str, ...]
+    criteria: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionResult:
+    """One evaluated node of the criteria tree, with the policy's own id and wording."""
+
+    id: str
+    text: str
+    operator: Operator
+    status: Status
+    facts: tuple[str, ...]
+    children: tuple[CriterionResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IndicationResult:
+    """Which of the policy's indications the request was judged under, and whether it applies."""
+
+    id: str | None
+    title: str | None
+    status: Status
+    fact: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedRegimen:
+    dose: float | None
+    dose_unit: str | None
+    doses_per_cycle: int | None
+    cycle_length_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegimenCheck:
+    """How the requested regimen compares with one of the policy's regimens."""
+
+    id: str
+    text: str
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class DosingResult:
+    """The requested regimen fitted to the policy's regimens."""
+
+    status: Literal["within", "outside", "unknown"]
+    requested: RequestedRegimen
+    bsa_m2: float | None
+    bsa_source: str | None
+    dose_mg_per_m2: float | None
+    regimen: str | None
+    checks: tuple[RegimenCheck, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """What an approval authorizes: the period, the regimen and, with a known BSA, the units."""
+
+    valid_from: dt.date
+    valid_through: dt.date
+    regimen: str
+    regimen_text: str
+    dose_mg_per_m2: float | None
+    doses_per_cycle: int
+    cycle_length_days: int
+    cycles: int
+    mg_per_dose: float | None
+    billing_code: str | None
+    units_per_dose: int | None
+    units: int | None
+    continues: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A safety finding for the reviewer: code, severity, message, where the rule comes from."""
+
+    code: str
+    severity: Literal["contraindication", "dose-limit", "warning"]
+    message: str
+    source: str
+    facts: dict[str, JsonScalar]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRef:
+    id: str
+    version: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRef:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Determination:
+    """The engine's answer to one request. See docs/determination.md for every field."""
+
+    request_id: str
+    type: Literal["initial", "continuation"]
+    outcome: Literal["approved", "pended"]
+    reasons: tuple[Reason, ...]
+    route: str | None
+    summary: str
+    service_date: dt.date
+    as_of: dt.date
+    indication: IndicationResult | None
+    criteria: CriterionResult | None
+    facts: dict[str, FactResult]
+    conflicts: tuple[Conflict, ...]
+    missing: tuple[Missing, ...]
+    dosing: DosingResult | None
+    authorization: Authorization | None
+    alerts: tuple[Alert, ...]
+    policy: PolicyRef | None
+    engine: EngineRef
+    request_hash: str
+
+    def explain(self) -> list[str]:
+        """The reasoning step by step, in words, built from the evaluated tree (see explain)."""
+        from priorauth.engine.explain import rationale
+
+        return rationale(self)
+
+    def model_dump(self, mode: Literal["json", "python"] = "json") -> dict[str, Any]:
+        """The determination as plain data (JSON types by default): the contract."""
+        result: dict[str, Any] = _adapter().dump_python(self, mode=mode)
+        return result
+
+    def model_dump_json(self, indent: int | None = None) -> str:
+        """The determination as JSON text; the same determination gives the same bytes."""
+        return _adapter().dump_json(self, indent=indent).decode()
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Determination:
+        """A determination read back from its JSON form (as stored)."""
+        return _adapter().validate_python(data)
+
+    @classmethod
+    def model_json_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of the determination contract."""
+        return _adapter().json_schema()
+
+
+@cache
+def _adapter() -> TypeAdapter[Determination]:
+    return TypeAdapter(Determination)

@@ -1,0 +1,173 @@
+"""Fit a requested regimen to the policy's regimens.
+
+How a regimen is judged (docs/dosing.md says the same for users):
+
+* Each dose must not exceed the regimen's per-dose limit (mg/m2).
+* Doses must come no more often than the regimen allows: doses per cycle / cycle length in days
+  no higher than the regimen's. With the regimen's own cycle length this is "no more doses per
+  cycle than allowed"; with another cycle length it is the natural reading of the policy:
+  40 mg/m2 every 28 days fits "40 mg/m2 once in each 21-day cycle", every 14 days does not, and
+  16 mg/m2 three times in 28 days does not (it is the weekly regimen, not the 3-weekly one).
+  Together the two rules keep the dose intensity (mg/m2 a day) within the regimen's.
+* A dose in mg is converted with the body surface area (given, or from height and weight by the
+  policy's formula) rounded to `rounding.bsa_decimals`; the mg/m2 figure is rounded half-up to
+  `rounding.mg_per_m2_decimals` and may exceed the limit by `rounding.tolerance_percent` at most.
+* A mg dose with no body surface area cannot be checked: that is unknown (missing information),
+  not a dose exception.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, NamedTuple
+
+from priorauth.clinical.bsa import FORMULAS
+from priorauth.engine.determination import (
+    DosingResult,
+    Missing,
+    RegimenCheck,
+    RequestedRegimen,
+    Status,
+)
+from priorauth.engine.request import Request
+from priorauth.policy.model import Dosing, Regimen
+
+__all__ = ["DosingEvaluator", "round_half_up"]
+
+
+def round_half_up(value: float, decimals: int) -> float:
+    """Round as people do on paper: 40.25 -> 40.3 at one decimal (not banker's rounding).
+
+    The 1e-9 nudge keeps decimal halves that binary floats store a hair low (1.005) rounding up.
+    """
+    factor = 10.0**decimals
+    return math.floor(value * factor + 0.5 + 1e-9) / factor
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+class _Bsa(NamedTuple):
+    value: float | None
+    source: str | None
+
+
+_check = RegimenCheck
+
+
+class DosingEvaluator:
+    """The policy's dosing section prepared once; `evaluate` fits one request's regimen."""
+
+    def __init__(self, dosing: Dosing) -> None:
+        self.dosing = dosing
+        self._formula = FORMULAS[dosing.bsa_formula]
+        self._factor = 1.0 + dosing.rounding.tolerance_percent / 100.0
+        self._regimens = list(dosing.regimens)
+
+    def body_surface_area(self, request: Request) -> _Bsa:
+        """The BSA in m2 (rounded as the policy says) and where it came from, or unknown."""
+        patient = request.patient
+        decimals = self.dosing.rounding.bsa_decimals
+        if patient.bsa_m2 is not None:
+            return _Bsa(round_half_up(patient.bsa_m2, decimals), "patient.bsa_m2")
+        if patient.height_cm is not None and patient.weight_kg is not None:
+            value = self._formula(patient.height_cm, patient.weight_kg)
+            return _Bsa(
+                round_half_up(value, decimals),
+                f"{self.dosing.bsa_formula}(patient.height_cm, patient.weight_kg)",
+            )
+        return _Bsa(None, None)
+
+    def evaluate(self, request: Request) -> tuple[DosingResult, list[Missing], _Bsa]:
+        """The dosing result, the questions that would settle an unknown, and the BSA used."""
+        regimen = request.regimen
+        bsa = self.body_surface_area(request)
+        missing: list[Missing] = []
+        requested = RequestedRegimen(
+            dose=regimen.dose,
+            dose_unit=regimen.dose_unit,
+            doses_per_cycle=regimen.doses_per_cycle,
+            cycle_length_days=regimen.cycle_length_days,
+        )
+        dose_mg_m2: float | None = None
+        if regimen.dose is None:
+            missing.append(
+                _missing(
+                    "regimen.dose",
+                    "What is each dose, in mg/m2 or mg?",
+                    ("regimen.dose", "regimen.dose_unit"),
+                )
+            )
+        elif regimen.dose_unit == "mg/m2":
+            dose_mg_m2 = regimen.dose
+        elif bsa.value is not None:
+            dose_mg_m2 = round_half_up(
+                regimen.dose / bsa.value, self.dosing.rounding.mg_per_m2_decimals
+            )
+        else:
+            missing.append(
+                _missing(
+                    "patient.bsa_m2",
+                    "The dose is in mg: what are the patient's height (cm) and weight (kg), or "
+                    "body surface area (m2)?",
+                    ("patient.height_cm", "patient.weight_kg", "patient.bsa_m2"),
+                )
+            )
+        if regimen.doses_per_cycle is None or regimen.cycle_length_days is None:
+            missing.append(
+                _missing(
+                    "regimen.schedule",
+                    "How many doses are given in each cycle, and how many days is a cycle?",
+                    ("regimen.doses_per_cycle", "regimen.cycle_length_days"),
+                )
+            )
+        checks = [self._check(r, dose_mg_m2, request) for r in self._regimens]
+        fitted = next((c.id for c in checks if c.status == "met"), None)
+        status: Literal["within", "outside", "unknown"]
+        if fitted is not None:
+            status = "within"
+        elif all(c.status == "not-met" for c in checks):
+            status = "outside"
+        else:
+            status = "unknown"
+        result = DosingResult(
+            status=status,
+            requested=requested,
+            bsa_m2=bsa.value,
+            bsa_source=bsa.source,
+            dose_mg_per_m2=dose_mg_m2,
+            regimen=fitted,
+            checks=tuple(checks),
+        )
+        return result, (missing if status == "unknown" else []), bsa
+
+    def _check(self, policy_regimen: Regimen, dose: float | None, request: Request) -> RegimenCheck:
+        doses = request.regimen.doses_per_cycle
+        days = request.regimen.cycle_length_days
+        limit = policy_regimen.max_dose_mg_per_m2
+        allowed = (
+            f"{policy_regimen.max_doses_per_cycle} dose(s) of {_number(limit)} mg/m2 "
+            f"every {policy_regimen.cycle_length_days} days"
+        )
+
+        def result(status: Status, detail: str) -> RegimenCheck:
+            return _check(
+                id=policy_regimen.id, text=policy_regimen.text, status=status, detail=detail
+            )
+
+        if dose is not None and dose > limit * self._factor:
+            return result("not-met", f"{_number(dose)} mg/m2 a dose exceeds {_number(limit)} mg/m2")
+        if doses is None or days is None:
+            return result("unknown", "the schedule (doses per cycle, cycle length) is not known")
+        schedule = f"{doses} dose(s) every {days} days"
+        # Cross-multiplied so whole numbers compare exactly: doses/days <= allowed/cycle.
+        if doses * policy_regimen.cycle_length_days > policy_regimen.max_doses_per_cycle * days:
+            return result("not-met", f"{schedule} is more often than {allowed}")
+        if dose is None:
+            return result("unknown", f"{schedule}; the dose in mg/m2 is not known")
+        return result("met", f"{_number(dose)} mg/m2, {schedule}, within {allowed}")
+
+
+def _missing(fact: str, question: str, fields: tuple[str, ...]) -> Missing:
+    return Missing(fact=fact, question=question, fields=fields, criteria=("Dosing",))

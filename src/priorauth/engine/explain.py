@@ -1,0 +1,144 @@
+"""Turn an evaluated determination into words: a one-line summary and a rationale.
+
+Everything here reads the structured results (criteria tree, facts, dosing); nothing decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from priorauth.engine.determination import (
+    Authorization,
+    CriterionResult,
+    Determination,
+    FactResult,
+    Missing,
+    Reason,
+)
+
+__all__ = ["rationale", "summary"]
+
+_REASON_WORDS: dict[str, str] = {
+    "not-covered-indication": "not a covered indication",
+    "criteria-not-met": "a criterion is not met",
+    "missing-information": "information is missing",
+    "dose-exception": "the dose is outside the policy's regimens",
+    "safety-review": "a safety finding needs a pharmacist",
+    "no-policy": "no loaded policy governs this drug",
+}
+
+
+def _value(fact: FactResult) -> str:
+    if fact.value is None:
+        return "unknown"
+    if isinstance(fact.value, bool):
+        return "yes" if fact.value else "no"
+    return f"{fact.value:g}" if isinstance(fact.value, float) else str(fact.value)
+
+
+def _fact_words(fact: FactResult) -> str:
+    sources = ", ".join(f"{e.field}={e.value}" for e in fact.evidence)
+    text = f"{fact.name} = {_value(fact)}"
+    if sources:
+        text += f" (from {sources})"
+    if fact.note and fact.value is None:
+        text += f": {fact.note}"
+    return text
+
+
+def _failed(node: CriterionResult) -> list[CriterionResult]:
+    """The deepest not-met nodes that make this node not met."""
+    if node.status != "not-met":
+        return []
+    if node.operator == "fact" or node.operator == "not":
+        return [node]
+    deeper = [f for child in node.children for f in _failed(child)]
+    # An ANY node fails only when every child fails: name the node itself.
+    return [node] if node.operator == "any" or not deeper else deeper
+
+
+def summary(
+    reasons: tuple[Reason, ...],
+    route: str | None,
+    authorization: Authorization | None,
+    criteria: CriterionResult | None,
+    missing: list[Missing],
+) -> str:
+    """One line a reviewer can read first."""
+    if not reasons and authorization is not None:
+        return (
+            f"Approved {authorization.valid_from.isoformat()} through "
+            f"{authorization.valid_through.isoformat()}: regimen {authorization.regimen}"
+            + (
+                f", {authorization.units} units of {authorization.billing_code}"
+                if authorization.units is not None
+                else ""
+            )
+        )
+    parts = [_REASON_WORDS[r] for r in reasons]
+    if "criteria-not-met" in reasons and criteria is not None:
+        ids = ", ".join(n.id for n in _failed(criteria))
+        parts[reasons.index("criteria-not-met")] = f"criterion {ids} not met"
+    if "missing-information" in reasons:
+        parts[reasons.index("missing-information")] = f"{len(missing)} question(s) to answer"
+    return f"Pended for {route or 'review'}: " + "; ".join(parts)
+
+
+def rationale(determination: Determination) -> list[str]:
+    """The reasoning step by step, from the indication through the criteria to the dose."""
+    d = determination
+    lines: list[str] = [d.summary]
+    indication = d.indication
+    if indication is not None and indication.fact is not None:
+        lines.append(
+            f"Indication {indication.id} ({indication.title}): {indication.status}; "
+            + _fact_words(d.facts[indication.fact])
+        )
+    if d.criteria is not None:
+        _criterion_lines(d.criteria, d.facts, 0, lines)
+    for conflict in d.conflicts:
+        lines.append(f"Conflict on {conflict.fact}: {conflict.message}")
+    for question in d.missing:
+        lines.append(f"Missing ({', '.join(question.criteria)}): {question.question}")
+    dosing = d.dosing
+    if dosing is not None:
+        bsa = (
+            f"; BSA {dosing.bsa_m2:g} m2 from {dosing.bsa_source}"
+            if dosing.bsa_m2 is not None
+            else ""
+        )
+        dose = (
+            f"{dosing.dose_mg_per_m2:g} mg/m2"
+            if dosing.dose_mg_per_m2 is not None
+            else "dose in mg/m2 unknown"
+        )
+        lines.append(f"Dosing: {dosing.status} ({dose}{bsa})")
+        lines.extend(f"  Regimen {c.id}: {c.status}: {c.detail}" for c in dosing.checks)
+    for alert in d.alerts:
+        lines.append(f"Alert {alert.code} ({alert.severity}): {alert.message} [{alert.source}]")
+    auth = d.authorization
+    if auth is not None:
+        lines.append(
+            f"Authorization: {auth.valid_from.isoformat()} through "
+            f"{auth.valid_through.isoformat()}, {auth.cycles} cycle(s)"
+            + (f", {auth.units} units of {auth.billing_code}" if auth.units else "")
+        )
+    policy = d.policy
+    if policy is not None:
+        lines.append(
+            f"Policy {policy.id} version {policy.version} ({policy.content_hash[:19]}), "
+            f"engine {d.engine.version}"
+        )
+    return lines
+
+
+def _criterion_lines(
+    node: CriterionResult, facts: Mapping[str, FactResult], depth: int, lines: list[str]
+) -> None:
+    indent = "  " * depth
+    text = f"{indent}{node.id} {node.status}: {node.text}"
+    if node.operator == "fact":
+        text += " [" + "; ".join(_fact_words(facts[f]) for f in node.facts) + "]"
+    lines.append(text)
+    for child in node.children:
+        _criterion_lines(child, facts, depth + 1, lines)

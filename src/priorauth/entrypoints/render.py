@@ -1,0 +1,147 @@
+"""Render determinations and policies for people, with rich."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from priorauth.engine.determination import CriterionResult, Determination
+from priorauth.policy.model import CriterionSpec, Policy
+
+__all__ = ["determination_panel", "policy_tree"]
+
+_MARK = {"met": ("✓", "green"), "not-met": ("✗", "red"), "unknown": ("?", "yellow")}
+
+
+def _criterion(tree: Tree, node: CriterionResult, determination: Determination) -> None:
+    mark, colour = _MARK[node.status]
+    label = Text.assemble((f"{mark} {node.id} ", f"bold {colour}"), (node.text, ""))
+    for name in node.facts:
+        fact = determination.facts[name]
+        value = "unknown" if fact.value is None else str(fact.value).lower()
+        sources = ", ".join(f"{e.field}={e.value}" for e in fact.evidence)
+        label.append(f"\n    {name} = {value}", style=colour)
+        if sources:
+            label.append(f"  from {sources}", style="dim")
+        elif fact.note:
+            label.append(f"  ({fact.note})", style="dim")
+    branch = tree.add(label)
+    for child in node.children:
+        _criterion(branch, child, determination)
+
+
+def determination_panel(determination: Determination, source: str = "") -> RenderableType:
+    """A panel a reviewer reads top to bottom: outcome, why, what to ask, what is authorized."""
+    d = determination
+    approved = d.outcome == "approved"
+    colour = "green" if approved else "yellow"
+    parts: list[RenderableType] = [Text(d.summary, style=f"bold {colour}")]
+    if d.reasons:
+        parts.append(Text(f"Reasons: {', '.join(d.reasons)}    Route to: {d.route}"))
+    for conflict in d.conflicts:
+        parts.append(Text(f"⚠ Conflict on {conflict.fact}: {conflict.message}", style="bold red"))
+    if d.indication is not None:
+        ind = d.indication
+        mark, ind_colour = _MARK[ind.status]
+        parts.append(
+            Text(f"{mark} Indication {ind.id}: {ind.title} ({ind.status})", style=ind_colour)
+        )
+    if d.criteria is not None:
+        tree = Tree("Criteria", guide_style="dim")
+        _criterion(tree, d.criteria, d)
+        parts.append(tree)
+    if d.dosing is not None:
+        dosing = d.dosing
+        table = Table(title=f"Dosing: {dosing.status}", title_justify="left", show_edge=False)
+        table.add_column("regimen")
+        table.add_column("status")
+        table.add_column("detail")
+        for check in dosing.checks:
+            mark, check_colour = _MARK[check.status]
+            table.add_row(
+                check.id, Text(f"{mark} {check.status}", style=check_colour), check.detail
+            )
+        parts.append(table)
+        if dosing.bsa_m2 is not None:
+            parts.append(Text(f"BSA {dosing.bsa_m2:g} m2 from {dosing.bsa_source}", style="dim"))
+    if d.missing:
+        table = Table(title="Questions to answer", title_justify="left", show_edge=False)
+        table.add_column("for")
+        table.add_column("question")
+        table.add_column("fields", style="dim")
+        for item in d.missing:
+            table.add_row(", ".join(item.criteria), item.question, ", ".join(item.fields))
+        parts.append(table)
+    if d.authorization is not None:
+        auth = d.authorization
+        text = (
+            f"Authorized {auth.valid_from} through {auth.valid_through}: regimen "
+            f"{auth.regimen}, {auth.doses_per_cycle} dose(s) every {auth.cycle_length_days} "
+            f"days, {auth.cycles} cycles"
+        )
+        if auth.mg_per_dose is not None:
+            text += f"; {auth.mg_per_dose:g} mg a dose"
+        if auth.units is not None:
+            text += f"; {auth.units} units of {auth.billing_code} ({auth.units_per_dose} a dose)"
+        if auth.continues:
+            text += f"; continues {auth.continues}"
+        parts.append(Text(text, style="green"))
+    footer = f"engine {d.engine.version}  request {d.request_hash[:19]}"
+    if d.policy is not None:
+        footer = f"policy {d.policy.id} v{d.policy.version} {d.policy.content_hash[:19]}  " + footer
+    parts.append(Text(footer, style="dim"))
+    title = f"{d.request_id}: {d.outcome.upper()}" + (f"  ({source})" if source else "")
+    return Panel(Group(*parts), title=title, title_align="left", border_style=colour)
+
+
+def _spec(tree: Tree, node: CriterionSpec) -> None:
+    if node.fact is not None:
+        test = ""
+        if node.at_least is not None:
+            test += f" ≥ {node.at_least:g}"
+        if node.at_most is not None:
+            test += f" ≤ {node.at_most:g}"
+        label = Text.assemble((f"{node.id} ", "bold"), node.text, (f"  [{node.fact}{test}]", "dim"))
+        tree.add(label)
+        return
+    operator = "ALL of" if node.all is not None else "ONE of" if node.any is not None else "NOT"
+    branch = tree.add(Text.assemble((f"{node.id} ", "bold"), (f"{operator}: ", "cyan"), node.text))
+    for child in node.children():
+        _spec(branch, child)
+
+
+def policy_tree(policy: Policy, content_hash: str) -> RenderableType:
+    """The policy as its author wrote it: identity, drugs, criteria, dosing."""
+    root = Tree(Text(f"{policy.title}", style="bold"))
+    root.add(
+        f"id {policy.id}  version {policy.version}  reviewed {policy.review_date}  "
+        f"effective {policy.effective_date}  {content_hash[:19]}"
+    )
+    drugs = root.add("Drugs")
+    for drug in policy.drugs:
+        drugs.add(
+            f"{drug.name}: HCPCS {', '.join(drug.hcpcs) or '-'}; "
+            f"NDC {', '.join(drug.ndc_products) or '-'}"
+        )
+    for indication in policy.indications:
+        branch = root.add(
+            Text(
+                f"Indication {indication.id}: {indication.title} "
+                f"(when {indication.when}; approve {indication.approval.years} "
+                f"year(s) {indication.approval.months} month(s))",
+                style="bold",
+            )
+        )
+        _spec(branch, indication.criteria)
+    dosing = root.add(Text(f"Dosing: {policy.dosing.text}", style="bold"))
+    for regimen in policy.dosing.regimens:
+        dosing.add(f"{regimen.id}) {regimen.text}")
+    if policy.continuation is not None:
+        root.add(f"Continuation: {policy.continuation.text}")
+    facts = root.add("Facts")
+    for name, spec in policy.facts.items():
+        facts.add(Text.assemble((name, "cyan"), f" ({spec.kind}) {spec.description}"))
+    return root
