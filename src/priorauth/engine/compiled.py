@@ -163,6 +163,7 @@ class CompiledPolicy:
             policy=self.ref,
             engine=ENGINE,
             request_hash=request_hash(submitted if submitted is not None else request),
+            sources=request.sources,
         )
 
     def _pick_indication(self, facts: dict[str, FactResult]):  # type: ignore[no-untyped-def]
@@ -255,4 +256,5 @@ def no_policy_determination(request: Request, as_of: dt.date) -> Determination:
         policy=None,
         engine=ENGINE,
         request_hash=request_hash(request),
+        sources=request.sources,
     )

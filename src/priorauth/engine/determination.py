@@ -218,6 +218,7 @@ class Determination:
     policy: PolicyRef | None
     engine: EngineRef
     request_hash: str
+    sources: dict[str, str]
 
     def explain(self) -> list[str]:
         """The reasoning step by step, in words, built from the evaluated tree (see explain)."""

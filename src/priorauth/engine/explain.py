@@ -36,8 +36,11 @@ def _value(fact: FactResult) -> str:
     return f"{fact.value:g}" if isinstance(fact.value, float) else str(fact.value)
 
 
-def _fact_words(fact: FactResult) -> str:
-    sources = ", ".join(f"{e.field}={e.value}" for e in fact.evidence)
+def _fact_words(fact: FactResult, origins: Mapping[str, str]) -> str:
+    sources = ", ".join(
+        f"{e.field}={e.value}" + (f" <- {origins[e.field]}" if e.field in origins else "")
+        for e in fact.evidence
+    )
     text = f"{fact.name} = {_value(fact)}"
     if sources:
         text += f" (from {sources})"
@@ -92,10 +95,10 @@ def rationale(determination: Determination) -> list[str]:
     if indication is not None and indication.fact is not None:
         lines.append(
             f"Indication {indication.id} ({indication.title}): {indication.status}; "
-            + _fact_words(d.facts[indication.fact])
+            + _fact_words(d.facts[indication.fact], d.sources)
         )
     if d.criteria is not None:
-        _criterion_lines(d.criteria, d.facts, 0, lines)
+        _criterion_lines(d.criteria, d.facts, d.sources, 0, lines)
     for conflict in d.conflicts:
         lines.append(f"Conflict on {conflict.fact}: {conflict.message}")
     for question in d.missing:
@@ -133,12 +136,16 @@ def rationale(determination: Determination) -> list[str]:
 
 
 def _criterion_lines(
-    node: CriterionResult, facts: Mapping[str, FactResult], depth: int, lines: list[str]
+    node: CriterionResult,
+    facts: Mapping[str, FactResult],
+    origins: Mapping[str, str],
+    depth: int,
+    lines: list[str],
 ) -> None:
     indent = "  " * depth
     text = f"{indent}{node.id} {node.status}: {node.text}"
     if node.operator == "fact":
-        text += " [" + "; ".join(_fact_words(facts[f]) for f in node.facts) + "]"
+        text += " [" + "; ".join(_fact_words(facts[f], origins) for f in node.facts) + "]"
     lines.append(text)
     for child in node.children:
-        _criterion_lines(child, facts, depth + 1, lines)
+        _criterion_lines(child, facts, origins, depth + 1, lines)

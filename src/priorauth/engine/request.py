@@ -190,6 +190,10 @@ class Request(_Part):
     medications: tuple[Annotated[Medication, BeforeValidator(_named)], ...] = ()
     allergies: tuple[Annotated[Allergy, BeforeValidator(_named)], ...] = ()
     prior_therapies: tuple[PriorTherapy, ...] = ()
+    # Where each field came from when the request was mapped from another document, e.g.
+    # {"diagnoses[1]": "Condition/c1.code.coding[0]"} for a FHIR bundle. Carried through to the
+    # determination so a fact's evidence can be traced to the original element.
+    sources: dict[str, str] = {}
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
