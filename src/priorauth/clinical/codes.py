@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 __all__ = ["ICD10_CODE_PATTERN", "CodeSet", "normalize_icd10", "normalize_ndc", "npi_is_valid"]
 
-# An ICD-10-CM code, with or without its dot, upper case: C50.912, C50912, Z85.3, C80.0.
-ICD10_CODE_PATTERN = r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$"
+# An ICD-10-CM code, with or without its dot: C50.912, C50912, Z85.3, C80.0 (either case; the
+# request contract upper-cases it after this check).
+ICD10_CODE_PATTERN = r"^[A-Za-z][0-9][0-9A-Za-z](\.?[0-9A-Za-z]{1,4})?$"
 _ICD10 = re.compile(r"^([A-Z][0-9][0-9A-Z])\.?([0-9A-Z]{0,4})$")
 
 

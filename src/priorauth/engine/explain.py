@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from priorauth.engine.determination import (
     Authorization,
+    Conflict,
     CriterionResult,
     Determination,
     FactResult,
@@ -66,6 +67,7 @@ def summary(
     authorization: Authorization | None,
     criteria: CriterionResult | None,
     missing: list[Missing],
+    conflicts: tuple[Conflict, ...] = (),
 ) -> str:
     """One line a reviewer can read first."""
     if not reasons and authorization is not None:
@@ -84,6 +86,8 @@ def summary(
         parts[reasons.index("criteria-not-met")] = f"criterion {ids} not met"
     if "missing-information" in reasons:
         parts[reasons.index("missing-information")] = f"{len(missing)} question(s) to answer"
+    if conflicts:
+        parts.append("conflicting evidence on " + ", ".join(c.fact for c in conflicts))
     return f"Pended for {route or 'review'}: " + "; ".join(parts)
 
 
