@@ -97,6 +97,7 @@ class CompiledPolicy:
             for ind in policy.indications
         }
         self._dosing = DosingEvaluator(policy.dosing)
+        self._regimens = {r.id: r for r in policy.dosing.regimens}
         billing = next((d.billing for d in policy.drugs if d.billing is not None), None)
         self._billing = billing
 
@@ -214,7 +215,7 @@ class CompiledPolicy:
             # Billing units are whole; a part unit is billed as one (1e-9 absorbs float noise).
             units_per_dose = math.ceil(mg_per_dose / billing.mg_per_unit - 1e-9)
             units = units_per_dose * doses * cycles
-        policy_regimen = next(r for r in self.policy.dosing.regimens if r.id == dosing.regimen)
+        policy_regimen = self._regimens[dosing.regimen or ""]
         return Authorization(
             valid_from=start,
             valid_through=through,

@@ -56,26 +56,25 @@ def compile_criteria(spec: CriterionSpec) -> CriterionEvaluator:
     operator: Operator = "all" if spec.all is not None else "any" if spec.any is not None else "not"
     node_id, text = spec.id, spec.text
     shared: dict[tuple[int, ...], CriterionResult] = {}
-
-    def combine(truths: list[Truth]) -> Truth:
-        if operator == "all":
-            return all_of(truths)
-        if operator == "any":
-            return any_of(truths)
-        return not_(truths[0])
+    decide = {"all": all_of, "any": any_of}.get(operator)
 
     def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
-        results = [child(facts) for child in children]
-        truth = combine([r[0] for r in results])
-        key = tuple(id(r[1]) for r in results)
-        node = shared.get(key)
-        if node is None:
-            node = CriterionResult(
-                node_id, text, operator, _STATUS[truth], (), tuple(r[1] for r in results)
-            )
+        truths: list[Truth] = []
+        nodes: list[CriterionResult] = []
+        for child in children:
+            truth, node = child(facts)
+            truths.append(truth)
+            nodes.append(node)
+        result = decide(truths) if decide is not None else not_(truths[0])
+        # Keyed by the child nodes' identities: the cached node keeps those children alive, so
+        # an id cannot be reused by another object while its entry exists.
+        key = tuple(map(id, nodes))
+        found = shared.get(key)
+        if found is None:
+            found = CriterionResult(node_id, text, operator, _STATUS[result], (), tuple(nodes))
             if len(shared) < _MAX_SHARED_NODES:
-                shared[key] = node
-        return truth, node
+                shared[key] = found
+        return result, found
 
     return evaluate
 

@@ -11,9 +11,9 @@ Pydantic serializes and validates them through `Determination.model_dump()` and 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, dataclass_transform
 
 from pydantic import TypeAdapter
 
@@ -60,8 +60,35 @@ REASON_ORDER: tuple[Reason, ...] = (
 
 JsonScalar = bool | int | float | str | None
 
+_T = TypeVar("_T")
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass_transform(frozen_default=True)
+def _record(cls: type[_T]) -> type[_T]:
+    """A frozen, slotted dataclass whose __init__ is about twice as fast.
+
+    A frozen dataclass sets each field through object.__setattr__; this __init__ calls each
+    slot's own setter instead, which skips the frozen check once, at construction. Assignment
+    after construction still raises FrozenInstanceError.
+    """
+    built = dataclass(frozen=True, slots=True)(cls)
+    declared = fields(built)  # type: ignore[arg-type]
+    names = [f.name for f in declared]
+    params = [f.name if f.default is MISSING else f"{f.name}=_default_{f.name}" for f in declared]
+    namespace: dict[str, Any] = {f"_set_{name}": built.__dict__[name].__set__ for name in names}
+    namespace.update(
+        {f"_default_{f.name}": f.default for f in declared if f.default is not MISSING}
+    )
+    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
+    source = f"def __init__(self, {', '.join(params)}):\n{body}"
+    exec(source, namespace)  # the same technique dataclasses itself uses to build __init__
+    init = namespace["__init__"]
+    init.__qualname__ = f"{built.__qualname__}.__init__"
+    built.__init__ = init  # type: ignore[method-assign]
+    return built
+
+
+@_record
 class Evidence:
     """One piece of the request a fact was read from: the field path and the value found there."""
 
@@ -69,7 +96,7 @@ class Evidence:
     value: JsonScalar | tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class FactResult:
     """A derived fact: its value (true, false, a number, or null for unknown) and provenance."""
 
@@ -80,7 +107,7 @@ class FactResult:
     note: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Conflict:
     """Evidence that disagrees about a fact. The fact is left unknown for a person to settle."""
 
@@ -89,7 +116,7 @@ class Conflict:
     evidence: tuple[Evidence, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Missing:
     """An unknown that matters to the outcome, as a question a person can answer."""
 
@@ -99,7 +126,7 @@ class Missing:
     criteria: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class CriterionResult:
     """One evaluated node of the criteria tree, with the policy's own id and wording."""
 
@@ -111,7 +138,7 @@ class CriterionResult:
     children: tuple[CriterionResult, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class IndicationResult:
     """Which of the policy's indications the request was judged under, and whether it applies."""
 
@@ -121,7 +148,7 @@ class IndicationResult:
     fact: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class RequestedRegimen:
     dose: float | None
     dose_unit: str | None
@@ -129,7 +156,7 @@ class RequestedRegimen:
     cycle_length_days: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class RegimenCheck:
     """How the requested regimen compares with one of the policy's regimens."""
 
@@ -139,7 +166,7 @@ class RegimenCheck:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class DosingResult:
     """The requested regimen fitted to the policy's regimens."""
 
@@ -152,7 +179,7 @@ class DosingResult:
     checks: tuple[RegimenCheck, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Authorization:
     """What an approval authorizes: the period, the regimen and, with a known BSA, the units."""
 
@@ -171,7 +198,7 @@ class Authorization:
     continues: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Alert:
     """A safety finding for the reviewer: code, severity, message, where the rule comes from."""
 
@@ -182,20 +209,20 @@ class Alert:
     facts: dict[str, JsonScalar]
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class PolicyRef:
     id: str
     version: str
     content_hash: str
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class EngineRef:
     name: str
     version: str
 
 
-@dataclass(frozen=True, slots=True)
+@_record
 class Determination:
     """The engine's answer to one request. See docs/determination.md for every field."""
 

@@ -27,7 +27,6 @@ from priorauth.engine.determination import (
     Missing,
     RegimenCheck,
     RequestedRegimen,
-    Status,
 )
 from priorauth.engine.request import Request
 from priorauth.policy.model import Dosing, Regimen
@@ -44,16 +43,9 @@ def round_half_up(value: float, decimals: int) -> float:
     return math.floor(value * factor + 0.5 + 1e-9) / factor
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
 class _Bsa(NamedTuple):
     value: float | None
     source: str | None
-
-
-_check = RegimenCheck
 
 
 class DosingEvaluator:
@@ -64,6 +56,11 @@ class DosingEvaluator:
         self._formula = FORMULAS[dosing.bsa_formula]
         self._factor = 1.0 + dosing.rounding.tolerance_percent / 100.0
         self._regimens = list(dosing.regimens)
+        self._allowed = {
+            r.id: f"{r.max_doses_per_cycle} dose(s) of {r.max_dose_mg_per_m2:g} mg/m2 every "
+            f"{r.cycle_length_days} days"
+            for r in dosing.regimens
+        }
 
     def body_surface_area(self, request: Request) -> _Bsa:
         """The BSA in m2 (rounded as the policy says) and where it came from, or unknown."""
@@ -143,30 +140,38 @@ class DosingEvaluator:
         return result, (missing if status == "unknown" else []), bsa
 
     def _check(self, policy_regimen: Regimen, dose: float | None, request: Request) -> RegimenCheck:
+        rid, text = policy_regimen.id, policy_regimen.text
         doses = request.regimen.doses_per_cycle
         days = request.regimen.cycle_length_days
         limit = policy_regimen.max_dose_mg_per_m2
-        allowed = (
-            f"{policy_regimen.max_doses_per_cycle} dose(s) of {_number(limit)} mg/m2 "
-            f"every {policy_regimen.cycle_length_days} days"
-        )
-
-        def result(status: Status, detail: str) -> RegimenCheck:
-            return _check(
-                id=policy_regimen.id, text=policy_regimen.text, status=status, detail=detail
-            )
-
         if dose is not None and dose > limit * self._factor:
-            return result("not-met", f"{_number(dose)} mg/m2 a dose exceeds {_number(limit)} mg/m2")
+            return RegimenCheck(
+                rid, text, "not-met", f"{dose:g} mg/m2 a dose exceeds {limit:g} mg/m2"
+            )
         if doses is None or days is None:
-            return result("unknown", "the schedule (doses per cycle, cycle length) is not known")
-        schedule = f"{doses} dose(s) every {days} days"
+            return RegimenCheck(rid, text, "unknown", _NO_SCHEDULE)
+        allowed = self._allowed[rid]
         # Cross-multiplied so whole numbers compare exactly: doses/days <= allowed/cycle.
         if doses * policy_regimen.cycle_length_days > policy_regimen.max_doses_per_cycle * days:
-            return result("not-met", f"{schedule} is more often than {allowed}")
+            return RegimenCheck(
+                rid,
+                text,
+                "not-met",
+                f"{doses} dose(s) every {days} days is more often than {allowed}",
+            )
         if dose is None:
-            return result("unknown", f"{schedule}; the dose in mg/m2 is not known")
-        return result("met", f"{_number(dose)} mg/m2, {schedule}, within {allowed}")
+            return RegimenCheck(
+                rid,
+                text,
+                "unknown",
+                f"{doses} dose(s) every {days} days; the dose in mg/m2 is not known",
+            )
+        return RegimenCheck(
+            rid, text, "met", f"{dose:g} mg/m2, {doses} dose(s) every {days} days, within {allowed}"
+        )
+
+
+_NO_SCHEDULE = "the schedule (doses per cycle, cycle length) is not known"
 
 
 def _missing(fact: str, question: str, fields: tuple[str, ...]) -> Missing:

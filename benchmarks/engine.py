@@ -1,0 +1,182 @@
+"""Benchmark: determinations per second for the library call, against GoRules zen-engine.
+
+Runs in one process. For each example request it times, call by call:
+
+  priorauth   priorauth's PolicySet.evaluate(dict): validation, facts, criteria, dosing and the
+              whole determination (criteria trace, facts with provenance, authorization, hashes)
+  parse only  the request validation alone (pydantic)
+  decide only CompiledPolicy.evaluate on an already validated request
+  zen-engine  the bare Ixempra criteria (A, B, C, approved) as a GoRules JDM expression graph,
+              given the facts already derived (no validation, no trace, no dosing)
+
+and prints medians, p90 and p99 in microseconds, throughput, and the ratio priorauth / zen.
+The machine is shared and noisy: medians over many calls are the figures to quote.
+
+    make bench            # or: .venv/bin/python benchmarks/engine.py --calls 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from priorauth import PolicySet, parse_request
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ZEN_GRAPH = {
+    "nodes": [
+        {"id": "in", "type": "inputNode", "name": "request", "position": {"x": 0, "y": 0}},
+        {
+            "id": "criteria",
+            "type": "expressionNode",
+            "name": "criteria",
+            "position": {"x": 200, "y": 0},
+            "content": {
+                "expressions": [
+                    {"id": "a", "key": "A", "value": "age >= 18"},
+                    {
+                        "id": "b",
+                        "key": "B",
+                        "value": "recurrent == true or metastatic == true or no_response == true",
+                    },
+                    {"id": "c", "key": "C", "value": "oncologist == true"},
+                    {"id": "d", "key": "approved", "value": "$.A and $.B and $.C"},
+                ]
+            },
+        },
+        {"id": "out", "type": "outputNode", "name": "decision", "position": {"x": 400, "y": 0}},
+    ],
+    "edges": [
+        {"id": "e1", "sourceId": "in", "targetId": "criteria", "type": "edge"},
+        {"id": "e2", "sourceId": "criteria", "targetId": "out", "type": "edge"},
+    ],
+}
+
+
+def varied_requests(count: int) -> list[dict[str, Any]]:
+    """`count` distinct requests made from the examples (seeded): other birth dates, heights,
+    weights and doses, so no cache of a few repeated requests flatters the figures."""
+    rng = random.Random(20261125)
+    examples = [
+        json.loads(p.read_text())
+        for p in sorted((ROOT / "examples").glob("*.json"))
+        if "no-policy" not in p.name
+    ]
+    requests: list[dict[str, Any]] = []
+    for i in range(count):
+        request = copy.deepcopy(examples[i % len(examples)])
+        request["request_id"] = f"PA-BENCH-{i:06d}"
+        patient = request["patient"]
+        birth = dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 30000))
+        patient["birth_date"] = birth.isoformat()
+        if "height_cm" in patient:
+            patient["height_cm"] = round(rng.uniform(145, 195), 1)
+            patient["weight_kg"] = round(rng.uniform(42, 120), 1)
+        regimen = request.get("regimen", {})
+        if regimen.get("dose_unit") == "mg":
+            regimen["dose"] = rng.randrange(20, 90)
+        requests.append(request)
+    return requests
+
+
+def timed(call: Callable[[Any], object], inputs: list[Any], calls: int) -> list[float]:
+    """Microseconds for each of `calls` calls, cycling through the inputs."""
+    for item in inputs:  # warm up
+        call(item)
+    samples: list[float] = []
+    clock = time.perf_counter_ns
+    count = len(inputs)
+    for i in range(calls):
+        item = inputs[i % count]
+        start = clock()
+        call(item)
+        samples.append((clock() - start) / 1000.0)
+    return samples
+
+
+def summary(name: str, samples: list[float]) -> dict[str, float | str]:
+    ordered = sorted(samples)
+    median = statistics.median(ordered)
+    return {
+        "name": name,
+        "median_us": round(median, 2),
+        "p90_us": round(ordered[int(len(ordered) * 0.9)], 2),
+        "p99_us": round(ordered[int(len(ordered) * 0.99)], 2),
+        "per_second": round(1e6 / median),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20000, help="timed calls per contender")
+    parser.add_argument("--distinct", type=int, default=2000, help="distinct requests to cycle")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+
+    policies = PolicySet.from_directory(ROOT / "policies")
+    requests = varied_requests(args.distinct)
+    parsed = [parse_request(r) for r in requests]
+    compiled = policies.policies[0]
+    as_of = dt.date(2026, 11, 25)
+    facts = [compiled.evaluate(r, as_of).facts for r in parsed]
+    contexts = [
+        {
+            "age": f["age_years"].value,
+            "recurrent": f["recurrent_unresectable_locoregional"].value,
+            "metastatic": f["metastatic"].value,
+            "no_response": f["no_response_to_preoperative_therapy"].value,
+            "oncologist": f["prescribed_by_or_with_oncologist"].value,
+        }
+        for f in facts
+    ]
+
+    results = [
+        summary("priorauth evaluate(dict)", timed(policies.evaluate, requests, args.calls)),
+        summary("  parse only", timed(parse_request, requests, args.calls)),
+        summary(
+            "  decide only",
+            timed(lambda r: compiled.evaluate(r, as_of), parsed, args.calls),
+        ),
+        summary(
+            "  + JSON",
+            timed(lambda r: policies.evaluate(r).model_dump_json(), requests, args.calls // 4),
+        ),
+    ]
+    try:
+        import zen
+    except ImportError:
+        zen = None
+    if zen is not None:
+        decision = zen.ZenEngine().create_decision(json.dumps(ZEN_GRAPH))
+        results.append(
+            summary("zen-engine bare criteria", timed(decision.evaluate, contexts, args.calls))
+        )
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{len(requests)} distinct requests, {args.calls} timed calls each; figures in µs")
+    print(f"{'contender':<28}{'median':>10}{'p90':>10}{'p99':>10}{'per second':>14}")
+    for row in results:
+        print(
+            f"{row['name']:<28}{row['median_us']:>10}{row['p90_us']:>10}{row['p99_us']:>10}"
+            f"{row['per_second']:>14,}"
+        )
+    if zen is not None:
+        ours, theirs = float(results[0]["median_us"]), float(results[-1]["median_us"])
+        print(
+            f"\npriorauth full determination / zen-engine bare criteria = {ours / theirs:.3f} "
+            f"(zen is {theirs / ours:.1f}x the cost; target: at least 5x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
