@@ -144,7 +144,7 @@ def main() -> None:
         summary("  parse only", timed(parse_request, requests, args.calls)),
         summary(
             "  decide only",
-            timed(lambda r: compiled.evaluate(r, as_of), parsed, args.calls),
+            timed(lambda pair: compiled.evaluate(pair[0], as_of, pair[1]), list(zip(parsed, requests)), args.calls),
         ),
         summary(
             "  + JSON",
