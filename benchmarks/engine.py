@@ -144,7 +144,11 @@ def main() -> None:
         summary("  parse only", timed(parse_request, requests, args.calls)),
         summary(
             "  decide only",
-            timed(lambda pair: compiled.evaluate(pair[0], as_of, pair[1]), list(zip(parsed, requests)), args.calls),
+            timed(
+                lambda pair: compiled.evaluate(pair[0], as_of, pair[1]),
+                list(zip(parsed, requests)),
+                args.calls,
+            ),
         ),
         summary(
             "  + JSON",

@@ -122,3 +122,14 @@ def test_cli_schemas_are_json_schema(name: str) -> None:
     schema = json.loads(result.output)
     assert schema["type"] == "object"
     assert "properties" in schema
+
+
+@pytest.mark.parametrize("name", ["request", "determination", "policy"])
+def test_published_schemas_are_current(name: str) -> None:
+    """docs/schemas/ holds the exported schemas; regenerate with `priorauth schema NAME`."""
+    published = EXAMPLES.parent / "docs" / "schemas" / f"{name}.schema.json"
+    result = runner.invoke(app, ["schema", name])
+    assert json.loads(published.read_text()) == json.loads(result.output), (
+        f"docs/schemas/{name}.schema.json is stale: "
+        f"run .venv/bin/priorauth schema {name} > docs/schemas/{name}.schema.json"
+    )

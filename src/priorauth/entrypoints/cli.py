@@ -131,12 +131,7 @@ def evaluate(
 
 def _print(d: Determination, format: Format, source: str, single: bool, explain: bool) -> None:
     if format is Format.json:
-        out.print(
-            d.model_dump_json(indent=2 if single else None),
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        typer.echo(d.model_dump_json(indent=2 if single else None))
         return
     out.print(determination_panel(d, source))
     if explain:
@@ -161,11 +156,7 @@ def policy_show(
     """Print a policy: identity, drugs, the criteria tree, dosing and facts."""
     policy = _load_for_show(file)
     if format is Format.json:
-        out.print(
-            policy.model_dump_json(indent=2, by_alias=True, exclude_none=True),
-            markup=False,
-            soft_wrap=True,
-        )
+        typer.echo(policy.model_dump_json(indent=2, by_alias=True, exclude_none=True))
         return
     out.print(policy_tree(policy, policy_hash(policy)))
 
@@ -215,7 +206,7 @@ def schema(
         SchemaName.determination: Determination.model_json_schema,
         SchemaName.policy: lambda: Policy.model_json_schema(by_alias=True),
     }
-    out.print(json.dumps(schemas[name](), indent=2), markup=False, soft_wrap=True)
+    typer.echo(json.dumps(schemas[name](), indent=2))
 
 
 def main() -> None:
