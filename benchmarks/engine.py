@@ -146,7 +146,7 @@ def main() -> None:
             "  decide only",
             timed(
                 lambda pair: compiled.evaluate(pair[0], as_of, pair[1]),
-                list(zip(parsed, requests)),
+                list(zip(parsed, requests, strict=True)),
                 args.calls,
             ),
         ),
