@@ -122,10 +122,11 @@ class PolicySet:
         parsed = parse_request(request)
         if as_of is None:
             as_of = parsed.received_at.date() if parsed.received_at else dt.date.today()
+        submitted = request if isinstance(request, Mapping) else None
         compiled = self.find(parsed.drug)
         if compiled is None:
-            return no_policy_determination(parsed, as_of)
-        return compiled.evaluate(parsed, as_of, request if isinstance(request, Mapping) else None)
+            return no_policy_determination(parsed, as_of, submitted)
+        return compiled.evaluate(parsed, as_of, submitted)
 
 
 @cache

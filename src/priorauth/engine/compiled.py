@@ -233,7 +233,9 @@ class CompiledPolicy:
         )
 
 
-def no_policy_determination(request: Request, as_of: dt.date) -> Determination:
+def no_policy_determination(
+    request: Request, as_of: dt.date, submitted: Mapping[str, Any] | None = None
+) -> Determination:
     """The answer for a drug no loaded policy governs: pended for intake, never an error."""
     service = service_date(request, as_of)
     drug = request.drug.hcpcs or request.drug.ndc
@@ -256,6 +258,6 @@ def no_policy_determination(request: Request, as_of: dt.date) -> Determination:
         alerts=(),
         policy=None,
         engine=ENGINE,
-        request_hash=request_hash(request),
+        request_hash=request_hash(submitted if submitted is not None else request),
         sources=request.sources,
     )
