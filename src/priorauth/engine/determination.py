@@ -13,9 +13,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import MISSING, dataclass, fields
 from functools import cache
-from typing import Any, Literal, TypeVar, dataclass_transform
+from typing import Any, Literal, TypeVar, dataclass_transform, get_args
 
 from pydantic import TypeAdapter
+
+from priorauth.policy.model import ReasonCode
 
 __all__ = [
     "REASON_ORDER",
@@ -40,23 +42,10 @@ __all__ = [
 
 Status = Literal["met", "not-met", "unknown"]
 Operator = Literal["all", "any", "not", "fact"]
-Reason = Literal[
-    "not-covered-indication",
-    "criteria-not-met",
-    "missing-information",
-    "dose-exception",
-    "safety-review",
-    "no-policy",
-]
-# Most serious first: the order reasons are listed in, and the first one routes the request.
-REASON_ORDER: tuple[Reason, ...] = (
-    "not-covered-indication",
-    "criteria-not-met",
-    "missing-information",
-    "dose-exception",
-    "safety-review",
-    "no-policy",
-)
+# The policy's routing names the same reasons, so the policy model owns the list. Its order is
+# most serious first: the order reasons are listed in, and the first one routes the request.
+Reason = ReasonCode
+REASON_ORDER: tuple[Reason, ...] = get_args(ReasonCode)
 
 JsonScalar = bool | int | float | str | None
 

@@ -27,6 +27,7 @@ __all__ = [
     "SpecialtyFact",
 ]
 
+# Why a request is pended, most serious first (engine.determination.REASON_ORDER keeps this order).
 ReasonCode = Literal[
     "not-covered-indication",
     "criteria-not-met",
