@@ -145,3 +145,8 @@ def test_a_second_policy_needs_only_a_yaml_file(tmp_path: Path) -> None:
     assert determination.policy is not None
     assert determination.policy.id == "examplumab"
     assert determination.reasons == ("criteria-not-met",)  # 20 is under this policy's 21
+
+
+def test_indication_needs_a_true_false_fact() -> None:
+    text = shipped_text().replace("when: breast_cancer", "when: age_years")
+    assert "PA307" in [i.code for i in check_policy_text(text).errors]

@@ -14,7 +14,7 @@ import orjson
 from priorauth._version import __version__
 from priorauth.clinical.dates import period_end
 from priorauth.engine import explain
-from priorauth.engine.criteria import compile_criteria, unknown_leaves
+from priorauth.engine.criteria import CriterionEvaluator, compile_criteria, unknown_leaves
 from priorauth.engine.determination import (
     REASON_ORDER,
     Authorization,
@@ -32,7 +32,7 @@ from priorauth.engine.determination import (
 from priorauth.engine.dosing import DosingEvaluator, round_half_up
 from priorauth.engine.facts import Derived, ServiceDate, compile_fact
 from priorauth.engine.request import Request
-from priorauth.policy.model import Approval, Policy
+from priorauth.policy.model import Approval, Indication, Policy
 
 __all__ = ["ENGINE", "CompiledPolicy", "no_policy_determination", "policy_hash", "request_hash"]
 
@@ -167,7 +167,9 @@ class CompiledPolicy:
             sources=request.sources,
         )
 
-    def _pick_indication(self, facts: dict[str, FactResult]):  # type: ignore[no-untyped-def]
+    def _pick_indication(
+        self, facts: dict[str, FactResult]
+    ) -> tuple[Indication, CriterionEvaluator]:
         """The first indication that applies, else the first that may apply, else the first."""
         for wanted in (True, None):
             for indication, evaluate in self._indications:

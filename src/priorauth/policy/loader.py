@@ -132,8 +132,15 @@ def _references(policy: Policy, lines: _Lines, issues: list[PolicyIssue]) -> Non
 
     for i, indication in enumerate(policy.indications):
         base: Path = ("indications", i)
-        if indication.when not in policy.facts:
+        gate = policy.facts.get(indication.when)
+        if gate is None:
             add("PA301", (*base, "when"), f"fact {indication.when!r} is not defined under facts")
+        elif isinstance(gate, AgeFact):
+            add(
+                "PA307",
+                (*base, "when"),
+                f"fact {indication.when!r} is a number: an indication needs a true/false fact",
+            )
         seen: set[str] = set()
         for node, path in _nodes(indication.criteria, (*base, "criteria")):
             if node.id in seen:
