@@ -133,3 +133,13 @@ def test_published_schemas_are_current(name: str) -> None:
         f"docs/schemas/{name}.schema.json is stale: "
         f"run .venv/bin/priorauth schema {name} > docs/schemas/{name}.schema.json"
     )
+
+
+def test_cli_line_format_is_one_line_per_request() -> None:
+    files = sorted(str(p) for p in EXAMPLES.glob("*.json"))
+    result = runner.invoke(app, ["evaluate", "--format", "line", *files])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert len(lines) == len(files)
+    assert lines[0].startswith("PA-2026-000101")
+    assert "approved" in lines[0]

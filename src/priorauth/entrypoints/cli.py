@@ -43,6 +43,7 @@ err = Console(stderr=True, highlight=False)
 class Format(StrEnum):
     table = "table"
     json = "json"
+    line = "line"
 
 
 class SchemaName(StrEnum):
@@ -85,7 +86,10 @@ def _policies(directory: Path | None) -> PolicySet:
 def evaluate(
     files: Annotated[list[str], typer.Argument(help="Request JSON files; - reads stdin.")],
     format: Annotated[
-        Format, typer.Option("--format", "-f", help="table for people, json for programs.")
+        Format,
+        typer.Option(
+            "--format", "-f", help="table for people, line for one line each, json for programs."
+        ),
     ] = Format.table,
     policies: Annotated[
         Path | None,
@@ -132,6 +136,14 @@ def evaluate(
 def _print(d: Determination, format: Format, source: str, single: bool, explain: bool) -> None:
     if format is Format.json:
         typer.echo(d.model_dump_json(indent=2 if single else None))
+        return
+    if format is Format.line:
+        colour = "green" if d.outcome == "approved" else "yellow"
+        out.print(
+            f"{d.request_id:<16} [{colour}]{d.outcome:<9}[/] {d.summary}",
+            markup=True,
+            soft_wrap=True,
+        )
         return
     out.print(determination_panel(d, source))
     if explain:
