@@ -9,7 +9,7 @@ import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from priorauth.adapters.fhir import PasBundle, Rejected, operation_outcome, read_bundle
-from tests.unit.fhir_helpers import fhir_example, remove, resource
+from tests.unit.test_fhir_support import fhir_example, remove, resource
 
 
 def rejected(data: object) -> dict[str, str]:

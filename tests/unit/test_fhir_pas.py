@@ -18,7 +18,7 @@ from priorauth.adapters.fhir import (
     map_bundle,
     submit,
 )
-from tests.unit.fhir_helpers import CREATED, fhir_example, resource
+from tests.unit.test_fhir_support import CREATED, fhir_example, resource
 
 REVIEW_ACTION = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-reviewAction"
 PREAUTH_PERIOD = (

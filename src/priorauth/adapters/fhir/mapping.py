@@ -770,6 +770,12 @@ class _Mapper:
         if named is not None:
             facts.set("prescriber.specialty", *named)
 
+    def _bundle_path(self, source: str) -> str:
+        """`Observation/o1.valueQuantity` as a FHIRPath from the Bundle."""
+        key, dot, rest = source.partition(".")
+        found = self.bundle.by_reference.get(key)
+        return f"{found.path}{dot}{rest}" if found is not None else source
+
     def _validated(self, facts: _Facts) -> dict[str, Any] | None:
         """The request, checked against the contract; a value the contract refuses is left out
         (unknown) with a warning naming its FHIR element."""
@@ -781,7 +787,8 @@ class _Mapper:
                 for problem in exc.problems:
                     source = facts.drop(problem.field)
                     self.warn(
-                        source or problem.field, f"{problem.field}: {problem.message}; left out"
+                        self._bundle_path(source) if source else self.claim_path,
+                        f"{problem.field}: {problem.message}; left out",
                     )
                 continue
             return request

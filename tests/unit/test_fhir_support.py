@@ -1,4 +1,4 @@
-"""Helpers shared by the FHIR adapter tests: the example bundles and the fixture folder."""
+"""Helpers shared by the FHIR adapter tests (no tests here): example bundles, the fixtures."""
 
 from __future__ import annotations
 
