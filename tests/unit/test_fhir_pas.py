@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.claimresponse import ClaimResponse
 from fhir.resources.R4B.operationoutcome import OperationOutcome
@@ -11,6 +12,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 import priorauth
 from priorauth import PolicySet
 from priorauth.adapters.fhir import (
+    InvalidResponse,
     Submission,
     build_response,
     code_table,
@@ -204,3 +206,15 @@ def test_the_code_table_is_data() -> None:
         "pended": "A4",
         "modified": "A6",
     }
+
+
+def test_a_response_that_does_not_validate_is_a_defect_not_an_answer() -> None:
+    from priorauth.adapters.fhir.response import _validate
+
+    broken = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": "urn:x", "resource": {"resourceType": "ClaimResponse"}}],
+    }
+    with pytest.raises(InvalidResponse, match="required"):
+        _validate(broken, [])

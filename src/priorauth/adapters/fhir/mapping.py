@@ -121,7 +121,7 @@ class _Facts:
         if field in self.values:
             self.values.pop(field)
             return self.sources.pop(field, None)
-        under = [k for k in self.values if k.startswith(field + ".") or field.startswith(k)]
+        under = [k for k in self.values if k.startswith(field + ".")]
         source = None
         for key in under:
             self.values.pop(key)
