@@ -218,3 +218,18 @@ def test_a_response_that_does_not_validate_is_a_defect_not_an_answer() -> None:
     }
     with pytest.raises(InvalidResponse, match="required"):
         _validate(broken, [])
+
+
+def test_item_trace_numbers_come_back(policies: PolicySet) -> None:
+    bundle = fhir_example("pas-approvable.json")
+    trace = {
+        "url": "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-itemTraceNumber",
+        "valueIdentifier": {
+            "system": "urn:ietf:rfc:3986",
+            "value": "urn:uuid:1f0e2d3c-0000-4000-8000-000000000001",
+        },
+    }
+    resource(bundle, "Claim/claim-1")["item"][0]["extension"].append(trace)
+    answer = submit(bundle, policies=policies, created=CREATED)
+    (item,) = claim_response(answer.body)["item"]
+    assert trace in item["extension"]

@@ -79,6 +79,12 @@ def _relative_key(reference: str) -> str | None:
     return None
 
 
+def _referenced(reference: str) -> str:
+    """What a reference points at, in words that carry no identifier: `the Condition`."""
+    key = _relative_key(reference)
+    return f"the {key.split('/')[0]} referred to" if key else "the resource referred to"
+
+
 def _load(data: object) -> tuple[object, list[Problem]]:
     if isinstance(data, bytes | bytearray | str):
         try:
@@ -221,7 +227,7 @@ def _check(bundle: Bundle, document: dict[str, Any]) -> PasBundle | Rejected:
                     Problem(
                         path,
                         "error",
-                        f"{name} appears more than once (first at {first}); "
+                        f"this {kind} appears more than once (first at {first}); "
                         "each resource goes in the bundle once",
                         "duplicate",
                     )
@@ -269,7 +275,8 @@ def _check(bundle: Bundle, document: dict[str, Any]) -> PasBundle | Rejected:
                     Problem(
                         path,
                         "error",
-                        f"the reference {reference} does not resolve inside the bundle",
+                        f"{_referenced(reference)} is not in the bundle; every resource "
+                        "a PAS request refers to travels inside it",
                         "not-found",
                     )
                 )

@@ -14,6 +14,7 @@ from priorauth.adapters.fhir.problems import operation_outcome
 from priorauth.adapters.fhir.response import authorization_number, build_response
 from priorauth.catalog import PolicySet
 from priorauth.engine.determination import Determination
+from priorauth.errors import InvalidRequest
 
 __all__ = ["PasAnswer", "decide", "submit"]
 
@@ -37,10 +38,18 @@ def decide(
 ) -> tuple[Determination | None, ...]:
     """Evaluate each item's request under the policies (default: the shipped ones)."""
     policy_set = policies or default_policies()
-    return tuple(
-        policy_set.evaluate(item.request) if item.request is not None else None
-        for item in submission.items
-    )
+    return tuple(_decide_one(policy_set, item.request) for item in submission.items)
+
+
+def _decide_one(policies: PolicySet, request: dict[str, Any] | None) -> Determination | None:
+    if request is None:
+        return None
+    try:
+        return policies.evaluate(request)
+    except InvalidRequest:
+        # The mapper checks every request against the contract, so this is not expected;
+        # if it happens the item is pended for a person rather than failing the exchange.
+        return None
 
 
 def submit(

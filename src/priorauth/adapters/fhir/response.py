@@ -60,6 +60,13 @@ def item_notes(item: ItemRequest, determination: Determination | None) -> list[s
     return notes
 
 
+def _raw_item(raw_claim: dict[str, Any], sequence: int) -> dict[str, Any]:
+    for item in raw_claim.get("item", ()):
+        if isinstance(item, dict) and item.get("sequence") == sequence:
+            return item
+    return {}
+
+
 def _concept(system: str, code: str, display: str) -> dict[str, Any]:
     return {"coding": [{"system": system, "code": code, "display": display}]}
 
@@ -102,7 +109,13 @@ def build_response(
                 ),
             }
         ]
-        extensions: list[dict[str, Any]] = []
+        # PAS: the item trace numbers the submitter gave come back on the response item.
+        extensions: list[dict[str, Any]] = [
+            extension
+            for extension in _raw_item(raw_claim, item.sequence).get("extension", ())
+            if isinstance(extension, dict)
+            and extension.get("url") == codes.extensions["item_trace_number"]
+        ]
         if approved and determination is not None and determination.authorization is not None:
             authorization = determination.authorization
             reference = number(determination)
