@@ -247,3 +247,56 @@ def test_one_request_per_item_each_with_its_own_order(
     assert first["request_id"] == "PAS-2026-0001-1" and other["request_id"] == "PAS-2026-0001-2"
     assert first["regimen"]["dose"] == 40
     assert "dose" not in other.get("regimen", {})  # its order is not named, so not guessed
+
+
+def _staging(code: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fullUrl": "urn:uuid:7c6b5a49-3827-4161-9504-a3b2c1d0e9f8",
+        "resource": {
+            "resourceType": "Observation",
+            "id": "stage-1",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": "Patient/pat-1"},
+            "valueCodeableConcept": value,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "expected"),
+    [
+        ("21907-1", {"coding": [{"display": "American Joint Committee on Cancer cM1"}]}, True),
+        ("21901-4", {"text": "pM1b"}, True),
+        ("21908-9", {"text": "Stage IV"}, True),
+        ("21907-1", {"coding": [{"display": "American Joint Committee on Cancer cM0"}]}, None),
+        ("21908-9", {"text": "Stage IIIA"}, None),
+    ],
+)
+def test_mcode_staging_shows_metastasis_but_never_its_absence(
+    bundle: dict[str, Any],
+    policies: PolicySet,
+    code: str,
+    value: dict[str, Any],
+    expected: bool | None,
+) -> None:
+    remove(bundle, "QuestionnaireResponse/dtr-1")
+    del resource(bundle, "Claim/claim-1")["supportingInfo"]
+    bundle["entry"].append(_staging(code, value))
+    request, _ = mapped(bundle, policies)
+    assert request.get("disease", {}).get("metastatic") is expected
+    if expected:
+        assert request["sources"]["disease.metastatic"] == (
+            "Observation/stage-1.valueCodeableConcept"
+        )
+
+
+def test_staging_against_an_attested_no_is_left_unknown(
+    bundle: dict[str, Any], policies: PolicySet
+) -> None:
+    answers = resource(bundle, "QuestionnaireResponse/dtr-1")["item"][0]["item"]
+    answers[0]["answer"] = [{"valueBoolean": False}]
+    bundle["entry"].append(_staging("21908-9", {"text": "Stage IV"}))
+    request, problems = mapped(bundle, policies)
+    assert "metastatic" not in request["disease"]
+    assert any("left unknown for a person" in p.message for p in problems)

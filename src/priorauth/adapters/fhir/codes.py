@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -9,7 +10,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["CodeTable", "ObservationCode", "ReviewAction", "code_table"]
+__all__ = ["CodeTable", "ObservationCode", "ReviewAction", "StagingCode", "code_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,14 @@ class ObservationCode:
     field: str
     units: dict[str, float]
     uln: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StagingCode:
+    """Staging Observations (by LOINC) whose value shows distant metastasis when it matches."""
+
+    loinc: frozenset[str]
+    positive: re.Pattern[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,7 @@ class CodeTable:
     period_units: dict[str, int]
     routes: dict[str, str]
     attestations: dict[str, str]
+    staging: tuple[StagingCode, ...]
 
 
 @cache
@@ -86,4 +96,8 @@ def code_table() -> CodeTable:
         period_units={str(k): int(v) for k, v in data["period_units"].items()},
         routes={str(k): str(v) for k, v in data["routes"].items()},
         attestations={str(k): str(v) for k, v in data["attestations"].items()},
+        staging=tuple(
+            StagingCode(frozenset(spec["loinc"]), re.compile(spec["positive"]))
+            for spec in data["staging"]
+        ),
     )

@@ -220,6 +220,7 @@ class _Mapper:
         self._medications(shared)
         self._allergies(shared)
         self._attestations(shared)
+        self._staging(shared)
         provider = self.bundle.resolve(
             self.claim.provider.reference if self.claim.provider else None
         )
@@ -544,6 +545,48 @@ class _Mapper:
                         facts.set(field, value, where)
                 self._answers(facts, answer.item or (), key, f"{here}.answer[{number}].item")
             self._answers(facts, item.item or (), key, f"{here}.item")
+
+    # --- mCODE staging -------------------------------------------------------------------
+
+    def _staging(self, facts: _Facts) -> None:
+        """Distant metastasis from an mCODE staging Observation (M1, stage IV). It fills
+        `disease.metastatic` only when nothing was attested; against an attested "no" it
+        leaves the fact unknown for a person to settle, as the engine does with codes."""
+        for found in self.bundle.of_type("Observation"):
+            observation = found.resource
+            assert isinstance(observation, Observation)
+            if observation.status in _SKIPPED_OBSERVATION:
+                continue
+            codes = {
+                code
+                for system, code, _ in _codings(observation.code, "")
+                if system == self.codes.loinc
+            }
+            for staging in self.codes.staging:
+                if not codes & staging.loinc or not self._positive(observation, staging.positive):
+                    continue
+                source = f"{found.key}.valueCodeableConcept"
+                attested = facts.values.get("disease.metastatic")
+                if attested is None:
+                    facts.set("disease.metastatic", True, source)
+                elif attested is False:
+                    facts.drop("disease.metastatic")
+                    self.warn(
+                        f"{found.path}.valueCodeableConcept",
+                        "staging shows distant metastasis but the attestation says not "
+                        "metastatic; left unknown for a person to settle",
+                    )
+                return
+
+    @staticmethod
+    def _positive(observation: Observation, pattern: re.Pattern[str]) -> bool:
+        value = observation.valueCodeableConcept
+        if value is None:
+            return False
+        texts = [value.text or ""]
+        for coding in value.coding or ():
+            texts += [coding.code or "", coding.display or ""]
+        return any(pattern.search(text) for text in texts if text)
 
     # --- the items --------------------------------------------------------------------------
 
