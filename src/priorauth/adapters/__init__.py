@@ -1,0 +1,1 @@
+"""Adapters: translations between priorauth's contracts and the outside world (FHIR, ...)."""

@@ -1,0 +1,343 @@
+"""Read a PAS request Bundle: parse it with fhir.resources and check the rules the guide states.
+
+The rules (Da Vinci PAS): the first entry is the Claim, and there is one Claim; Claim.use is
+`preauthorization`; the Claim has at least one item, with unique item and supportingInfo
+sequence numbers; each resource appears once; every reference resolves inside the bundle.
+Every problem is collected with its FHIRPath; nothing raises for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.claim import Claim
+from fhir.resources.R4B.resource import Resource
+from pydantic import ValidationError
+
+from priorauth.adapters.fhir.problems import Problem, problems_from_validation
+
+__all__ = ["PasBundle", "Rejected", "read_bundle"]
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A resource of the bundle and where it sits: `Bundle.entry[3].resource`, `Patient/p1`."""
+
+    resource: Resource
+    path: str
+    key: str
+    raw: dict[str, Any]
+    full_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PasBundle:
+    """A request bundle that passed the PAS rules: its Claim and its resources by reference."""
+
+    bundle: Bundle
+    claim: Claim
+    claim_entry: Located
+    resources: tuple[Located, ...]
+    by_reference: Mapping[str, Located]
+    problems: tuple[Problem, ...]
+    identifier: dict[str, Any] | None
+
+    def resolve(self, reference: str | None) -> Located | None:
+        """The resource a reference points to (`Patient/p1`, a fullUrl or `urn:uuid:`)."""
+        if not reference:
+            return None
+        found = self.by_reference.get(reference)
+        if found is None:
+            key = _relative_key(reference)
+            found = self.by_reference.get(key) if key else None
+        return found
+
+    def of_type(self, resource_type: str) -> Iterator[Located]:
+        """Every resource of one type, in bundle order."""
+        return (r for r in self.resources if r.resource.get_resource_type() == resource_type)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A document that cannot be used as a PAS request, with every problem found."""
+
+    problems: tuple[Problem, ...]
+
+
+def _relative_key(reference: str) -> str | None:
+    """`Type/id` from a relative or absolute reference (history suffix dropped), else None."""
+    parts = reference.split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2][:1].isupper() and parts[-1]:
+        return f"{parts[-2]}/{parts[-1]}"
+    return None
+
+
+def _referenced(reference: str) -> str:
+    """What a reference points at, in words that carry no identifier: `the Condition`."""
+    key = _relative_key(reference)
+    return f"the {key.split('/')[0]} referred to" if key else "the resource referred to"
+
+
+def _load(data: object) -> tuple[object, list[Problem]]:
+    if isinstance(data, bytes | bytearray | str):
+        try:
+            return json.loads(data), []
+        except (ValueError, UnicodeDecodeError) as exc:
+            message = f"not JSON: {exc.__class__.__name__}"
+            return None, [Problem("Bundle", "fatal", message, "structure")]
+    return data, []
+
+
+def _shape(document: object) -> list[Problem]:
+    """What fhir.resources cannot be trusted to report on its own: the outer shape, and each
+    entry's resourceType (an unknown one would fail inside the library, a missing one pass)."""
+    if not isinstance(document, dict):
+        return [
+            Problem("Bundle", "fatal", "a PAS request is a Bundle (a JSON object)", "structure")
+        ]
+    kind = document.get("resourceType")
+    if kind != "Bundle":
+        what = f"a {kind} resource" if isinstance(kind, str) else "no resourceType"
+        return [Problem("Bundle", "fatal", f"a PAS request is a Bundle, got {what}", "structure")]
+    entries = document.get("entry")
+    if entries is None or entries == []:
+        return [
+            Problem(
+                "Bundle.entry",
+                "error",
+                "the bundle has no entries; a PAS request starts with its Claim",
+                "required",
+            )
+        ]
+    if not isinstance(entries, list):
+        return [Problem("Bundle.entry", "error", "expected a JSON array here", "structure")]
+    found: list[Problem] = []
+    for index, entry in enumerate(entries):
+        where = f"Bundle.entry[{index}]"
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict):
+            found.append(
+                Problem(f"{where}.resource", "error", "each entry carries a resource", "required")
+            )
+            continue
+        name = resource.get("resourceType")
+        if not isinstance(name, str):
+            found.append(
+                Problem(
+                    f"{where}.resource.resourceType", "error", "resourceType is missing", "required"
+                )
+            )
+            continue
+        try:
+            get_fhir_model_class(name)
+        except (ValueError, KeyError):
+            found.append(
+                Problem(
+                    f"{where}.resource.resourceType",
+                    "error",
+                    f"{name} is not a FHIR R4 resource type",
+                    "value",
+                )
+            )
+    return found
+
+
+def _references(node: object, path: str) -> Iterator[tuple[str, str]]:
+    """Every Reference.reference under a resource's JSON, with its FHIRPath (narrative skipped)."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == "reference" and isinstance(value, str):
+                yield f"{path}.reference", value
+            elif name not in ("text", "contained") and isinstance(value, dict | list):
+                yield from _references(value, f"{path}.{name}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _references(value, f"{path}[{index}]")
+
+
+def read_bundle(data: object) -> PasBundle | Rejected:
+    """Parse and check a PAS request bundle given as JSON text, bytes or parsed JSON.
+
+    Returns a PasBundle (with any warnings in `problems`) or Rejected with every problem.
+
+    >>> read_bundle({"resourceType": "Claim"}).problems[0].message
+    'a PAS request is a Bundle, got a Claim resource'
+    """
+    document, problems = _load(data)
+    if problems:
+        return Rejected(tuple(problems))
+    problems = _shape(document)
+    if problems:
+        return Rejected(tuple(problems))
+    assert isinstance(document, dict)
+    try:
+        bundle = Bundle.model_validate(document)
+    except ValidationError as exc:
+        return Rejected(tuple(problems_from_validation("Bundle", exc)))
+    except Exception as exc:  # the library's own failures on odd input: report, never crash
+        message = f"the bundle could not be read ({exc.__class__.__name__})"
+        return Rejected((Problem("Bundle", "error", message, "structure"),))
+    return _check(bundle, document)
+
+
+def _check(bundle: Bundle, document: dict[str, Any]) -> PasBundle | Rejected:
+    problems: list[Problem] = []
+    if bundle.type != "collection":
+        problems.append(
+            Problem("Bundle.type", "warning", "a PAS request bundle is a collection", "value")
+        )
+    located: list[Located] = []
+    by_reference: dict[str, Located] = {}
+    raw_entries = document["entry"]
+    for index, entry in enumerate(bundle.entry or ()):
+        resource = entry.resource
+        assert resource is not None, "checked by _shape"
+        path = f"Bundle.entry[{index}].resource"
+        kind = resource.get_resource_type()
+        key = f"{kind}/{resource.id}" if resource.id else f"{kind}/#{index}"
+        here = Located(resource, path, key, raw_entries[index]["resource"], entry.fullUrl)
+        located.append(here)
+        names = [key] if resource.id else []
+        if entry.fullUrl:
+            names.append(entry.fullUrl)
+        if not names:
+            problems.append(
+                Problem(
+                    f"{path}.id",
+                    "warning",
+                    "a resource without id or fullUrl cannot be referenced",
+                    "required",
+                )
+            )
+        duplicate = False
+        for name in dict.fromkeys(names):
+            if name in by_reference:
+                if duplicate:
+                    continue
+                duplicate = True
+                first = by_reference[name].path
+                problems.append(
+                    Problem(
+                        path,
+                        "error",
+                        f"this {kind} appears more than once (first at {first}); "
+                        "each resource goes in the bundle once",
+                        "duplicate",
+                    )
+                )
+            else:
+                by_reference[name] = here
+    claims = [r for r in located if isinstance(r.resource, Claim)]
+    if not claims:
+        problems.append(
+            Problem(
+                "Bundle.entry[0].resource",
+                "error",
+                "the bundle has no Claim; a PAS request starts with its Claim",
+                "required",
+            )
+        )
+    elif not isinstance(located[0].resource, Claim):
+        problems.append(
+            Problem(
+                "Bundle.entry[0].resource",
+                "error",
+                "the first entry of a PAS request is the Claim",
+                "structure",
+            )
+        )
+    for extra in claims[1:]:
+        problems.append(
+            Problem(extra.path, "error", "a PAS request carries one Claim", "structure")
+        )
+    claim_entry = claims[0] if claims else None
+    if claim_entry is not None:
+        claim = claim_entry.resource
+        assert isinstance(claim, Claim)
+        problems.extend(_check_claim(claim, claim_entry.path))
+    for here in located:
+        contained = {
+            f"#{c.get('id')}" for c in here.raw.get("contained", ()) if isinstance(c, dict)
+        }
+        for path, reference in _references(here.raw, here.path):
+            if reference in contained or reference in by_reference:
+                continue
+            target = _relative_key(reference)
+            if target is None or target not in by_reference:
+                problems.append(
+                    Problem(
+                        path,
+                        "error",
+                        f"{_referenced(reference)} is not in the bundle; every resource "
+                        "a PAS request refers to travels inside it",
+                        "not-found",
+                    )
+                )
+    if claim_entry is None or any(p.blocking for p in problems):
+        return Rejected(tuple(problems))
+    claim = claim_entry.resource
+    assert isinstance(claim, Claim)
+    identifier = document.get("identifier")
+    return PasBundle(
+        bundle,
+        claim,
+        claim_entry,
+        tuple(located),
+        by_reference,
+        tuple(problems),
+        identifier if isinstance(identifier, dict) else None,
+    )
+
+
+def _check_claim(claim: Claim, path: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if claim.use != "preauthorization":
+        problems.append(
+            Problem(
+                f"{path}.use",
+                "error",
+                "Claim.use must be preauthorization for a PAS request",
+                "value",
+            )
+        )
+    if not claim.item:
+        problems.append(
+            Problem(
+                f"{path}.item",
+                "error",
+                "a PAS Claim has at least one item (the service asked for)",
+                "required",
+            )
+        )
+    seen: dict[int | None, int] = {}
+    for index, item in enumerate(claim.item or ()):
+        if item.sequence in seen:
+            problems.append(
+                Problem(
+                    f"{path}.item[{index}].sequence",
+                    "error",
+                    f"item sequence {item.sequence} is used twice; each item's sequence is unique",
+                    "duplicate",
+                )
+            )
+        seen.setdefault(item.sequence, index)
+    seen.clear()
+    for index, info in enumerate(claim.supportingInfo or ()):
+        if info.sequence in seen:
+            problems.append(
+                Problem(
+                    f"{path}.supportingInfo[{index}].sequence",
+                    "error",
+                    f"supportingInfo sequence {info.sequence} is used twice; each is unique",
+                    "duplicate",
+                )
+            )
+        seen.setdefault(info.sequence, index)
+    return problems

@@ -1,0 +1,227 @@
+"""Build the PAS response Bundle from the engine's determinations.
+
+The first entry is the ClaimResponse: one item per Claim item (echoing its sequence), the X12
+306 review action on item.adjudication, itemPreAuthPeriod and an authorization number when
+approved, the reviewer extension (wasHumanReviewedFlag false: the engine decided), and process
+notes that say in words what is missing or why the item was pended. The resources the
+ClaimResponse refers to (patient, insurer, requestor) follow it, copied from the request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.claimresponse import ClaimResponse
+from fhir.resources.R4B.resource import Resource
+from pydantic import ValidationError
+
+from priorauth.adapters.fhir.bundle import Located
+from priorauth.adapters.fhir.codes import code_table
+from priorauth.adapters.fhir.mapping import ItemRequest, Submission
+from priorauth.adapters.fhir.problems import problems_from_validation
+from priorauth.engine.determination import Determination
+
+__all__ = ["InvalidResponse", "authorization_number", "build_response", "item_notes"]
+
+
+class InvalidResponse(Exception):
+    """The response built does not validate: a defect in priorauth, never the caller's input."""
+
+
+def authorization_number(determination: Determination) -> str:
+    """A stable authorization number for an approved determination, from its request hash.
+
+    The service layer may hand its own numbering to build_response instead.
+    """
+    digest = determination.request_hash.removeprefix("sha256:")
+    return f"PA-{digest[:12].upper()}"
+
+
+def item_notes(item: ItemRequest, determination: Determination | None) -> list[str]:
+    """The process notes for one item, in words: the outcome, then each open question."""
+    label = f"Item {item.sequence}"
+    if determination is None:
+        return [f"{label}: pended for intake: {item.note or 'the item could not be read'}."]
+    notes = [f"{label}: {determination.summary}."]
+    if determination.outcome == "pended":
+        reasons = ", ".join(determination.reasons)
+        notes[0] = f"{label}: pended ({reasons}): {determination.summary}."
+        notes.extend(f"{label}: missing: {m.question}" for m in determination.missing)
+        notes.extend(f"{label}: conflict: {c.message}." for c in determination.conflicts)
+        if determination.dosing is not None and determination.dosing.status == "outside":
+            notes.extend(
+                f"{label}: dose: {check.detail}."
+                for check in determination.dosing.checks
+                if check.status == "not-met"
+            )
+    return notes
+
+
+def _raw_item(raw_claim: dict[str, Any], sequence: int) -> dict[str, Any]:
+    for item in raw_claim.get("item", ()):
+        if isinstance(item, dict) and item.get("sequence") == sequence:
+            return item
+    return {}
+
+
+def _concept(system: str, code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": display}]}
+
+
+def build_response(
+    submission: Submission,
+    determinations: Sequence[Determination | None],
+    *,
+    created: dt.datetime | None = None,
+    number: Callable[[Determination], str] = authorization_number,
+    insurer: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The PAS response Bundle (JSON data) for a submission and one determination per item.
+
+    `determinations[i]` answers `submission.items[i]` (None for an item that had no request).
+    `created` defaults to now (UTC); `number` assigns authorization numbers; `insurer` is the
+    reference used when the Claim names none. Raises InvalidResponse if the bundle built does
+    not validate with fhir.resources (a defect, not bad input).
+    """
+    if len(determinations) != len(submission.items):
+        raise ValueError("one determination (or None) per submission item")
+    codes = code_table()
+    created = created or dt.datetime.now(dt.UTC)
+    issued = created.date().isoformat()
+    bundle = submission.bundle
+    claim = bundle.claim
+    raw_claim = bundle.claim_entry.raw
+
+    items: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    approved_numbers: list[str] = []
+    for item, determination in zip(submission.items, determinations, strict=True):
+        approved = determination is not None and determination.outcome == "approved"
+        action = codes.review_actions["approved" if approved else "pended"]
+        review: list[dict[str, Any]] = [
+            {
+                "url": "code",
+                "valueCodeableConcept": _concept(
+                    codes.x12_review_action, action.code, action.display
+                ),
+            }
+        ]
+        # PAS: the item trace numbers the submitter gave come back on the response item.
+        extensions: list[dict[str, Any]] = [
+            extension
+            for extension in _raw_item(raw_claim, item.sequence).get("extension", ())
+            if isinstance(extension, dict)
+            and extension.get("url") == codes.extensions["item_trace_number"]
+        ]
+        if approved and determination is not None and determination.authorization is not None:
+            authorization = determination.authorization
+            reference = number(determination)
+            approved_numbers.append(reference)
+            review.insert(0, {"url": "number", "valueString": reference})
+            extensions.append(
+                {"url": codes.extensions["item_preauth_issue_date"], "valueDate": issued}
+            )
+            extensions.append(
+                {
+                    "url": codes.extensions["item_preauth_period"],
+                    "valuePeriod": {
+                        "start": authorization.valid_from.isoformat(),
+                        "end": authorization.valid_through.isoformat(),
+                    },
+                }
+            )
+        numbers: list[int] = []
+        for text in item_notes(item, determination):
+            number_ = len(notes) + 1
+            notes.append({"number": number_, "type": "display", "text": text})
+            numbers.append(number_)
+        entry: dict[str, Any] = {
+            "itemSequence": item.sequence,
+            "noteNumber": numbers,
+            "adjudication": [
+                {
+                    "category": _concept(codes.adjudication, "submitted", "Submitted Amount"),
+                    "extension": [{"url": codes.extensions["review_action"], "extension": review}],
+                }
+            ],
+        }
+        if extensions:
+            entry["extension"] = extensions
+        items.append(entry)
+
+    claim_response: dict[str, Any] = {
+        "resourceType": "ClaimResponse",
+        "id": f"{claim.id or 'claim'}-response",
+        "extension": [
+            {
+                "url": codes.extensions["reviewer"],
+                "extension": [{"url": "wasHumanReviewedFlag", "valueBoolean": False}],
+            }
+        ],
+        "status": "active",
+        "type": raw_claim.get("type")
+        or _concept(
+            "http://terminology.hl7.org/CodeSystem/claim-type", "professional", "Professional"
+        ),
+        "use": "preauthorization",
+        "patient": raw_claim["patient"],
+        "created": created.isoformat(),
+        "insurer": raw_claim.get("insurer") or insurer or {"display": "priorauth"},
+        "request": {"reference": bundle.claim_entry.key},
+        "outcome": "complete",
+        "item": items,
+    }
+    if raw_claim.get("identifier"):
+        claim_response["identifier"] = raw_claim["identifier"]
+    if raw_claim.get("provider"):
+        claim_response["requestor"] = raw_claim["provider"]
+    if len(approved_numbers) == 1 and len(items) == 1:
+        claim_response["preAuthRef"] = approved_numbers[0]
+    if notes:
+        claim_response["processNote"] = notes
+
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"urn:priorauth:ClaimResponse/{claim_response['id']}",
+            "resource": claim_response,
+        }
+    ]
+    # The request's resources the ClaimResponse points at, so its references resolve here too.
+    copied_resources: list[Located] = []
+    for field in ("patient", "insurer", "requestor"):
+        found = bundle.resolve((claim_response.get(field) or {}).get("reference"))
+        if found is None or any(c.key == found.key for c in copied_resources):
+            continue
+        copied_resources.append(found)
+        entries.append({"fullUrl": found.full_url or found.key, "resource": found.raw})
+
+    response: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": created.isoformat(),
+        "entry": entries,
+    }
+    if bundle.identifier is not None:
+        response["identifier"] = bundle.identifier
+    _validate(response, [found.resource for found in copied_resources])
+    return response
+
+
+def _validate(response: dict[str, Any], copied: list[Resource]) -> None:
+    """Check the bundle built with fhir.resources. The copied resources were validated when
+    the request was read, so their models stand in for their JSON (half the cost)."""
+    shell = dict(response)
+    first = response["entry"][0]
+    try:
+        claim_response = ClaimResponse.model_validate(first["resource"])
+        shell["entry"] = [{"fullUrl": first["fullUrl"], "resource": claim_response}] + [
+            {"fullUrl": entry["fullUrl"], "resource": model}
+            for entry, model in zip(response["entry"][1:], copied, strict=True)
+        ]
+        Bundle.model_validate(shell)
+    except ValidationError as exc:
+        problems = problems_from_validation("Bundle.entry[0].resource", exc)
+        raise InvalidResponse("; ".join(str(p) for p in problems)) from exc

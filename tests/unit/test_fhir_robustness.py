@@ -1,0 +1,77 @@
+"""Whatever a bundle holds, the adapter answers (200 or 400) and never raises."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from priorauth import PolicySet
+from priorauth.adapters.fhir import submit
+from tests.unit.test_fhir_support import CREATED, fhir_example
+
+APPROVABLE = fhir_example("pas-approvable.json")
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["Patient/pat-1", "#x", "mg/m2", "2026-02-30", "C50.912", "J9207"]),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*prefix, index))
+    return found
+
+
+PATHS = [p for p in _paths(APPROVABLE) if p]
+
+
+def _replace(document: Any, path: tuple[Any, ...], value: Any) -> Any:
+    changed = copy.deepcopy(document)
+    node = changed
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    return changed
+
+
+@settings(
+    max_examples=int(os.environ.get("PRIORAUTH_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(edits=st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3))
+def test_a_mutated_bundle_gets_an_answer_never_an_exception(
+    policies: PolicySet, edits: list[tuple[tuple[Any, ...], Any]]
+) -> None:
+    document: Any = APPROVABLE
+    for path, value in edits:
+        try:
+            document = _replace(document, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit removed the place this one aimed at
+    answer = submit(document, policies=policies, created=CREATED)
+    if answer.status == 400:
+        OperationOutcome.model_validate(answer.body)
+    else:
+        assert answer.status == 200
+        Bundle.model_validate(answer.body)
