@@ -181,7 +181,9 @@ class CompiledPolicy:
             outcome="pended" if ordered else "approved",
             reasons=ordered,
             route=route,
-            summary=explain.summary(ordered, route, authorization, criteria, missing),
+            summary=explain.summary(
+                ordered, route, authorization, criteria, missing, review.alerts
+            ),
             service_date=service.date,
             as_of=as_of,
             indication=self._indication_results[indication.id][gate],

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from priorauth.engine.determination import (
+    Alert,
     Authorization,
     CriterionResult,
     Determination,
@@ -66,6 +67,7 @@ def summary(
     authorization: Authorization | None,
     criteria: CriterionResult | None,
     missing: list[Missing],
+    alerts: tuple[Alert, ...] = (),
 ) -> str:
     """One line a reviewer can read first."""
     if not reasons and authorization is not None:
@@ -84,6 +86,9 @@ def summary(
         parts[reasons.index("criteria-not-met")] = f"criterion {ids} not met"
     if "missing-information" in reasons:
         parts[reasons.index("missing-information")] = f"{len(missing)} question(s) to answer"
+    if "safety-review" in reasons:
+        held = ", ".join(f"{a.code} ({a.severity})" for a in alerts if a.severity != "warning")
+        parts[reasons.index("safety-review")] = f"safety finding(s) {held}"
     return f"Pended for {route or 'review'}: " + "; ".join(parts)
 
 
