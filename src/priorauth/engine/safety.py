@@ -13,8 +13,10 @@ when the request lacks what it reads. A missing lab is never a finding.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Hashable
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any, NamedTuple, TypeVar
 
 from priorauth.clinical.codes import CodeSet
 from priorauth.clinical.resistance import resistance
@@ -50,9 +52,33 @@ _DOSE_FIELDS = ("regimen.dose", "regimen.dose_unit", "patient.bsa_m2")
 _BSA_FIELDS = ("patient.bsa_m2", "patient.height_cm", "patient.weight_kg")
 
 
+@lru_cache(maxsize=8192)
 def name_key(name: str) -> str:
     """A drug or substance name reduced for matching: case and spacing do not matter."""
     return " ".join(name.casefold().split())
+
+
+@lru_cache(maxsize=1024)
+def _agents(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(name_key(a) for a in names)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+_MISSING: Any = object()
+# Results kept per memo; past this, results are built and not kept.
+_MEMO_LIMIT = 4096
+
+
+def _remember(kept: dict[K, V], key: K, value: V) -> V:
+    """Keep an immutable result by its inputs (up to a limit) and return it.
+
+    Requests repeat the same diagnoses, drug lists and histories, so each result is built once.
+    Callers look up with `kept.get(key, _MISSING)` inline: no closure is built per request.
+    """
+    if len(kept) < _MEMO_LIMIT:
+        kept[key] = value
+    return value
 
 
 def _num(value: float) -> str:
@@ -75,12 +101,12 @@ class Review(NamedTuple):
 class _Context:
     """The per-request values several screens read, worked out once."""
 
-    __slots__ = ("bsa", "dose_mg_per_m2", "mg", "request", "with_")
+    __slots__ = ("allergies", "bsa", "dose_mg_per_m2", "medications", "mg", "request", "with_")
 
     def __init__(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> None:
         self.request = request
         regimen = request.regimen
-        self.with_ = frozenset(name_key(a) for a in regimen.with_) if regimen.with_ else _NONE
+        self.with_ = _agents(regimen.with_) if regimen.with_ else _NONE
         self.bsa = bsa
         self.dose_mg_per_m2 = dosing.dose_mg_per_m2 if dosing is not None else None
         mg: float | None = None
@@ -90,6 +116,12 @@ class _Context:
             elif bsa is not None:
                 mg = regimen.dose * bsa
         self.mg = mg
+        # Plain tuples, so that screens can keep their results by them (they hash in C).
+        meds, allergies = request.medications, request.allergies
+        self.medications = tuple((m.name, m.rxnorm) for m in meds) if meds else ()
+        self.allergies = (
+            tuple((a.name, a.rxnorm, a.severity) for a in allergies) if allergies else ()
+        )
 
 
 _NONE: frozenset[str] = frozenset()
@@ -127,31 +159,53 @@ class _Screen:
 def _labs(spec: LabScreen) -> ScreenFn:
     screen = _Screen(spec)
     agents = frozenset(name_key(a) for a in spec.given_with)
-    tests = tuple((c.lab, c.below, c.above, c.label, c.unit) for c in spec.any)
+    # Reading collected_on too makes attrgetter return a tuple even for one lab.
+    read = attrgetter(*(c.lab for c in spec.any), "collected_on")
+    fields = tuple(f"labs.{c.lab}" for c in spec.any)
+    tests = tuple((c.below, c.above) for c in spec.any)
+    texts = tuple((c.label, c.unit) for c in spec.any)
+
+    def found(values: tuple[float | None, ...], collected: Any, ctx: _Context) -> Alert:
+        facts: dict[str, JsonScalar] = dict(zip(fields, values, strict=True))
+        words: list[str] = []
+        for value, (below, above), (label, unit) in zip(values, tests, texts, strict=True):
+            if value is None:
+                continue
+            if below is not None and value < below:
+                words.append(f"{label} {_num(value)}{unit}, below {_num(below)}{unit}")
+            elif above is not None and value > above:
+                words.append(f"{label} {_num(value)}{unit}, above {_num(above)}{unit}")
+        if agents:
+            facts["regimen.with"] = ", ".join(ctx.request.regimen.with_)
+        if collected is not None:
+            facts["labs.collected_on"] = collected.isoformat()
+        return screen.alert(spec.severity, spec.message, facts, found="; ".join(words))
+
+    memo: dict[tuple[Any, ...], ScreenResult] = {}
 
     def run(ctx: _Context) -> ScreenResult:
         if agents and agents.isdisjoint(ctx.with_):
             return None
-        labs = ctx.request.labs
-        found: list[str] = []
-        unknown: list[str] = []
-        facts: dict[str, JsonScalar] = {}
-        for lab, below, above, label, unit in tests:
-            value = getattr(labs, lab)
-            facts[f"labs.{lab}"] = value
+        read_values = read(ctx.request.labs)
+        key = (read_values, ctx.request.regimen.with_) if agents else read_values
+        found = memo.get(key, _MISSING)
+        return found if found is not _MISSING else _remember(memo, key, judge(read_values, ctx))
+
+    def judge(read_values: tuple[Any, ...], ctx: _Context) -> ScreenResult:
+        *values, collected = read_values
+        fired = unknown = False
+        for value, (below, above) in zip(values, tests, strict=True):
             if value is None:
-                unknown.append(f"labs.{lab}")
-            elif below is not None and value < below:
-                found.append(f"{label} {_num(value)}{unit}, below {_num(below)}{unit}")
-            elif above is not None and value > above:
-                found.append(f"{label} {_num(value)}{unit}, above {_num(above)}{unit}")
-        if found:
-            if agents:
-                facts["regimen.with"] = ", ".join(ctx.request.regimen.with_)
-            if labs.collected_on is not None:
-                facts["labs.collected_on"] = labs.collected_on.isoformat()
-            return screen.alert(spec.severity, spec.message, facts, found="; ".join(found))
-        return screen.not_run(tuple(unknown)) if unknown else None
+                unknown = True
+            elif (below is not None and value < below) or (above is not None and value > above):
+                fired = True
+        if fired:
+            return found(tuple(values), collected, ctx)
+        if unknown:
+            return screen.not_run(
+                tuple(f for f, v in zip(fields, values, strict=True) if v is None)
+            )
+        return None
 
     return run
 
@@ -169,11 +223,20 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
         for b in spec.bands
     )
 
+    memo: dict[tuple[Any, ...], ScreenResult] = {}
+
     def run(ctx: _Context) -> ScreenResult:
         if ctx.with_:
             return None  # the bands are for the drug given alone
         labs = ctx.request.labs
         ast, alt, bili = labs.ast_uln_ratio, labs.alt_uln_ratio, labs.bilirubin_uln_ratio
+        key = (ast, alt, bili, ctx.dose_mg_per_m2, ctx.request.type)
+        found: ScreenResult = memo.get(key, _MISSING)
+        if found is _MISSING:
+            found = _remember(memo, key, judge(ctx, ast, alt, bili))
+        return found
+
+    def judge(ctx: _Context, ast: Any, alt: Any, bili: Any) -> ScreenResult:
         chosen = None
         for band, amino, bilirubin_limit, start_dose, max_dose in bands:
             # Kleene AND of "each value within the band's limit"; a catch-all band holds.
@@ -251,27 +314,33 @@ def _allergy(spec: AllergyScreen) -> ScreenFn:
     severities = frozenset(spec.allergy_severity)
     unknown = screen.not_run(("allergies",))
 
+    memo: dict[tuple[Any, ...], ScreenResult] = {}
+
     def run(ctx: _Context) -> ScreenResult:
-        allergies = ctx.request.allergies
+        allergies = ctx.allergies
         if not allergies:
             return unknown
-        for i, allergy in enumerate(allergies):
-            key = name_key(allergy.name)
+        found = memo.get(allergies, _MISSING)
+        return found if found is not _MISSING else _remember(memo, allergies, judge(allergies))
+
+    def judge(allergies: tuple[tuple[str, str | None, str | None], ...]) -> ScreenResult:
+        for i, (name, rxnorm, given_severity) in enumerate(allergies):
+            key = name_key(name)
             hit = (
                 key in exact
-                or (allergy.rxnorm is not None and allergy.rxnorm in codes)
+                or (rxnorm is not None and rxnorm in codes)
                 or any(n in key for n in names)
             )
-            severity = allergy.severity or "unspecified"
+            severity = given_severity or "unspecified"
             if hit and severity in severities:
                 facts: dict[str, JsonScalar] = {
-                    f"allergies[{i}].name": allergy.name,
-                    f"allergies[{i}].severity": allergy.severity,
+                    f"allergies[{i}].name": name,
+                    f"allergies[{i}].severity": given_severity,
                 }
-                if allergy.rxnorm is not None:
-                    facts[f"allergies[{i}].rxnorm"] = allergy.rxnorm
+                if rxnorm is not None:
+                    facts[f"allergies[{i}].rxnorm"] = rxnorm
                 return screen.alert(
-                    spec.severity, spec.message, facts, substance=allergy.name, severity=severity
+                    spec.severity, spec.message, facts, substance=name, severity=severity
                 )
         return None
 
@@ -315,24 +384,29 @@ def _interaction(spec: InteractionScreen, data: SafetyData) -> ScreenFn:
     by_name, by_code = _drug_index(data.drug_lists[spec.drug_list].drugs, frozenset(spec.strengths))
     limit = spec.dose_above_mg_per_m2
     unknown = screen.not_run(("medications",))
+    memo: dict[tuple[Any, ...], ScreenResult] = {}
 
     def run(ctx: _Context) -> ScreenResult:
-        medications = ctx.request.medications
+        medications = ctx.medications
         if not medications:
             return unknown
+        dose = ctx.dose_mg_per_m2
+        key = (medications, dose)
+        found = memo.get(key, _MISSING)
+        return found if found is not _MISSING else _remember(memo, key, judge(medications, dose))
+
+    def judge(medications: tuple[tuple[str, str | None], ...], dose: float | None) -> ScreenResult:
         hits: list[tuple[int, str, DrugEntry]] = []
-        for i, medication in enumerate(medications):
-            entry = (by_code.get(medication.rxnorm) if medication.rxnorm else None) or by_name.get(
-                name_key(medication.name)
-            )
+        for i, (name, rxnorm) in enumerate(medications):
+            entry = (by_code.get(rxnorm) if rxnorm else None) or by_name.get(name_key(name))
             if entry is not None:
-                hits.append((i, medication.name, entry))
-        if not hits:
-            return None
+                hits.append((i, name, entry))
+        return found(hits, dose) if hits else None
+
+    def found(hits: list[tuple[int, str, DrugEntry]], dose: float | None) -> Alert:
         facts: dict[str, JsonScalar] = {f"medications[{i}].name": name for i, name, _ in hits}
         drug = ", ".join(name for _, name, _ in hits)
         strength = hits[0][2].strength
-        dose = ctx.dose_mg_per_m2
         if limit is None:
             return screen.alert(spec.severity, spec.message, facts, drug=drug, strength=strength)
         facts["dosing.dose_mg_per_m2"] = dose
@@ -391,10 +465,16 @@ def _diagnosis(spec: DiagnosisScreen) -> ScreenFn:
     codes = CodeSet(spec.codes)
     unknown = screen.not_run(("diagnoses",))
 
+    memo: dict[tuple[str, ...], ScreenResult] = {}
+
     def run(ctx: _Context) -> ScreenResult:
         diagnoses = ctx.request.diagnoses
         if not diagnoses:
             return unknown
+        found = memo.get(diagnoses, _MISSING)
+        return found if found is not _MISSING else _remember(memo, diagnoses, judge(diagnoses))
+
+    def judge(diagnoses: tuple[str, ...]) -> ScreenResult:
         hit = codes.first_match(diagnoses)
         if hit is None:
             return None
@@ -463,6 +543,7 @@ class _LabelIndications:
         }
         # Without prior therapies the answer depends only on the agents given alongside.
         self._no_history: dict[frozenset[str], LabelIndication] = {}
+        self._labels: dict[tuple[Any, ...], LabelIndication] = {}
 
     def _classify(self, agent: str) -> list[str]:
         """The classes of an agent; a combination written `doxorubicin + cyclophosphamide` (or
@@ -484,19 +565,31 @@ class _LabelIndications:
                 if len(self._no_history) < 256:
                     self._no_history[with_] = known
             return known
-        findings: list[TherapyFinding] = []
-        for index, therapy in enumerate(therapies):
-            for class_id in self._classify(therapy.agent):
-                truth, detail = resistance(
-                    therapy.progressed_on_therapy,
-                    therapy.start_date,
-                    therapy.end_date,
-                    therapy.progression_date,
-                    self._windows[class_id][therapy.setting],
-                )
-                findings.append(
-                    TherapyFinding(index, therapy.agent, class_id, therapy.setting, truth, detail)
-                )
+        # Plain tuples as the key: they hash in C, the dataclasses would not.
+        history = tuple(
+            (
+                t.agent,
+                t.setting,
+                t.start_date,
+                t.end_date,
+                t.progression_date,
+                t.progressed_on_therapy,
+            )
+            for t in therapies
+        )
+        key = (history, with_)
+        found = self._labels.get(key)
+        return found if found is not None else _remember(self._labels, key, self._judge(*key))
+
+    def _judge(
+        self, history: tuple[tuple[Any, ...], ...], with_: frozenset[str]
+    ) -> LabelIndication:
+        findings = []
+        for index, (agent, setting, start, end, progression, on_therapy) in enumerate(history):
+            for class_id in self._classify(agent):
+                windows = self._windows[class_id][setting]
+                truth, detail = resistance(on_therapy, start, end, progression, windows)
+                findings.append(TherapyFinding(index, agent, class_id, setting, truth, detail))
         return self._build(tuple(findings), with_)
 
     def _build(
@@ -530,8 +623,15 @@ class _Receptors:
         self._codes = {code.replace(".", ""): rc for code, rc in spec.receptor_codes.items()}
         self._summary, self._source = spec.summary, spec.source
         self._empty = GuidelineContext(None, None, None, {}, (), spec.summary, spec.source)
+        self._memo: dict[tuple[Any, ...], GuidelineContext] = {}
 
     def evaluate(self, request: Request) -> GuidelineContext:
+        disease = request.disease
+        key = (request.diagnoses, disease.her2, disease.hormone_receptor, disease.triple_negative)
+        found = self._memo.get(key)
+        return found if found is not None else _remember(self._memo, key, self._judge(request))
+
+    def _judge(self, request: Request) -> GuidelineContext:
         disease = request.disease
         markers: dict[str, tuple[str, str]] = {}
         for i, code in enumerate(request.diagnoses):
