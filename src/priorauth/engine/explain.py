@@ -37,6 +37,10 @@ def _value(fact: FactResult) -> str:
     return f"{fact.value:g}" if isinstance(fact.value, float) else str(fact.value)
 
 
+def _truth(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
 def _fact_words(fact: FactResult, origins: Mapping[str, str]) -> str:
     sources = ", ".join(
         f"{e.field}={e.value}" + (f" <- {origins[e.field]}" if e.field in origins else "")
@@ -124,6 +128,17 @@ def rationale(determination: Determination) -> list[str]:
         lines.extend(f"  Regimen {c.id}: {c.status}: {c.detail}" for c in dosing.checks)
     for alert in d.alerts:
         lines.append(f"Alert {alert.code} ({alert.severity}): {alert.message} [{alert.source}]")
+    for skipped in d.screens_not_run:
+        lines.append(f"Not screened: {skipped.screen} (needs {', '.join(skipped.fields)})")
+    label = d.label_indication
+    if label is not None:
+        status = next((c.status for c in label.indications if c.id == label.requested), None)
+        flags = ", ".join(f"{k}={_truth(v)}" for k, v in label.flags.items())
+        lines.append(f"Label indication {label.requested}: {status} ({flags}); information only")
+        lines.extend(
+            f"  prior_therapies[{t.index}] {t.agent} ({t.agent_class}): {t.detail}"
+            for t in label.therapies
+        )
     auth = d.authorization
     if auth is not None:
         lines.append(
