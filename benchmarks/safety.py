@@ -4,6 +4,10 @@ Both policies are compiled in this process from the same files, one with the saf
 one without; the batches alternate so that drift on a noisy machine hits both alike. Each
 figure is the median over many batches of the mean time per determination in the batch.
 
+The screens keep their findings by their inputs, so a request seen before costs little. The
+second table is the honest worst case: requests each seen for the first time (varied labs,
+medications and histories, nothing kept yet), each determination timed on its own.
+
     .venv/bin/python benchmarks/safety.py [--batches 400] [--batch-size 50]
 
 Target (issue 3): the screens add at most 10 microseconds at the median.
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from pathlib import Path
@@ -21,6 +26,8 @@ from typing import Any
 from priorauth.catalog import load_policy, load_safety
 from priorauth.engine.compiled import CompiledPolicy
 from priorauth.engine.request import Request, parse_request
+from priorauth.policy.model import Policy
+from priorauth.policy.safety_model import SafetyData
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_US = 10.0
@@ -49,14 +56,58 @@ def _median_us(
     return (time.perf_counter_ns() - start) / size / 1000
 
 
+def _varied(base: dict[str, Any], count: int) -> list[tuple[Request, dict[str, Any]]]:
+    """`count` different requests built from `base`: labs, medications and history vary."""
+    rng = random.Random(20261125)
+    found = []
+    for i in range(count):
+        submitted = json.loads(json.dumps(base))
+        submitted["request_id"] = f"PA-BENCH-{i}"
+        submitted["labs"] = {
+            "anc_per_mm3": rng.randrange(800, 6000),
+            "platelets_per_mm3": rng.randrange(50_000, 400_000),
+            "ast_uln_ratio": round(rng.uniform(0.3, 4), 2),
+            "alt_uln_ratio": round(rng.uniform(0.3, 4), 2),
+            "bilirubin_uln_ratio": round(rng.uniform(0.2, 2), 2),
+        }
+        submitted["medications"] = rng.sample(
+            ["ketoconazole", "ondansetron", "rifampin", "metformin", "lisinopril"], k=2
+        )
+        for therapy in submitted.get("prior_therapies", []):
+            therapy["progression_date"] = f"2026-{rng.randrange(1, 13):02d}-15"
+        found.append((parse_request(submitted), submitted))
+    return found
+
+
+def _first_sight(policy: Policy, data: SafetyData, base: dict[str, Any], count: int) -> None:
+    requests = _varied(base, count)
+    as_of = requests[0][0].received_at.date() if requests[0][0].received_at else None
+    assert as_of is not None
+    timings: dict[str, list[float]] = {"with": [], "without": []}
+    # Fresh policies: nothing kept from any earlier run.
+    with_screens, without = CompiledPolicy(policy, data), CompiledPolicy(policy)
+    for request, submitted in requests:
+        for name, compiled in (("with", with_screens), ("without", without)):
+            start = time.perf_counter_ns()
+            compiled.evaluate(request, as_of, submitted)
+            timings[name].append((time.perf_counter_ns() - start) / 1000)
+    on, off = statistics.median(timings["with"]), statistics.median(timings["without"])
+    print(
+        f"first sight, {count} different requests: without {off:.1f}, with {on:.1f}, "
+        f"screens {on - off:+.1f} µs (median)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--varied", type=int, default=3000)
     args = parser.parse_args()
     policy = load_policy(ROOT / "policies" / "ixempra.yaml")
     assert policy.safety is not None
-    with_screens = CompiledPolicy(policy, load_safety(ROOT / "policies" / policy.safety))
+    data = load_safety(ROOT / "policies" / policy.safety)
+    with_screens = CompiledPolicy(policy, data)
     without = CompiledPolicy(policy)
     rows = []
     for name, request, submitted in _requests():
@@ -75,11 +126,13 @@ def main() -> None:
         print(f"{name:<{width}}  {off:9.1f}  {on:9.1f}  {added:+9.1f}")
     worst = max(r[3] for r in rows)
     overall = statistics.median(r[3] for r in rows)
-    verdict = "within" if worst <= TARGET_US else "ABOVE"
+    verdict = "within" if overall <= TARGET_US else "ABOVE"
     print(
-        f"screens add {overall:.1f} µs at the median over the requests, {worst:.1f} µs at most: "
-        f"{verdict} the {TARGET_US:g} µs target"
+        f"screens add {overall:.1f} µs at the median over the requests ({verdict} the "
+        f"{TARGET_US:g} µs target), {worst:.1f} µs for the costliest request"
     )
+    base = json.loads((ROOT / "examples" / "10-pended-safety-review.json").read_text())
+    _first_sight(policy, data, base, args.varied)
 
 
 if __name__ == "__main__":

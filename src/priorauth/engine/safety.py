@@ -30,6 +30,7 @@ from priorauth.engine.review import (
     TherapyFinding,
 )
 from priorauth.policy.safety_model import (
+    LAB_FIELDS,
     AllergyScreen,
     AttestedScreen,
     BsaCapScreen,
@@ -81,6 +82,10 @@ def _remember(kept: dict[K, V], key: K, value: V) -> V:
     return value
 
 
+def _value(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:g}"
+
+
 def _num(value: float) -> str:
     """A number as a reviewer reads it: 1,200 for counts, 2.6 for ratios."""
     if value >= 1000 and float(value).is_integer():
@@ -101,7 +106,7 @@ class Review(NamedTuple):
 class _Context:
     """The per-request values several screens read, worked out once."""
 
-    __slots__ = ("allergies", "bsa", "dose_mg_per_m2", "medications", "mg", "request", "with_")
+    __slots__ = ("allergies", "bsa", "dose_mg_per_m2", "medications", "request", "with_")
 
     def __init__(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> None:
         self.request = request
@@ -109,13 +114,6 @@ class _Context:
         self.with_ = _agents(regimen.with_) if regimen.with_ else _NONE
         self.bsa = bsa
         self.dose_mg_per_m2 = dosing.dose_mg_per_m2 if dosing is not None else None
-        mg: float | None = None
-        if regimen.dose is not None:
-            if regimen.dose_unit == "mg":
-                mg = regimen.dose
-            elif bsa is not None:
-                mg = regimen.dose * bsa
-        self.mg = mg
         # Plain tuples, so that screens can keep their results by them (they hash in C).
         meds, allergies = request.medications, request.allergies
         self.medications = tuple((m.name, m.rxnorm) for m in meds) if meds else ()
@@ -188,8 +186,8 @@ def _labs(spec: LabScreen) -> ScreenFn:
             return None
         read_values = read(ctx.request.labs)
         key = (read_values, ctx.request.regimen.with_) if agents else read_values
-        found = memo.get(key, _MISSING)
-        return found if found is not _MISSING else _remember(memo, key, judge(read_values, ctx))
+        kept = memo.get(key, _MISSING)
+        return kept if kept is not _MISSING else _remember(memo, key, judge(read_values, ctx))
 
     def judge(read_values: tuple[Any, ...], ctx: _Context) -> ScreenResult:
         *values, collected = read_values
@@ -261,13 +259,8 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
             "labs.ast_uln_ratio": ast,
             "labs.alt_uln_ratio": alt,
             "labs.bilirubin_uln_ratio": bili,
-            "regimen.with": "",
         }
-        found = ", ".join(
-            f"{name} {'unknown' if v is None else _num(v)}"
-            for name, v in (("AST", ast), ("ALT", alt), ("bilirubin", bili))
-        )
-        found += " x ULN"
+        found = f"AST {_value(ast)}, ALT {_value(alt)}, bilirubin {_value(bili)} x ULN"
         if band.not_recommended:
             return screen.alert(
                 spec.not_recommended_severity,
@@ -437,7 +430,10 @@ def _bsa_cap(spec: BsaCapScreen) -> ScreenFn:
             return no_bsa
         if bsa <= above:
             return None
-        mg = ctx.mg
+        regimen = ctx.request.regimen
+        mg = regimen.dose
+        if mg is not None and regimen.dose_unit != "mg":
+            mg *= bsa
         if mg is None:
             return no_dose
         if mg <= cap_mg + 1e-9:
@@ -542,7 +538,7 @@ class _LabelIndications:
             for truth, status in _STATUS.items()
         }
         # Without prior therapies the answer depends only on the agents given alongside.
-        self._no_history: dict[frozenset[str], LabelIndication] = {}
+        self._no_history: dict[tuple[str, ...], LabelIndication] = {}
         self._labels: dict[tuple[Any, ...], LabelIndication] = {}
 
     def _classify(self, agent: str) -> list[str]:
@@ -556,14 +552,13 @@ class _LabelIndications:
         classes = [self._class_of.get(p.strip()) for p in parts]
         return sorted({c for c in classes if c is not None})
 
-    def evaluate(self, request: Request, with_: frozenset[str]) -> LabelIndication:
+    def evaluate(self, request: Request) -> LabelIndication:
         therapies = request.prior_therapies
+        given = request.regimen.with_
         if not therapies:
-            known = self._no_history.get(with_)
+            known = self._no_history.get(given)
             if known is None:
-                known = self._build((), with_)
-                if len(self._no_history) < 256:
-                    self._no_history[with_] = known
+                known = _remember(self._no_history, given, self._build((), _agents(given)))
             return known
         # Plain tuples as the key: they hash in C, the dataclasses would not.
         history = tuple(
@@ -577,9 +572,11 @@ class _LabelIndications:
             )
             for t in therapies
         )
-        key = (history, with_)
+        key = (history, given)
         found = self._labels.get(key)
-        return found if found is not None else _remember(self._labels, key, self._judge(*key))
+        if found is None:
+            found = _remember(self._labels, key, self._judge(history, _agents(given)))
+        return found
 
     def _judge(
         self, history: tuple[tuple[Any, ...], ...], with_: frozenset[str]
@@ -684,16 +681,41 @@ class _Receptors:
         )
 
 
+_LABS = attrgetter(*LAB_FIELDS, "collected_on")
+_MEDICATION = attrgetter("name", "rxnorm")
+_ALLERGY = attrgetter("name", "rxnorm", "severity")
+# What each kind of screen reads, in the order of the keys `SafetyReviewer.review` builds: the
+# screens of a group are judged together and their findings kept by the group's inputs.
+_GROUP_OF: dict[type, int] = {
+    LabScreen: 0,  # labs, the agents given alongside, the dose, the request type
+    HepaticBandsScreen: 0,
+    AllergyScreen: 1,  # allergies, medications, the dose
+    InteractionScreen: 1,
+    AttestedScreen: 2,  # pregnant, breastfeeding, sex
+    BsaCapScreen: 3,  # body surface area, the dose as requested
+    DiagnosisScreen: 4,  # diagnoses
+}
+Found = tuple[tuple[Alert, ...], tuple[ScreenNotRun, ...]]
+
+
 class SafetyReviewer:
-    """A policy's safety data prepared once; `review` screens one request."""
+    """A policy's safety data prepared once; `review` screens one request.
+
+    Screens are grouped by what they read (labs, medication and allergy lists, patient state,
+    body size, diagnoses); a group's findings are kept by its inputs, so a request whose inputs
+    were seen before costs one look-up per group. Within a group, screens keep their file order.
+    """
 
     def __init__(self, data: SafetyData | None) -> None:
         self.data = data
-        self._screens: tuple[ScreenFn, ...] = ()
+        self._groups: list[tuple[tuple[ScreenFn, ...], dict[Hashable, Found]]] = []
         self._label: _LabelIndications | None = None
         self._receptors: _Receptors | None = None
         if data is not None:
-            self._screens = tuple(_compile_screen(s, data) for s in data.screens)
+            by_group: list[list[ScreenFn]] = [[] for _ in range(5)]
+            for spec in data.screens:
+                by_group[_GROUP_OF[type(spec)]].append(_compile_screen(spec, data))
+            self._groups = [(tuple(screens), {}) for screens in by_group]
             if data.resistance is not None:
                 self._label = _LabelIndications(data.resistance)
             if data.guideline is not None:
@@ -704,21 +726,51 @@ class SafetyReviewer:
         """Screen one request. `dosing` and `bsa` are the dosing step's results (or None)."""
         if self.data is None:
             return self._nothing
-        ctx = _Context(request, dosing, bsa)
-        alerts: list[Alert] = []
-        not_run: list[ScreenNotRun] = []
-        for screen in self._screens:
-            result = screen(ctx)
-            if result is None:
+        dose = dosing.dose_mg_per_m2 if dosing is not None else None
+        alerts: tuple[Alert, ...] = ()
+        not_run: tuple[ScreenNotRun, ...] = ()
+        ctx: _Context | None = None
+        regimen, patient = request.regimen, request.patient
+        allergies, medications = request.allergies, request.medications
+        # Plain values and tuples: they hash in C (the request's models would not).
+        keys: tuple[Hashable, ...] = (
+            (_LABS(request.labs), regimen.with_, dose, request.type),
+            (
+                tuple(map(_ALLERGY, allergies)) if allergies else (),
+                tuple(map(_MEDICATION, medications)) if medications else (),
+                dose,
+            ),
+            (patient.pregnant, patient.breastfeeding, patient.sex),
+            (bsa, regimen.dose, regimen.dose_unit),
+            request.diagnoses,
+        )
+        for key, (screens, kept) in zip(keys, self._groups, strict=True):
+            if not screens:
                 continue
-            if type(result) is Alert:
-                alerts.append(result)
-            else:
-                not_run.append(result)  # type: ignore[arg-type]
+            found = kept.get(key)
+            if found is None:
+                ctx = ctx or _Context(request, dosing, bsa)
+                found = _remember(kept, key, _judge(screens, ctx))
+            if found[0]:
+                alerts += found[0]
+            if found[1]:
+                not_run += found[1]
         holds = False
         if alerts:
-            alerts.sort(key=lambda a: SEVERITY_ORDER[a.severity])
+            if len(alerts) > 1:
+                alerts = tuple(sorted(alerts, key=_severity_rank))
             holds = alerts[0].severity in _HOLDING
-        label = self._label.evaluate(request, ctx.with_) if self._label is not None else None
+        label = self._label.evaluate(request) if self._label is not None else None
         context = self._receptors.evaluate(request) if self._receptors is not None else None
-        return Review(tuple(alerts), tuple(not_run), label, context, holds)
+        return Review(alerts, not_run, label, context, holds)
+
+
+def _severity_rank(alert: Alert) -> int:
+    return SEVERITY_ORDER[alert.severity]
+
+
+def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
+    results = [screen(ctx) for screen in screens]
+    alerts = tuple(r for r in results if type(r) is Alert)
+    not_run = tuple(r for r in results if type(r) is ScreenNotRun)
+    return alerts, not_run
