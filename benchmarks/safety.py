@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import time
@@ -94,7 +95,7 @@ def _first_sight(policy: Policy, data: SafetyData, base: dict[str, Any], count: 
     on, off = statistics.median(timings["with"]), statistics.median(timings["without"])
     print(
         f"first sight, {count} different requests: without {off:.1f}, with {on:.1f}, "
-        f"screens {on - off:+.1f} µs (median)"
+        f"screens {on - off:+.1f} µs (median, {(on - off) / off:+.0%})"
     )
 
 
@@ -123,13 +124,14 @@ def main() -> None:
     width = max(len(r[0]) for r in rows)
     print(f"{'request':<{width}}  {'without':>9}  {'with':>9}  {'screens':>9}   (median µs)")
     for name, off, on, added in rows:
-        print(f"{name:<{width}}  {off:9.1f}  {on:9.1f}  {added:+9.1f}")
+        print(f"{name:<{width}}  {off:9.1f}  {on:9.1f}  {added:+9.1f}  {added / off:+6.1%}")
     worst = max(r[3] for r in rows)
     overall = statistics.median(r[3] for r in rows)
     verdict = "within" if overall <= TARGET_US else "ABOVE"
     print(
         f"screens add {overall:.1f} µs at the median over the requests ({verdict} the "
-        f"{TARGET_US:g} µs target), {worst:.1f} µs for the costliest request"
+        f"{TARGET_US:g} µs target), {worst:.1f} µs for the costliest request; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPU(s)"
     )
     base = json.loads((ROOT / "examples" / "10-pended-safety-review.json").read_text())
     _first_sight(policy, data, base, args.varied)

@@ -4,8 +4,10 @@
 over one request and returns the alerts (contraindications first), the screens that could not
 run, the label indication and the receptor-status context. It reads only the request and the
 dosing result: pure, no clock, no I/O. Everything is prepared when the policy is compiled (name
-sets, thresholds, code sets, the answers that do not depend on the request), so a request costs
-a few dictionary look-ups and comparisons per screen.
+sets, thresholds, code sets, the answers that do not depend on the request). Screens are judged
+in groups by what they read, and a group's findings (immutable) are kept by its inputs, so a
+request whose labs, drug lists, patient state, body size or diagnoses were seen before costs one
+look-up for that group.
 
 A screen gives one of three answers: a finding (an Alert), nothing to report, or "could not run"
 when the request lacks what it reads. A missing lab is never a finding.
@@ -66,7 +68,6 @@ def _agents(names: tuple[str, ...]) -> frozenset[str]:
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
-_MISSING: Any = object()
 # Results kept per memo; past this, results are built and not kept.
 _MEMO_LIMIT = 4096
 
@@ -75,7 +76,7 @@ def _remember(kept: dict[K, V], key: K, value: V) -> V:
     """Keep an immutable result by its inputs (up to a limit) and return it.
 
     Requests repeat the same diagnoses, drug lists and histories, so each result is built once.
-    Callers look up with `kept.get(key, _MISSING)` inline: no closure is built per request.
+    Callers look up with `kept.get(key)` inline: no closure is built per request.
     """
     if len(kept) < _MEMO_LIMIT:
         kept[key] = value
@@ -179,18 +180,10 @@ def _labs(spec: LabScreen) -> ScreenFn:
             facts["labs.collected_on"] = collected.isoformat()
         return screen.alert(spec.severity, spec.message, facts, found="; ".join(words))
 
-    memo: dict[tuple[Any, ...], ScreenResult] = {}
-
     def run(ctx: _Context) -> ScreenResult:
         if agents and agents.isdisjoint(ctx.with_):
             return None
-        read_values = read(ctx.request.labs)
-        key = (read_values, ctx.request.regimen.with_) if agents else read_values
-        kept = memo.get(key, _MISSING)
-        return kept if kept is not _MISSING else _remember(memo, key, judge(read_values, ctx))
-
-    def judge(read_values: tuple[Any, ...], ctx: _Context) -> ScreenResult:
-        *values, collected = read_values
+        *values, collected = read(ctx.request.labs)
         fired = unknown = False
         for value, (below, above) in zip(values, tests, strict=True):
             if value is None:
@@ -221,20 +214,11 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
         for b in spec.bands
     )
 
-    memo: dict[tuple[Any, ...], ScreenResult] = {}
-
     def run(ctx: _Context) -> ScreenResult:
         if ctx.with_:
             return None  # the bands are for the drug given alone
         labs = ctx.request.labs
         ast, alt, bili = labs.ast_uln_ratio, labs.alt_uln_ratio, labs.bilirubin_uln_ratio
-        key = (ast, alt, bili, ctx.dose_mg_per_m2, ctx.request.type)
-        found: ScreenResult = memo.get(key, _MISSING)
-        if found is _MISSING:
-            found = _remember(memo, key, judge(ctx, ast, alt, bili))
-        return found
-
-    def judge(ctx: _Context, ast: Any, alt: Any, bili: Any) -> ScreenResult:
         chosen = None
         for band, amino, bilirubin_limit, start_dose, max_dose in bands:
             # Kleene AND of "each value within the band's limit"; a catch-all band holds.
@@ -307,16 +291,10 @@ def _allergy(spec: AllergyScreen) -> ScreenFn:
     severities = frozenset(spec.allergy_severity)
     unknown = screen.not_run(("allergies",))
 
-    memo: dict[tuple[Any, ...], ScreenResult] = {}
-
     def run(ctx: _Context) -> ScreenResult:
         allergies = ctx.allergies
         if not allergies:
             return unknown
-        found = memo.get(allergies, _MISSING)
-        return found if found is not _MISSING else _remember(memo, allergies, judge(allergies))
-
-    def judge(allergies: tuple[tuple[str, str | None, str | None], ...]) -> ScreenResult:
         for i, (name, rxnorm, given_severity) in enumerate(allergies):
             key = name_key(name)
             hit = (
@@ -377,24 +355,17 @@ def _interaction(spec: InteractionScreen, data: SafetyData) -> ScreenFn:
     by_name, by_code = _drug_index(data.drug_lists[spec.drug_list].drugs, frozenset(spec.strengths))
     limit = spec.dose_above_mg_per_m2
     unknown = screen.not_run(("medications",))
-    memo: dict[tuple[Any, ...], ScreenResult] = {}
 
     def run(ctx: _Context) -> ScreenResult:
         medications = ctx.medications
         if not medications:
             return unknown
-        dose = ctx.dose_mg_per_m2
-        key = (medications, dose)
-        found = memo.get(key, _MISSING)
-        return found if found is not _MISSING else _remember(memo, key, judge(medications, dose))
-
-    def judge(medications: tuple[tuple[str, str | None], ...], dose: float | None) -> ScreenResult:
         hits: list[tuple[int, str, DrugEntry]] = []
         for i, (name, rxnorm) in enumerate(medications):
             entry = (by_code.get(rxnorm) if rxnorm else None) or by_name.get(name_key(name))
             if entry is not None:
                 hits.append((i, name, entry))
-        return found(hits, dose) if hits else None
+        return found(hits, ctx.dose_mg_per_m2) if hits else None
 
     def found(hits: list[tuple[int, str, DrugEntry]], dose: float | None) -> Alert:
         facts: dict[str, JsonScalar] = {f"medications[{i}].name": name for i, name, _ in hits}
@@ -461,16 +432,10 @@ def _diagnosis(spec: DiagnosisScreen) -> ScreenFn:
     codes = CodeSet(spec.codes)
     unknown = screen.not_run(("diagnoses",))
 
-    memo: dict[tuple[str, ...], ScreenResult] = {}
-
     def run(ctx: _Context) -> ScreenResult:
         diagnoses = ctx.request.diagnoses
         if not diagnoses:
             return unknown
-        found = memo.get(diagnoses, _MISSING)
-        return found if found is not _MISSING else _remember(memo, diagnoses, judge(diagnoses))
-
-    def judge(diagnoses: tuple[str, ...]) -> ScreenResult:
         hit = codes.first_match(diagnoses)
         if hit is None:
             return None
