@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from priorauth import Determination, PolicySet
 from priorauth.engine.determination import Alert
+from priorauth.entrypoints.render import determination_panel
+from tests.conftest import example
 from tests.unit.safety_helpers import base, with_capecitabine
 
 
@@ -381,3 +384,17 @@ def test_safety_review_is_routed_to_the_pharmacist(policies: PolicySet) -> None:
     request["medications"] = ["ketoconazole"]
     d = policies.evaluate(request)
     assert (d.outcome, d.reasons, d.route) == ("pended", ("safety-review",), "pharmacist")
+
+
+def test_the_cli_panel_puts_contraindications_first(policies: PolicySet) -> None:
+    d = policies.evaluate(example("10-pended-safety-review.json"))
+    console = Console(record=True, width=1000, color_system=None)
+    console.print(determination_panel(d))
+    text = console.export_text()
+    first, second = text.index("CONTRAINDICATION"), text.index("DOSE-LIMIT")
+    assert first < second < text.index("Criteria")
+    # A reviewer can tell what is wrong, which rule says so and what dose the label allows.
+    assert "Neutrophils (ANC) 1,200/mm3, below 1,500/mm3" in text
+    assert "ketoconazole is a strong CYP3A4 inhibitor" in text
+    assert "at most 20 mg/m2" in text
+    assert "source: Prescribing information: Contraindications" in text
