@@ -112,3 +112,17 @@ def test_warnings_alone_never_pend(policies: PolicySet, request: dict[str, Any])
         assert any(a.severity != "warning" for a in d.alerts)
         assert len(d.reasons) == 1
     assert d.outcome in {"approved", "pended"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(batch=st.lists(requests(), min_size=2, max_size=6))
+def test_kept_findings_equal_fresh_ones(policies: PolicySet, batch: list[dict[str, Any]]) -> None:
+    """The reviewer keeps findings by their inputs: a warm reviewer must answer exactly as a
+    freshly compiled one would."""
+    compiled = policies.get("ixempra")
+    assert compiled is not None
+    safety = compiled.safety
+    for request in batch:
+        warm = policies.evaluate(request)
+        fresh = PolicySet([compiled.policy], {"ixempra": safety} if safety else None)
+        assert fresh.evaluate(request) == warm

@@ -100,6 +100,7 @@ class CompiledPolicy:
 
     def __init__(self, policy: Policy, safety: SafetyData | None = None) -> None:
         self.policy = policy
+        self.safety = safety
         self.ref = PolicyRef(
             id=policy.id,
             version=policy.version,
