@@ -58,8 +58,12 @@ def safety_hash(data: SafetyData) -> str:
 def policy_hash(policy: Policy) -> str:
     """A content hash of the policy's meaning: canonical JSON of the model, so comments and
     formatting in the YAML do not change it."""
+    # A policy without safety data hashes as it did before the field existed.
+    leave_out = {"safety"} if policy.safety is None else None
     canonical = json.dumps(
-        policy.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+        policy.model_dump(mode="json", by_alias=True, exclude=leave_out),
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
