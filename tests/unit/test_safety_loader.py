@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -10,9 +12,10 @@ from typer.testing import CliRunner
 
 from priorauth import PolicyError, PolicySet
 from priorauth.catalog import load_policy, load_safety
-from priorauth.engine.compiled import CompiledPolicy
+from priorauth.engine.compiled import CompiledPolicy, policy_hash
 from priorauth.engine.request import parse_request
 from priorauth.entrypoints.cli import app
+from priorauth.policy.loader import load_policy_text
 from priorauth.policy.safety_loader import check_safety_text, load_safety_text
 from tests.conftest import ROOT
 from tests.unit.safety_helpers import base
@@ -165,3 +168,15 @@ def test_cli_validates_data_files_and_prints_the_schema() -> None:
     result = runner.invoke(app, ["schema", "safety"])
     assert result.exit_code == 0
     assert '"SafetyData"' in result.output or '"title": "SafetyData"' in result.output
+
+
+def test_a_policy_without_safety_data_hashes_as_before() -> None:
+    text = (ROOT / "policies" / "ixempra.yaml").read_text()
+    without = load_policy_text(text.replace("safety: ixempra-safety.data.yaml\n", ""))
+    named = load_policy_text(text)
+    assert without.safety is None and named.safety is not None
+    assert policy_hash(without) != policy_hash(named)
+    dumped = without.model_dump(mode="json", by_alias=True)
+    assert dumped.pop("safety") is None
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()
+    assert policy_hash(without) == "sha256:" + hashlib.sha256(canonical).hexdigest()
