@@ -517,26 +517,16 @@ class _LabelIndications:
         classes = [self._class_of.get(p.strip()) for p in parts]
         return sorted({c for c in classes if c is not None})
 
-    def evaluate(self, request: Request) -> LabelIndication:
-        therapies = request.prior_therapies
-        given = request.regimen.with_
-        if not therapies:
+    def evaluate(
+        self, history: tuple[tuple[Any, ...], ...], given: tuple[str, ...]
+    ) -> LabelIndication:
+        """The label indication for a therapy history (plain tuples, see `_THERAPY`) and the
+        agents given alongside."""
+        if not history:
             known = self._no_history.get(given)
             if known is None:
                 known = _remember(self._no_history, given, self._build((), _agents(given)))
             return known
-        # Plain tuples as the key: they hash in C, the dataclasses would not.
-        history = tuple(
-            (
-                t.agent,
-                t.setting,
-                t.start_date,
-                t.end_date,
-                t.progression_date,
-                t.progressed_on_therapy,
-            )
-            for t in therapies
-        )
         key = (history, given)
         found = self._labels.get(key)
         if found is None:
@@ -647,6 +637,9 @@ class _Receptors:
 
 
 _LABS = attrgetter(*LAB_FIELDS, "collected_on")
+_THERAPY = attrgetter(
+    "agent", "setting", "start_date", "end_date", "progression_date", "progressed_on_therapy"
+)
 _MEDICATION = attrgetter("name", "rxnorm")
 _ALLERGY = attrgetter("name", "rxnorm", "severity")
 # What each kind of screen reads, in the order of the keys `SafetyReviewer.review` builds: the
@@ -686,6 +679,7 @@ class SafetyReviewer:
             if data.guideline is not None:
                 self._receptors = _Receptors(data.guideline)
         self._nothing = Review((), (), None, None, False)
+        self._reviews: dict[Hashable, Review] = {}
 
     def review(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> Review:
         """Screen one request. `dosing` and `bsa` are the dosing step's results (or None)."""
@@ -709,6 +703,14 @@ class SafetyReviewer:
             (bsa, regimen.dose, regimen.dose_unit),
             request.diagnoses,
         )
+        therapies, disease = request.prior_therapies, request.disease
+        history = tuple(map(_THERAPY, therapies)) if therapies else ()
+        # Everything the review reads: a request seen before (resubmitted, re-evaluated) is
+        # answered with one look-up.
+        whole = (keys, history, disease.her2, disease.hormone_receptor, disease.triple_negative)
+        seen = self._reviews.get(whole)
+        if seen is not None:
+            return seen
         for key, (screens, kept) in zip(keys, self._groups, strict=True):
             if not screens:
                 continue
@@ -725,9 +727,9 @@ class SafetyReviewer:
             if len(alerts) > 1:
                 alerts = tuple(sorted(alerts, key=_severity_rank))
             holds = alerts[0].severity in _HOLDING
-        label = self._label.evaluate(request) if self._label is not None else None
+        label = self._label.evaluate(history, regimen.with_) if self._label is not None else None
         context = self._receptors.evaluate(request) if self._receptors is not None else None
-        return Review(alerts, not_run, label, context, holds)
+        return _remember(self._reviews, whole, Review(alerts, not_run, label, context, holds))
 
 
 def _severity_rank(alert: Alert) -> int:
