@@ -118,6 +118,16 @@ def test_liver_with_capecitabine_boundary(
     assert not _alerts(d, "liver-monotherapy-dose")
 
 
+def test_capecitabine_by_its_brand_name(policies: PolicySet) -> None:
+    request = base()
+    request["regimen"]["with"] = ["Xeloda"]
+    request["labs"]["bilirubin_uln_ratio"] = 1.2
+    d = policies.evaluate(request)
+    assert _one(d, "liver-with-capecitabine").facts["regimen.with"] == "Xeloda"
+    assert d.label_indication is not None
+    assert d.label_indication.requested == "with-capecitabine"
+
+
 def test_liver_with_capecitabine_is_silent_for_monotherapy(policies: PolicySet) -> None:
     request = base()
     request["labs"]["ast_uln_ratio"] = 2.6
