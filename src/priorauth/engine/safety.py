@@ -39,6 +39,7 @@ from priorauth.policy.safety_model import (
     DiagnosisScreen,
     DrugEntry,
     Guideline,
+    HepaticBand,
     HepaticBandsScreen,
     InteractionScreen,
     LabScreen,
@@ -222,12 +223,15 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
         chosen = None
         for band, amino, bilirubin_limit, start_dose, max_dose in bands:
             # Kleene AND of "each value within the band's limit"; a catch-all band holds.
-            within: list[bool | None] = []
-            if amino is not None:
-                within += [None if v is None else v <= amino for v in (ast, alt)]
-            if bilirubin_limit is not None:
-                within.append(None if bili is None else bili <= bilirubin_limit)
-            truth = _all(within)
+            truth: bool | None = True
+            for value, limit in ((ast, amino), (alt, amino), (bili, bilirubin_limit)):
+                if limit is None:
+                    continue
+                if value is None:
+                    truth = None
+                elif value > limit:
+                    truth = False
+                    break
             if truth is None:
                 fields = ("labs.ast_uln_ratio", "labs.alt_uln_ratio", "labs.bilirubin_uln_ratio")
                 return screen.not_run(
@@ -239,21 +243,9 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
         if chosen is None:  # the bands always end with a catch-all; kept for safety
             return None
         band, start_dose, max_dose = chosen
-        facts: dict[str, JsonScalar] = {
-            "labs.ast_uln_ratio": ast,
-            "labs.alt_uln_ratio": alt,
-            "labs.bilirubin_uln_ratio": bili,
-        }
-        found = f"AST {_value(ast)}, ALT {_value(alt)}, bilirubin {_value(bili)} x ULN"
         if band.not_recommended:
-            return screen.alert(
-                spec.not_recommended_severity,
-                spec.not_recommended_message,
-                facts,
-                found=found,
-                band=band.text,
-                dose="",
-                allowed="",
+            return alert(
+                spec.not_recommended_severity, spec.not_recommended_message, band, ast, alt, bili
             )
         dose = ctx.dose_mg_per_m2
         if dose is None:
@@ -269,14 +261,32 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
             if max_dose is not None
             else ""
         )
-        facts["dosing.dose_mg_per_m2"] = dose
+        return alert(spec.severity, spec.message, band, ast, alt, bili, dose, allowed)
+
+    def alert(
+        severity: Any,
+        message: str,
+        band: HepaticBand,
+        ast: float | None,
+        alt: float | None,
+        bili: float | None,
+        dose: float | None = None,
+        allowed: str = "",
+    ) -> Alert:
+        facts: dict[str, JsonScalar] = {
+            "labs.ast_uln_ratio": ast,
+            "labs.alt_uln_ratio": alt,
+            "labs.bilirubin_uln_ratio": bili,
+        }
+        if dose is not None:
+            facts["dosing.dose_mg_per_m2"] = dose
         return screen.alert(
-            spec.severity,
-            spec.message,
+            severity,
+            message,
             facts,
-            found=found,
+            found=f"AST {_value(ast)}, ALT {_value(alt)}, bilirubin {_value(bili)} x ULN",
             band=band.text,
-            dose=f"{_num(dose)} mg/m2",
+            dose="" if dose is None else f"{_num(dose)} mg/m2",
             allowed=allowed,
         )
 
