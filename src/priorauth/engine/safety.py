@@ -670,8 +670,11 @@ class SafetyReviewer:
     """A policy's safety data prepared once; `review` screens one request.
 
     Screens are grouped by what they read (labs, medication and allergy lists, patient state,
-    body size, diagnoses); a group's findings are kept by its inputs, so a request whose inputs
-    were seen before costs one look-up per group. Within a group, screens keep their file order.
+    body size, diagnoses); a group's findings are kept by its inputs, and the whole review by
+    all of them, so a request seen before costs one look-up and a new one re-judges only the
+    groups whose inputs are new. Alerts come most serious first; screens of one severity in
+    group order, within a group in file order. Kept results are immutable and bounded
+    (`_MEMO_LIMIT` each); a property test checks they equal freshly computed ones.
     """
 
     def __init__(self, data: SafetyData | None) -> None:
