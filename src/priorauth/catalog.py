@@ -16,8 +16,10 @@ from priorauth.engine.request import DrugRef, Request, parse_request
 from priorauth.errors import PolicyError, PolicyIssue
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
+from priorauth.policy.safety_loader import load_safety_text
+from priorauth.policy.safety_model import SafetyData
 
-__all__ = ["PolicySet", "default_policy_dir", "evaluate", "load_policy"]
+__all__ = ["PolicySet", "default_policy_dir", "evaluate", "load_policy", "load_safety"]
 
 
 def default_policy_dir() -> Path:
@@ -31,32 +33,61 @@ def default_policy_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "policies"
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Read and check one policy file; PolicyError lists every problem with its line."""
-    source = Path(path)
+def _read(source: Path, code: str = "PA100") -> str:
     try:
-        text = source.read_text(encoding="utf-8")
+        return source.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(
             str(source),
-            [
-                PolicyIssue(
-                    "PA100", "read", "", None, "error", f"cannot read the file: {exc.strerror}"
-                )
-            ],
+            [PolicyIssue(code, "read", "", None, "error", f"cannot read the file: {exc.strerror}")],
         ) from exc
-    return load_policy_text(text, str(source))
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and check one policy file; PolicyError lists every problem with its line."""
+    source = Path(path)
+    return load_policy_text(_read(source), str(source))
+
+
+def load_safety(path: str | Path) -> SafetyData:
+    """Read and check a policy's safety data file (`*.data.yaml`); PolicyError on problems."""
+    source = Path(path)
+    return load_safety_text(_read(source, "PS100"), str(source))
 
 
 class PolicySet:
-    """Compiled policies looked up by drug (HCPCS code or NDC product)."""
+    """Compiled policies looked up by drug (HCPCS code or NDC product).
 
-    def __init__(self, policies: Iterable[Policy]) -> None:
+    `safety` holds the safety data of the policies that name one, by policy id (from_directory
+    reads them); a policy that names safety data not given here is an error, so that its
+    screens are never silently left out.
+    """
+
+    def __init__(
+        self, policies: Iterable[Policy], safety: Mapping[str, SafetyData] | None = None
+    ) -> None:
         self.policies: list[CompiledPolicy] = []
         self._by_hcpcs: dict[str, CompiledPolicy] = {}
         self._by_ndc_product: dict[str, CompiledPolicy] = {}
+        safety = safety or {}
         for policy in policies:
-            compiled = CompiledPolicy(policy)
+            data = safety.get(policy.id)
+            if policy.safety is not None and data is None:
+                raise PolicyError(
+                    policy.id,
+                    [
+                        PolicyIssue(
+                            "PA502",
+                            "catalog",
+                            "safety",
+                            None,
+                            "error",
+                            f"the policy names safety data {policy.safety!r}, but none was "
+                            "loaded (PolicySet.from_directory reads it; or pass safety=)",
+                        )
+                    ],
+                )
+            compiled = CompiledPolicy(policy, data)
             self.policies.append(compiled)
             for drug in policy.drugs:
                 for code in drug.hcpcs:
@@ -87,7 +118,8 @@ class PolicySet:
     def from_directory(cls, directory: str | Path | None = None) -> PolicySet:
         """Every `*.yaml` policy in a directory (default: the shipped policies).
 
-        Files ending in `.data.yaml` hold data a policy refers to and are skipped.
+        Files ending in `.data.yaml` hold data a policy refers to (its `safety:` file) and are
+        read for the policy that names them.
         """
         folder = Path(directory) if directory is not None else default_policy_dir()
         files = sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(".data.yaml"))
@@ -96,7 +128,13 @@ class PolicySet:
                 str(folder),
                 [PolicyIssue("PA100", "read", "", None, "error", "no *.yaml policy files here")],
             )
-        return cls(load_policy(p) for p in files)
+        policies = [load_policy(p) for p in files]
+        safety = {
+            policy.id: load_safety(folder / policy.safety)
+            for policy in policies
+            if policy.safety is not None
+        }
+        return cls(policies, safety)
 
     def find(self, drug: DrugRef) -> CompiledPolicy | None:
         """The policy that governs a drug, or None."""

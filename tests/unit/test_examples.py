@@ -17,6 +17,7 @@ EXPECTED = {
     "07-pended-dose-exception.json": ("pended", ("dose-exception",)),
     "08-pended-conflicting-evidence.json": ("pended", ("missing-information",)),
     "09-pended-no-policy.json": ("pended", ("no-policy",)),
+    "10-pended-safety-review.json": ("pended", ("safety-review",)),
 }
 
 

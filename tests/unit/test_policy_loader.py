@@ -124,6 +124,8 @@ def test_a_second_policy_needs_only_a_yaml_file(tmp_path: Path) -> None:
         .replace("at_least: 18", "at_least: 21")
     )
     (tmp_path / "examplumab.yaml").write_text(text)
+    safety = ROOT / "policies" / "ixempra-safety.data.yaml"
+    (tmp_path / safety.name).write_text(safety.read_text())  # screens are data too
     from priorauth import PolicySet
 
     policies = PolicySet.from_directory(tmp_path)

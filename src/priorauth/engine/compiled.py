@@ -32,19 +32,38 @@ from priorauth.engine.determination import (
 from priorauth.engine.dosing import DosingEvaluator, round_half_up
 from priorauth.engine.facts import Derived, ServiceDate, compile_fact
 from priorauth.engine.request import Request
+from priorauth.engine.safety import SafetyReviewer
 from priorauth.policy.model import Approval, Indication, Policy
+from priorauth.policy.safety_model import SafetyData
 
-__all__ = ["ENGINE", "CompiledPolicy", "no_policy_determination", "policy_hash", "request_hash"]
+__all__ = [
+    "ENGINE",
+    "CompiledPolicy",
+    "no_policy_determination",
+    "policy_hash",
+    "request_hash",
+    "safety_hash",
+]
 
 ENGINE = EngineRef(name="priorauth", version=__version__)
 _STATUS: dict[bool | None, Status] = {True: "met", False: "not-met", None: "unknown"}
 
 
+def safety_hash(data: SafetyData) -> str:
+    """A content hash of a policy's safety data, canonical JSON like policy_hash."""
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def policy_hash(policy: Policy) -> str:
     """A content hash of the policy's meaning: canonical JSON of the model, so comments and
     formatting in the YAML do not change it."""
+    # A policy without safety data hashes as it did before the field existed.
+    leave_out = {"safety"} if policy.safety is None else None
     canonical = json.dumps(
-        policy.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+        policy.model_dump(mode="json", by_alias=True, exclude=leave_out),
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -77,11 +96,22 @@ def service_date(request: Request, as_of: dt.date) -> ServiceDate:
 
 
 class CompiledPolicy:
-    """One policy, checked and prepared. Evaluation is pure: same request, same answer."""
+    """One policy, checked and prepared. Evaluation is pure: same request, same answer.
 
-    def __init__(self, policy: Policy) -> None:
+    `safety` is the data file the policy names under `safety:` (catalog.py reads it); without it
+    no safety screen runs.
+    """
+
+    def __init__(self, policy: Policy, safety: SafetyData | None = None) -> None:
         self.policy = policy
-        self.ref = PolicyRef(id=policy.id, version=policy.version, content_hash=policy_hash(policy))
+        self.safety = safety
+        self.ref = PolicyRef(
+            id=policy.id,
+            version=policy.version,
+            content_hash=policy_hash(policy),
+            safety_hash=safety_hash(safety) if safety is not None else None,
+        )
+        self._safety = SafetyReviewer(safety)
         self._facts: list[tuple[str, Callable[[Request, ServiceDate], Derived]]] = [
             (name, compile_fact(name, spec)) for name, spec in policy.facts.items()
         ]
@@ -122,6 +152,7 @@ class CompiledPolicy:
         criteria: CriterionResult | None = None
         dosing: DosingResult | None = None
         authorization: Authorization | None = None
+        bsa_m2: float | None = None
         if gate is False:
             reasons.add("not-covered-indication")
         else:
@@ -133,15 +164,21 @@ class CompiledPolicy:
             elif truth is None:
                 missing.extend(self._criteria_questions(criteria, derived))
             dosing, dose_questions, bsa = self._dosing.evaluate(request)
+            bsa_m2 = bsa.value
             missing.extend(dose_questions)
             if dosing.status == "outside":
                 reasons.add("dose-exception")
             if missing:
                 reasons.add("missing-information")
-            if not reasons:
-                authorization = self._authorize(
-                    request, indication.approval, service.date, dosing, bsa.value
-                )
+        # Safety screens: a contraindication or a dose limit holds an otherwise approvable
+        # request for a pharmacist; on a request pended for another reason they ride along.
+        review = self._safety.review(request, dosing, bsa_m2)
+        if review.holds and not reasons:
+            reasons.add("safety-review")
+        if not reasons and dosing is not None:
+            authorization = self._authorize(
+                request, indication.approval, service.date, dosing, bsa_m2
+            )
         ordered = tuple(r for r in REASON_ORDER if r in reasons)
         route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
         return Determination(
@@ -150,7 +187,9 @@ class CompiledPolicy:
             outcome="pended" if ordered else "approved",
             reasons=ordered,
             route=route,
-            summary=explain.summary(ordered, route, authorization, criteria, missing, conflicts),
+            summary=explain.summary(
+                ordered, route, authorization, criteria, missing, conflicts, review.alerts
+            ),
             service_date=service.date,
             as_of=as_of,
             indication=self._indication_results[indication.id][gate],
@@ -160,11 +199,14 @@ class CompiledPolicy:
             missing=tuple(missing),
             dosing=dosing,
             authorization=authorization,
-            alerts=(),
+            alerts=review.alerts,
             policy=self.ref,
             engine=ENGINE,
             request_hash=request_hash(submitted if submitted is not None else request),
             sources=request.sources,
+            screens_not_run=review.not_run,
+            label_indication=review.label_indication,
+            guideline=review.guideline,
         )
 
     def _pick_indication(

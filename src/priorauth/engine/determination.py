@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, dataclass_transform, get_args
 
 from pydantic import TypeAdapter
 
+from priorauth.engine.review import GuidelineContext, LabelIndication, ScreenNotRun
 from priorauth.policy.model import ReasonCode
 
 __all__ = [
@@ -203,6 +204,8 @@ class PolicyRef:
     id: str
     version: str
     content_hash: str
+    # The hash of the policy's safety data file (policy.safety), when it has one.
+    safety_hash: str | None = None
 
 
 @_record
@@ -235,6 +238,11 @@ class Determination:
     engine: EngineRef
     request_hash: str
     sources: dict[str, str]
+    # Clinical review (engine.safety): screens that could not run for want of data, the label
+    # indication and the guideline context. Information for the reviewer; see docs/safety.md.
+    screens_not_run: tuple[ScreenNotRun, ...] = ()
+    label_indication: LabelIndication | None = None
+    guideline: GuidelineContext | None = None
 
     def explain(self) -> list[str]:
         """The reasoning step by step, in words, built from the evaluated tree (see explain)."""

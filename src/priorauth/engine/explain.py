@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from priorauth.engine.determination import (
+    Alert,
     Authorization,
     Conflict,
     CriterionResult,
@@ -35,6 +36,10 @@ def _value(fact: FactResult) -> str:
     if isinstance(fact.value, bool):
         return "yes" if fact.value else "no"
     return f"{fact.value:g}" if isinstance(fact.value, float) else str(fact.value)
+
+
+def _truth(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
 
 
 def _fact_words(fact: FactResult, origins: Mapping[str, str]) -> str:
@@ -68,6 +73,7 @@ def summary(
     criteria: CriterionResult | None,
     missing: list[Missing],
     conflicts: tuple[Conflict, ...] = (),
+    alerts: tuple[Alert, ...] = (),
 ) -> str:
     """One line a reviewer can read first."""
     if not reasons and authorization is not None:
@@ -86,6 +92,9 @@ def summary(
         parts[reasons.index("criteria-not-met")] = f"criterion {ids} not met"
     if "missing-information" in reasons:
         parts[reasons.index("missing-information")] = f"{len(missing)} question(s) to answer"
+    if "safety-review" in reasons:
+        held = ", ".join(f"{a.code} ({a.severity})" for a in alerts if a.severity != "warning")
+        parts[reasons.index("safety-review")] = f"safety finding(s) {held}"
     if conflicts:
         parts.append("conflicting evidence on " + ", ".join(c.fact for c in conflicts))
     return f"Pended for {route or 'review'}: " + "; ".join(parts)
@@ -123,6 +132,17 @@ def rationale(determination: Determination) -> list[str]:
         lines.extend(f"  Regimen {c.id}: {c.status}: {c.detail}" for c in dosing.checks)
     for alert in d.alerts:
         lines.append(f"Alert {alert.code} ({alert.severity}): {alert.message} [{alert.source}]")
+    for skipped in d.screens_not_run:
+        lines.append(f"Not screened: {skipped.screen} (needs {', '.join(skipped.fields)})")
+    label = d.label_indication
+    if label is not None:
+        status = next((c.status for c in label.indications if c.id == label.requested), None)
+        flags = ", ".join(f"{k}={_truth(v)}" for k, v in label.flags.items())
+        lines.append(f"Label indication {label.requested}: {status} ({flags}); information only")
+        lines.extend(
+            f"  prior_therapies[{t.index}] {t.agent} ({t.agent_class}): {t.detail}"
+            for t in label.therapies
+        )
     auth = d.authorization
     if auth is not None:
         lines.append(

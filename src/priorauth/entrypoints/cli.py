@@ -24,6 +24,8 @@ from priorauth.entrypoints.render import determination_panel, policy_tree
 from priorauth.errors import InvalidRequest, PolicyError
 from priorauth.policy.loader import check_policy_text
 from priorauth.policy.model import Policy
+from priorauth.policy.safety_loader import check_safety_text
+from priorauth.policy.safety_model import SafetyData
 
 __all__ = ["app", "main"]
 
@@ -50,6 +52,7 @@ class SchemaName(StrEnum):
     request = "request"
     determination = "determination"
     policy = "policy"
+    safety = "safety"
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -179,7 +182,9 @@ def policy_validate(
 ) -> None:
     """Check policy files through every stage (parse, schema, references, lint).
 
-    Prints each finding as FILE:LINE with a stable code; exits 1 if any file has an error.
+    A file ending in .data.yaml is checked as a policy's safety data, and a policy that names
+    safety data has that file checked too. Prints each finding as FILE:LINE with a stable code;
+    exits 1 if any file has an error.
     """
     errors = 0
     for file in files:
@@ -188,6 +193,9 @@ def policy_validate(
         except OSError as exc:
             err.print(f"{file}: cannot read: {exc.strerror}", markup=False)
             errors += 1
+            continue
+        if file.name.endswith(".data.yaml"):
+            errors += _validate_safety(file, text)
             continue
         result = check_policy_text(text)
         for issue in result.issues:
@@ -202,21 +210,48 @@ def policy_validate(
                 f"{file}: [green]ok[/] ({result.policy.id} version {result.policy.version}, "
                 f"{policy_hash(result.policy)[:19]})"
             )
+            if result.policy.safety is not None and file.parent / result.policy.safety not in files:
+                errors += _validate_safety(file.parent / result.policy.safety)
         else:
             errors += 1
     if errors:
         raise typer.Exit(1)
 
 
+def _validate_safety(file: Path, text: str | None = None) -> int:
+    """Check one safety data file and print its findings; 1 when it has an error."""
+    if text is None:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            err.print(f"{file}: cannot read: {exc.strerror}", markup=False)
+            return 1
+    result = check_safety_text(text)
+    for issue in result.issues:
+        line = issue.line if issue.line is not None else "?"
+        at = f" at {issue.path}" if issue.path else ""
+        style = "red" if issue.severity == "error" else "yellow"
+        out.print(f"{file}:{line}: [{style}]{issue.severity}[/] {issue.code}{at}: {issue.message}")
+    if result.data is None:
+        return 1
+    out.print(
+        f"{file}: [green]ok[/] ({result.data.id} version {result.data.version}, "
+        f"{len(result.data.screens)} screens)"
+    )
+    return 0
+
+
 @app.command()
 def schema(
-    name: Annotated[SchemaName, typer.Argument(help="request, determination or policy.")],
+    name: Annotated[SchemaName, typer.Argument(help="request, determination, policy or safety.")],
 ) -> None:
-    """Print the JSON Schema of the request, the determination or the policy file."""
+    """Print the JSON Schema of the request, the determination, the policy file or a policy's
+    safety data file."""
     schemas: dict[SchemaName, Any] = {
         SchemaName.request: lambda: Request.model_json_schema(by_alias=True),
         SchemaName.determination: Determination.model_json_schema,
         SchemaName.policy: lambda: Policy.model_json_schema(by_alias=True),
+        SchemaName.safety: lambda: SafetyData.model_json_schema(by_alias=True),
     }
     typer.echo(json.dumps(schemas[name](), indent=2))
 

@@ -8,12 +8,80 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from priorauth.engine.determination import CriterionResult, Determination
+from priorauth.engine.determination import Alert, CriterionResult, Determination
 from priorauth.policy.model import CriterionSpec, Policy
 
 __all__ = ["determination_panel", "policy_tree"]
 
 _MARK = {"met": ("✓", "green"), "not-met": ("✗", "red"), "unknown": ("?", "yellow")}
+_SEVERITY = {
+    "contraindication": ("⛔", "bold red"),
+    "dose-limit": ("▲", "bold magenta"),
+    "warning": ("!", "yellow"),
+}
+_FLAG = {True: "yes", False: "no", None: "unknown"}
+
+
+def _plain(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _safety(d: Determination) -> list[RenderableType]:
+    """Safety findings, contraindications first, then what could not be screened and the
+    label indication and receptor context."""
+    parts: list[RenderableType] = []
+    if d.alerts:
+        parts.append(Text("Safety findings", style="bold"))
+        order = {"contraindication": 0, "dose-limit": 1, "warning": 2}
+        alerts: list[Alert] = sorted(d.alerts, key=lambda a: order[a.severity])
+        for alert in alerts:
+            mark, style = _SEVERITY[alert.severity]
+            line = Text(f"{mark} {alert.severity.upper()} ", style=style)
+            line.append(f"{alert.code}: ", style="bold")
+            line.append(alert.message, style="red" if alert.severity != "warning" else "")
+            read = ", ".join(f"{k}={_plain(v)}" for k, v in alert.facts.items() if v is not None)
+            line.append(f"\n    source: {alert.source}", style="dim")
+            if read:
+                line.append(f"\n    read: {read}", style="dim")
+            parts.append(line)
+    if d.screens_not_run:
+        names = "; ".join(f"{s.screen} (needs {', '.join(s.fields)})" for s in d.screens_not_run)
+        parts.append(Text(f"Not screened (no data): {names}", style="dim"))
+    label = d.label_indication
+    if label is not None:
+        flags = ", ".join(
+            f"{k.removesuffix('_resistant')} {_FLAG[v]}" for k, v in label.flags.items()
+        )
+        status = next((c.status for c in label.indications if c.id == label.requested), "unknown")
+        mark, colour = _MARK[status]
+        parts.append(
+            Text(
+                f"{mark} Label indication {label.requested or '-'}: {status} "
+                f"(resistant to: {flags}) - information only",
+                style=colour,
+            )
+        )
+        for therapy in label.therapies:
+            parts.append(
+                Text(
+                    f"    prior_therapies[{therapy.index}] {therapy.agent} "
+                    f"({therapy.agent_class}, {therapy.setting or 'setting unknown'}): "
+                    f"{_FLAG[therapy.resistant]}, {therapy.detail}",
+                    style="dim",
+                )
+            )
+    context = d.guideline
+    if context is not None and context.evidence:
+        triple = _FLAG[context.triple_negative]
+        text = (
+            f"Receptors: HER2 {context.her2 or 'unknown'}, hormone receptor "
+            f"{context.hormone_receptor or 'unknown'}, triple negative {triple}"
+        )
+        parts.append(Text(text, style="cyan"))
+        for conflict in context.conflicts:
+            parts.append(Text(f"    ⚠ {conflict}", style="yellow"))
+        parts.append(Text(f"    {context.summary}", style="dim"))
+    return parts
 
 
 def _criterion(tree: Tree, node: CriterionResult, determination: Determination) -> None:
@@ -43,6 +111,7 @@ def determination_panel(determination: Determination, source: str = "") -> Rende
         parts.append(Text(f"Reasons: {', '.join(d.reasons)}    Route to: {d.route}"))
     for conflict in d.conflicts:
         parts.append(Text(f"⚠ Conflict on {conflict.fact}: {conflict.message}", style="bold red"))
+    parts.extend(_safety(d))
     if d.indication is not None:
         ind = d.indication
         mark, ind_colour = _MARK[ind.status]

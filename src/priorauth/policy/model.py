@@ -282,6 +282,12 @@ class Policy(_Strict):
     dosing: Dosing
     continuation: Continuation | None = None
     routing: dict[ReasonCode, str] = {}
+    # The clinical-review data beside the policy (safety screens, label indications): a file
+    # name in the policy's folder, ending in .data.yaml (see policy.safety_model).
+    safety: (
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*\.data\.yaml$")]
+        | None
+    ) = None
     exceptions: dict[str, str] = {}
     references: list[str] = []
     history: list[HistoryEntry] = []

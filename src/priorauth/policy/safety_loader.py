@@ -1,0 +1,207 @@
+"""Load a policy's clinical-review data (safety screens, resistance windows) through named stages.
+
+The stages mirror the policy loader's, with their own codes; every issue has a path and a line:
+
+    parse       PS1xx  the text is YAML and a mapping at the top
+    schema      PS2xx  the data fits policy.safety_model.SafetyData
+    references  PS3xx  ids unique, drug lists exist, message placeholders known, bands ordered
+    lint        PS4xx  warnings: a drug list no screen uses
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from priorauth.errors import PolicyError, PolicyIssue
+from priorauth.policy.loader import Path, _dotted, _Lines
+from priorauth.policy.safety_model import (
+    AllergyScreen,
+    AttestedScreen,
+    BsaCapScreen,
+    DiagnosisScreen,
+    HepaticBandsScreen,
+    InteractionScreen,
+    LabScreen,
+    SafetyData,
+)
+
+__all__ = ["PLACEHOLDERS", "SafetyLoadResult", "check_safety_text", "load_safety_text"]
+
+# The {placeholders} each kind of screen fills in its messages.
+PLACEHOLDERS: dict[type, frozenset[str]] = {
+    LabScreen: frozenset({"found"}),
+    HepaticBandsScreen: frozenset({"found", "band", "dose", "allowed"}),
+    AllergyScreen: frozenset({"substance", "severity"}),
+    AttestedScreen: frozenset(),
+    InteractionScreen: frozenset({"drug", "strength", "dose", "limit"}),
+    BsaCapScreen: frozenset({"bsa", "mg", "cap_mg", "dose"}),
+    DiagnosisScreen: frozenset({"code"}),
+}
+_KIND_TAGS = {"labs", "hepatic-bands", "allergy", "patient-state", "interaction", "bsa-cap"}
+_KIND_TAGS |= {"diagnosis", "function-after"}
+
+
+class SafetyLoadResult:
+    """What the stages found: the data (when no stage found an error) and every issue."""
+
+    def __init__(self, data: SafetyData | None, issues: list[PolicyIssue]) -> None:
+        self.data = data
+        self.issues = issues
+
+    @property
+    def errors(self) -> list[PolicyIssue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+
+def _issue(code: str, stage: str, path: Path, lines: _Lines | None, message: str) -> PolicyIssue:
+    severity: Any = "warning" if stage == "lint" else "error"
+    line = lines.line(path) if lines is not None else None
+    return PolicyIssue(code, stage, _dotted(path), line, severity, message)
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def _references(data: SafetyData, lines: _Lines, issues: list[PolicyIssue]) -> None:
+    def add(code: str, path: Path, message: str) -> None:
+        issues.append(_issue(code, "references", path, lines, message))
+
+    seen: set[str] = set()
+    for i, screen in enumerate(data.screens):
+        base: Path = ("screens", i)
+        if screen.id in seen:
+            add("PS301", (*base, "id"), f"screen id {screen.id!r} is used twice")
+        seen.add(screen.id)
+        allowed = PLACEHOLDERS[type(screen)]
+        messages: list[tuple[str, str | None]] = [("message", screen.message)]
+        if isinstance(screen, HepaticBandsScreen):
+            messages.append(("not_recommended_message", screen.not_recommended_message))
+        if isinstance(screen, InteractionScreen):
+            messages.append(("otherwise_message", screen.otherwise_message))
+        for key, template in messages:
+            if template is None:
+                continue
+            try:
+                unknown = _fields(template) - allowed
+            except ValueError as exc:
+                add("PS303", (*base, key), f"not a valid message template: {exc}")
+                continue
+            if unknown:
+                names = ", ".join(sorted(f"{{{n}}}" for n in unknown))
+                known = ", ".join(sorted(f"{{{n}}}" for n in allowed)) or "none"
+                add("PS303", (*base, key), f"unknown placeholder {names} (known: {known})")
+        if isinstance(screen, InteractionScreen) and screen.drug_list not in data.drug_lists:
+            add("PS302", (*base, "drug_list"), f"drug list {screen.drug_list!r} is not defined")
+        if isinstance(screen, HepaticBandsScreen):
+            _bands(screen, base, add)
+    for list_id, drug_list in data.drug_lists.items():
+        listed: set[str] = set()
+        for j, drug in enumerate(drug_list.drugs):
+            for name in (drug.name, *drug.aliases):
+                key = name.casefold()
+                if key in listed:
+                    add("PS305", ("drug_lists", list_id, "drugs", j), f"{name!r} is listed twice")
+                listed.add(key)
+    if data.resistance is not None:
+        _resistance(data, add)
+
+
+def _bands(screen: HepaticBandsScreen, base: Path, add: Any) -> None:
+    last = len(screen.bands) - 1
+    previous: tuple[float, float] = (0.0, 0.0)
+    for k, band in enumerate(screen.bands):
+        path: Path = (*base, "bands", k)
+        limits = (band.aminotransferases_at_most, band.bilirubin_at_most)
+        if k == last:
+            if limits != (None, None) or not band.not_recommended:
+                add("PS304", path, "the last band is the catch-all: no limits, not_recommended")
+            continue
+        if None in limits:
+            add("PS304", path, "a band before the last needs both limits")
+            continue
+        current = (float(limits[0] or 0), float(limits[1] or 0))
+        if current[0] < previous[0] or current[1] < previous[1] or current == previous:
+            add("PS304", path, "each band's limits must widen on the band before it")
+        previous = current
+
+
+def _resistance(data: SafetyData, add: Any) -> None:
+    resistance = data.resistance
+    assert resistance is not None
+    owner: dict[str, str] = {}
+    for class_id, agent_class in resistance.classes.items():
+        for j, agent in enumerate(agent_class.agents):
+            key = agent.casefold()
+            if key in owner:
+                add(
+                    "PS306",
+                    ("resistance", "classes", class_id, "agents", j),
+                    f"agent {agent!r} is already in class {owner[key]!r}",
+                )
+            owner[key] = class_id
+    terms = set(resistance.classes) | set(resistance.conditions)
+    for i, indication in enumerate(resistance.indications):
+        for j, group in enumerate(indication.any_of):
+            for k, term in enumerate(group):
+                if term not in terms:
+                    add(
+                        "PS307",
+                        ("resistance", "indications", i, "any_of", j, k),
+                        f"{term!r} is neither a class nor a condition under resistance",
+                    )
+
+
+def _lint(data: SafetyData, lines: _Lines, issues: list[PolicyIssue]) -> None:
+    used = {s.drug_list for s in data.screens if isinstance(s, InteractionScreen)}
+    for list_id in data.drug_lists:
+        if list_id not in used:
+            issues.append(
+                _issue("PS401", "lint", ("drug_lists", list_id), lines, "no screen uses this list")
+            )
+
+
+def check_safety_text(text: str) -> SafetyLoadResult:
+    """Run every stage over the YAML text of a safety data file."""
+    issues: list[PolicyIssue] = []
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        line = mark.line + 1 if mark is not None else None
+        issues.append(
+            PolicyIssue("PS101", "parse", "", line, "error", f"not valid YAML: {problem}")
+        )
+        return SafetyLoadResult(None, issues)
+    lines = _Lines(node)
+    if not isinstance(raw, dict):
+        issues.append(
+            _issue("PS102", "parse", (), lines, "safety data is a YAML mapping (id:, screens:)")
+        )
+        return SafetyLoadResult(None, issues)
+    try:
+        data = SafetyData.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p in _KIND_TAGS))
+            issues.append(_issue("PS201", "schema", loc, lines, error["msg"]))
+        return SafetyLoadResult(None, issues)
+    _references(data, lines, issues)
+    if any(i.severity == "error" for i in issues):
+        return SafetyLoadResult(None, issues)
+    _lint(data, lines, issues)
+    return SafetyLoadResult(data, issues)
+
+
+def load_safety_text(text: str, source: str = "<safety>") -> SafetyData:
+    """The safety data in `text`, or PolicyError listing every error the stages found."""
+    result = check_safety_text(text)
+    if result.data is None:
+        raise PolicyError(source, result.issues)
+    return result.data
