@@ -1,0 +1,1 @@
+"""Adapters: the outside world (databases, FHIR, SQL backends) behind plain interfaces."""

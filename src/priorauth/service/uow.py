@@ -1,0 +1,44 @@
+"""The unit of work: one transaction that rolls back unless the use case commits it."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.orm import Session
+
+from priorauth.adapters.store import Database
+
+__all__ = ["UnitOfWork"]
+
+
+class UnitOfWork:
+    """`with UnitOfWork(db) as uow: ...; uow.commit()`; leaving without commit rolls back."""
+
+    session: Session
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self.database.session()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # close() rolls back whatever was not committed and detaches the rows, keeping what
+        # was loaded readable (a rollback would expire it).
+        self.session.close()
+
+    def lock_writes(self) -> None:
+        """Serialize with every other writer (the audit chain needs one order)."""
+        self.database.lock_writes(self.session)
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
