@@ -19,7 +19,7 @@ from priorauth.service.config import Settings
 from priorauth.service.errors import ServiceError
 from priorauth.service.metrics import metrics_csv
 from priorauth.service.people import ROLES, Actor
-from priorauth.service.runtime import load_demo, open_service
+from priorauth.service.runtime import load_demo, open_service, running_service
 
 __all__ = ["register"]
 
@@ -76,7 +76,10 @@ def serve(
             "(tokens: demo-submitter-token, demo-pharmacist-token, demo-md1-token, "
             "demo-md2-token, demo-admin-token)"
         )
-    uvicorn.run(create_app(service), host=host, port=port, access_log=False, log_level="info")
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, access_log=False, log_level="info")
+    finally:
+        service.close()
 
 
 @users_app.command("add")
@@ -93,20 +96,20 @@ def users_add(
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an account and print its bearer token (shown once; only its hash is stored)."""
-    service = open_service(_settings(database_url))
-    try:
-        token = service.add_user(name, role, organization, npi, specialty)
-    except ServiceError as exc:
-        err.print(f"error: {exc}")
-        raise typer.Exit(2) from exc
+    with running_service(_settings(database_url)) as service:
+        try:
+            token = service.add_user(name, role, organization, npi, specialty)
+        except ServiceError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
     out.print(token)
 
 
 @audit_app.command("verify")
 def audit_verify(database_url: DatabaseOption = None) -> None:
     """Check the hash chain of the audit trail; name the first broken event (exit 1)."""
-    service = open_service(_settings(database_url))
-    count, broken = service.verify_audit()
+    with running_service(_settings(database_url)) as service:
+        count, broken = service.verify_audit()
     if broken is not None:
         err.print(f"audit chain BROKEN at event {broken.event_id}: {broken.problem}")
         raise typer.Exit(1)
@@ -118,12 +121,12 @@ def replay(
     database_url: DatabaseOption = None,
 ) -> None:
     """Re-evaluate a stored request under its recorded policy version; exit 1 on a difference."""
-    service = open_service(_settings(database_url))
-    try:
-        results = service.replay(request_id)
-    except ServiceError as exc:
-        err.print(f"error: {exc}")
-        raise typer.Exit(2) from exc
+    with running_service(_settings(database_url)) as service:
+        try:
+            results = service.replay(request_id)
+        except ServiceError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
     differ = False
     for result in results:
         if result.same:
@@ -155,13 +158,13 @@ def metrics(
     except ValueError as exc:
         err.print(f"error: {exc}")
         raise typer.Exit(2) from exc
-    service = open_service(_settings(database_url))
     operator = Actor(0, "cli", "admin", None, None, None)
-    report = service.metrics(
-        operator,
-        dt.datetime.combine(first, dt.time(), dt.UTC),
-        dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC),
-    )
+    with running_service(_settings(database_url)) as service:
+        report = service.metrics(
+            operator,
+            dt.datetime.combine(first, dt.time(), dt.UTC),
+            dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC),
+        )
     out.print(metrics_csv(report) if csv else json.dumps(report, indent=2), markup=False)
 
 

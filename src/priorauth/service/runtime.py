@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from priorauth.adapters.store import Database, migrate
@@ -13,7 +13,7 @@ from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict
 from priorauth.service.workflow import PriorAuthService, utcnow
 
-__all__ = ["DEMO_ACCOUNTS", "load_demo", "open_service"]
+__all__ = ["DEMO_ACCOUNTS", "load_demo", "open_service", "running_service"]
 
 
 def open_service(settings: Settings, clock: Callable[[], dt.datetime] = utcnow) -> PriorAuthService:
@@ -23,6 +23,16 @@ def open_service(settings: Settings, clock: Callable[[], dt.datetime] = utcnow) 
     service = PriorAuthService(database, settings, clock)
     service.start()
     return service
+
+
+@contextlib.contextmanager
+def running_service(settings: Settings) -> Iterator[PriorAuthService]:
+    """`open_service` for the length of a `with` block; the connections are closed after."""
+    service = open_service(settings)
+    try:
+        yield service
+    finally:
+        service.close()
 
 
 # Invented accounts for trying the service out; their tokens are printed in the README.

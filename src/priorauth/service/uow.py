@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
 
 from sqlalchemy.orm import Session
@@ -18,6 +19,7 @@ class UnitOfWork:
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._held: threading.Lock | None = None
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.database.session()
@@ -31,14 +33,25 @@ class UnitOfWork:
     ) -> None:
         # close() rolls back whatever was not committed and detaches the rows, keeping what
         # was loaded readable (a rollback would expire it).
-        self.session.close()
+        try:
+            self.session.close()
+        finally:
+            self._release()
 
     def lock_writes(self) -> None:
-        """Serialize with every other writer (the audit chain needs one order)."""
-        self.database.lock_writes(self.session)
+        """Serialize with every other writer (the audit chain needs one order). Call first."""
+        self._held = self.database.lock_writes(self.session)
 
     def commit(self) -> None:
-        self.session.commit()
+        try:
+            self.session.commit()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.release()
 
     def rollback(self) -> None:
         self.session.rollback()

@@ -139,6 +139,10 @@ class PriorAuthService:
 
     # ---------------------------------------------------------------- start and accounts
 
+    def close(self) -> None:
+        """Close the database connections."""
+        self.database.dispose()
+
     def start(self) -> None:
         """Record the loaded policy versions (with their YAML text) if they are new."""
         with UnitOfWork(self.database) as uow:
@@ -889,7 +893,11 @@ class PriorAuthService:
             events = uow.session.scalars(
                 select(AuditEventRow).order_by(AuditEventRow.id).execution_options(yield_per=1000)
             )
-            return verify_chain(events)
+            try:
+                return verify_chain(events)
+            finally:
+                # A break stops the check early: close the (server-side) cursor before the session.
+                events.close()
 
     def replay(self, ref: str) -> list[ReplayResult]:
         """Re-evaluate each stored determination of a case (by case id or request_id) under the

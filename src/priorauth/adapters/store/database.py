@@ -1,12 +1,14 @@
 """The database engine and sessions for a URL, and Alembic migrations applied at start.
 
 Nothing connects at import: a `Database` is built explicitly from a URL by the service layer.
-SQLite gets `BEGIN IMMEDIATE` transactions (one writer at a time, no lost updates) in WAL mode
-with full fsync; PostgreSQL serializes writers on one advisory lock taken by `lock_writes`.
+SQLite runs in WAL mode with full fsync: readers take a plain BEGIN, writers take a process-wide
+lock (threads queue on it rather than on SQLite's sleeping busy handler) and then BEGIN
+IMMEDIATE (one writer across processes too). PostgreSQL serializes writers on one advisory lock.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ __all__ = ["Database", "migrate"]
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The key of the PostgreSQL advisory lock that serializes writes (and so the audit chain).
 _WRITE_LOCK = 0x70A0_0001
+# The execution option that marks a SQLite connection as a writer (BEGIN IMMEDIATE).
+_WRITER = "priorauth_writer"
 
 
 class Database:
@@ -46,15 +50,27 @@ class Database:
         if self.dialect == "sqlite":
             _sqlite_transactions(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite_writer = threading.Lock()
 
     def session(self) -> Session:
         return self.sessions()
 
-    def lock_writes(self, session: Session) -> None:
-        """Serialize this transaction with every other writer until it ends."""
+    def lock_writes(self, session: Session) -> threading.Lock | None:
+        """Serialize this session's transaction with every other writer until it ends.
+
+        Call before the session's first statement. Returns a lock the caller releases once the
+        transaction has ended (SQLite), or None (PostgreSQL releases its lock at commit).
+        """
         if self.dialect == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK})
-        # SQLite: BEGIN IMMEDIATE already holds the write lock.
+            return None
+        self._sqlite_writer.acquire()
+        try:
+            session.connection(execution_options={_WRITER: True})
+        except BaseException:
+            self._sqlite_writer.release()
+            raise
+        return self._sqlite_writer
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -77,7 +93,9 @@ def _sqlite_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the database's write lock at once; readers see a WAL snapshot.
+        writer = connection.get_execution_options().get(_WRITER, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
 def migrate(database: Database) -> None:

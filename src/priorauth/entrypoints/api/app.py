@@ -172,6 +172,39 @@ class _TooLarge(Exception):
     pass
 
 
+class AccessLog:
+    """One line per request: method, route template, status, time. Never ids, queries or
+    bodies, so no health information reaches the log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                getattr(route, "path", "<unmatched>"),
+                status,
+                1000 * (time.perf_counter() - started),
+            )
+
+
 def create_app(service: PriorAuthService) -> FastAPI:
     """The API over a started service (migrated database, policies registered)."""
     app = FastAPI(
@@ -180,24 +213,6 @@ def create_app(service: PriorAuthService) -> FastAPI:
         description="Prior-authorization decisions, review queue, appeals, audit and metrics.",
     )
     app.state.service = service
-
-    @app.middleware("http")
-    async def access_log(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template only (never ids, query strings or bodies): no health information.
-        path = getattr(route, "path", "<unmatched>")
-        log.info(
-            "%s %s %d %.1fms",
-            request.method,
-            path,
-            response.status_code,
-            1000 * (time.perf_counter() - started),
-        )
-        return response
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -353,4 +368,5 @@ def create_app(service: PriorAuthService) -> FastAPI:
         return JSONResponse(report)
 
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    app.add_middleware(AccessLog)
     return app
