@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -335,3 +336,35 @@ def test_policies_are_listed_with_their_versions(client: TestClient) -> None:
 def test_openapi_is_published(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert "/v1/requests" in paths and "/v1/requests/{case_id}/decision" in paths
+
+
+def test_a_streamed_body_over_the_limit_is_refused(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"member_id": "M-1", "request": {"request_id": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}}'
+
+    response = client.post(
+        "/v1/requests",
+        content=chunks(),
+        headers={**auth("clinic"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_deciding_an_unknown_case_is_a_404(client: TestClient) -> None:
+    response = client.post(
+        "/v1/requests/00ff/decision", json={"action": "approve"}, headers=auth("md1")
+    )
+    assert response.status_code == 404
+
+
+def test_a_date_at_the_end_of_the_calendar_is_a_422_not_a_500(client: TestClient) -> None:
+    request = example("01-approved-every-3-weeks.json")
+    request["regimen"]["start_date"] = "9999-12-31"
+    response = client.post(
+        "/v1/requests", json={"member_id": "M-1", "request": request}, headers=auth("clinic")
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "request"

@@ -318,7 +318,14 @@ class PriorAuthService:
                 ]
             ) from exc
         as_of = parsed.received_at.date() if parsed.received_at else self.clock().date()
-        return self.policies.evaluate(dict(request), as_of=as_of), as_of
+        try:
+            return self.policies.evaluate(dict(request), as_of=as_of), as_of
+        except (ValueError, OverflowError) as exc:
+            # The engine's date arithmetic fails near the calendar's ends (a start date in the
+            # year 9999): that is input the policy cannot apply to, not a server fault.
+            raise Invalid(
+                [FieldProblem("request", f"a date is outside the range the policy handles: {exc}")]
+            ) from exc
 
     def _apply_determination(
         self,
@@ -758,7 +765,7 @@ class PriorAuthService:
         now: dt.datetime,
     ) -> None:
         valid_from = determination.service_date
-        valid_through = valid_from.replace(year=valid_from.year + 1) - dt.timedelta(days=1)
+        valid_through = _a_year_on(valid_from)
         if decision.regimen:
             regimen = dict(decision.regimen)
         else:
@@ -981,6 +988,16 @@ class PriorAuthService:
                 if review.action != "request-info":
                     first_reviews.setdefault(review.case_pk, review.action)
         return compute_metrics(cases, appeals, first_reviews, start, end)
+
+
+def _a_year_on(start: dt.date) -> dt.date:
+    """The last day of a one-year period starting on `start` (29 February -> 28 February)."""
+    try:
+        return dt.date(start.year + 1, start.month, min(start.day, 28)) + dt.timedelta(
+            days=start.day - min(start.day, 28) - 1
+        )
+    except (ValueError, OverflowError):
+        return dt.date.max
 
 
 def _load_policies(folder: Path) -> list[_LoadedPolicy]:

@@ -144,32 +144,32 @@ class BodyLimit:
                     )
                     return
         seen = 0
-        started = False
+        refused = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
-            if message["type"] == "http.request":
+            if message["type"] == "http.request" and not refused:
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    # Answer 413 now and tell the app the client has gone, so it stops reading;
+                    # whatever it tries to send afterwards is dropped.
+                    refused = True
+                    await _problem(413, "body too large", limit_bytes=self.limit)(
+                        scope, receive, send
+                    )
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def guarded(message: Message) -> None:
+            if not refused:
+                await send(message)
 
         try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
-                await _problem(413, "body too large", limit_bytes=self.limit)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:
+                raise
 
 
 class AccessLog:
