@@ -12,9 +12,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from priorauth.adapters.store import AuditEventRow
@@ -22,6 +22,10 @@ from priorauth.adapters.store import AuditEventRow
 __all__ = ["GENESIS", "ChainBreak", "append_event", "event_hash", "verify_chain"]
 
 GENESIS = "0" * 64
+# Built once: statements are reused on the hot path (every submission appends an event).
+_EVENTS = cast(Table, AuditEventRow.__table__)
+_LAST_EVENT = select(_EVENTS.c.id, _EVENTS.c.hash).order_by(_EVENTS.c.id.desc()).limit(1)
+_INSERT_EVENT = insert(_EVENTS)
 
 
 def event_hash(
@@ -56,27 +60,29 @@ def append_event(
     case_id: str | None,
     detail: Mapping[str, Any],
     at: dt.datetime,
-) -> AuditEventRow:
-    """Add an event after the last one. The caller holds the write lock (UnitOfWork.lock_writes)."""
-    last = session.execute(
-        select(AuditEventRow.id, AuditEventRow.hash).order_by(AuditEventRow.id.desc()).limit(1)
-    ).first()
+) -> str:
+    """Append an event after the last one and return its hash. The caller holds the write lock
+    (UnitOfWork.lock_writes)."""
+    last = session.execute(_LAST_EVENT).first()
     event_id = 1 if last is None else last.id + 1
     prev = GENESIS if last is None else last.hash
     detail_json = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
-    row = AuditEventRow(
-        id=event_id,
-        at=at,
-        actor=actor,
-        action=action,
-        case_id=case_id,
-        detail_json=detail_json,
-        prev_hash=prev,
-        hash=event_hash(event_id, at, actor, action, case_id, detail_json, prev),
+    digest = event_hash(event_id, at, actor, action, case_id, detail_json, prev)
+    # A plain INSERT: events are appended, never updated.
+    session.execute(
+        _INSERT_EVENT,
+        {
+            "id": event_id,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "case_id": case_id,
+            "detail_json": detail_json,
+            "prev_hash": prev,
+            "hash": digest,
+        },
     )
-    session.add(row)
-    session.flush()
-    return row
+    return digest
 
 
 @dataclass(frozen=True)

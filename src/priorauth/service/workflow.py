@@ -17,9 +17,9 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from priorauth.adapters.store import (
@@ -50,6 +50,8 @@ __all__ = ["OPEN_STATUSES", "Decision", "PriorAuthService", "ReplayResult", "Sub
 
 # A case waits for a person in these states; its clock runs.
 OPEN_STATUSES = ("pended", "information-requested", "appealed")
+# Built once and reused: every submission inserts a determination.
+_INSERT_DETERMINATION = insert(cast(Table, DeterminationRow.__table__))
 Action = Literal["approve", "approve-modified", "deny", "request-info"]
 
 
@@ -242,14 +244,13 @@ class PriorAuthService:
         """
         if actor.role != "submitter" or actor.organization is None:
             raise Forbidden("only a submitter may submit requests")
-        determination, as_of = self._evaluate(request)
+        determination, as_of, urgency = self._evaluate(request)
         submission_hash = _sha256(
             canonical(
                 {"member_id": member_id, "line_of_business": line_of_business, "request": request}
             )
         )
         request_id = determination.request_id
-        urgency = parse_request(request).urgency
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             existing = uow.session.scalar(
@@ -288,7 +289,9 @@ class PriorAuthService:
                 uow.session.flush()
             except IntegrityError as exc:  # a concurrent twin won (should the lock be bypassed)
                 raise Conflict(f"request_id {request_id} is being submitted already") from exc
-            self._apply_determination(uow, case, determination, request, now)
+            latest, authorization = self._apply_determination(
+                uow, case, determination, request, now
+            )
             append_event(
                 uow.session,
                 actor.name,
@@ -303,11 +306,12 @@ class PriorAuthService:
                 },
                 now,
             )
-            view = self._case_view(uow, case, full=False)
+            view = self._summary(case, latest, [authorization] if authorization else [])
             uow.commit()
         return Submitted(view, created=True)
 
-    def _evaluate(self, request: Mapping[str, Any]) -> tuple[Determination, dt.date]:
+    def _evaluate(self, request: Mapping[str, Any]) -> tuple[Determination, dt.date, str]:
+        """Decide a request as of its received date: (determination, as_of, urgency)."""
         try:
             parsed = parse_request(dict(request))
         except InvalidRequest as exc:
@@ -319,7 +323,7 @@ class PriorAuthService:
             ) from exc
         as_of = parsed.received_at.date() if parsed.received_at else self.clock().date()
         try:
-            return self.policies.evaluate(dict(request), as_of=as_of), as_of
+            return self.policies.evaluate(dict(request), as_of=as_of), as_of, parsed.urgency
         except (ValueError, OverflowError) as exc:
             # The engine's date arithmetic fails near the calendar's ends (a start date in the
             # year 9999): that is input the policy cannot apply to, not a server fault.
@@ -334,20 +338,25 @@ class PriorAuthService:
         determination: Determination,
         request: Mapping[str, Any],
         now: dt.datetime,
-    ) -> None:
-        uow.session.add(
-            DeterminationRow(
-                case_pk=case.id,
-                outcome=determination.outcome,
-                reasons=",".join(determination.reasons),
-                route=determination.route,
-                policy_hash=determination.policy.content_hash if determination.policy else None,
-                request_hash=determination.request_hash,
-                request_json=canonical(request),
-                determination_json=determination.model_dump_json(),
-                created_at=now,
-            )
+    ) -> tuple[str, AuthorizationRow | None]:
+        """Store a determination and move the case on; returns its JSON and any authorization."""
+        determination_json = determination.model_dump_json()
+        # A plain INSERT: determinations are written once and never changed.
+        uow.session.execute(
+            _INSERT_DETERMINATION,
+            {
+                "case_pk": case.id,
+                "outcome": determination.outcome,
+                "reasons": ",".join(determination.reasons),
+                "route": determination.route,
+                "policy_hash": determination.policy.content_hash if determination.policy else None,
+                "request_hash": determination.request_hash,
+                "request_json": canonical(request),
+                "determination_json": determination_json,
+                "created_at": now,
+            },
         )
+        authorization = None
         if determination.outcome == "approved":
             case.status = "approved"
             case.queue = None
@@ -365,13 +374,14 @@ class PriorAuthService:
                     "billing_code": auth.billing_code,
                     "units": auth.units,
                 }
-                self._authorize(
+                authorization = self._authorize(
                     uow, case, auth.valid_from, auth.valid_through, regimen, "automatic", now
                 )
         else:
             case.status = "pended"
             case.queue = determination.route or "clinician"
         case.updated_at = now
+        return determination_json, authorization
 
     def _authorize(
         self,
@@ -382,7 +392,7 @@ class PriorAuthService:
         regimen: Mapping[str, Any],
         source: str,
         now: dt.datetime,
-    ) -> None:
+    ) -> AuthorizationRow:
         request = json.loads(case.request_json)
         continues_id = None
         prior = request.get("prior_authorization_id")
@@ -397,20 +407,20 @@ class PriorAuthService:
                 .order_by(AuthorizationRow.id.desc())
                 .limit(1)
             )
-        uow.session.add(
-            AuthorizationRow(
-                authorization_id="AUTH-" + uuid.uuid4().hex[:16].upper(),
-                case_pk=case.id,
-                member_id=case.member_id,
-                organization=case.organization,
-                valid_from=valid_from,
-                valid_through=valid_through,
-                regimen_json=canonical(regimen),
-                source=source,
-                continues_id=continues_id,
-                created_at=now,
-            )
+        authorization = AuthorizationRow(
+            authorization_id="AUTH-" + uuid.uuid4().hex[:16].upper(),
+            case_pk=case.id,
+            member_id=case.member_id,
+            organization=case.organization,
+            valid_from=valid_from,
+            valid_through=valid_through,
+            regimen_json=canonical(regimen),
+            source=source,
+            continues_id=continues_id,
+            created_at=now,
         )
+        uow.session.add(authorization)
+        return authorization
 
     # ---------------------------------------------------------------- read
 
@@ -439,7 +449,6 @@ class PriorAuthService:
         return view
 
     def _case_view(self, uow: UnitOfWork, case: CaseRow, full: bool) -> dict[str, Any]:
-        now = self.clock()
         rows = list(
             uow.session.scalars(
                 select(DeterminationRow)
@@ -447,9 +456,26 @@ class PriorAuthService:
                 .order_by(DeterminationRow.id)
             )
         )
-        latest = json.loads(rows[-1].determination_json) if rows else None
+        authorizations = list(
+            uow.session.scalars(
+                select(AuthorizationRow)
+                .where(AuthorizationRow.case_pk == case.id)
+                .order_by(AuthorizationRow.id)
+            )
+        )
+        view = self._summary(case, rows[-1].determination_json if rows else None, authorizations)
+        if not full:
+            return view
+        view.update(self._details(uow, case, rows))
+        return view
+
+    def _summary(
+        self, case: CaseRow, determination_json: str | None, authorizations: list[AuthorizationRow]
+    ) -> dict[str, Any]:
+        """The case as the submit and decision calls answer it."""
+        now = self.clock()
         open_ = case.status in OPEN_STATUSES
-        view: dict[str, Any] = {
+        return {
             "case_id": case.case_id,
             "request_id": case.request_id,
             "member_id": case.member_id,
@@ -464,18 +490,15 @@ class PriorAuthService:
             "extended": case.extended,
             "decided_at": case.decided_at.isoformat() if case.decided_at else None,
             "decided_by": case.decided_by or None,
-            "determination": latest,
-            "authorizations": [
-                self._authorization_view(a)
-                for a in uow.session.scalars(
-                    select(AuthorizationRow)
-                    .where(AuthorizationRow.case_pk == case.id)
-                    .order_by(AuthorizationRow.id)
-                )
-            ],
+            "determination": json.loads(determination_json) if determination_json else None,
+            "authorizations": [self._authorization_view(a) for a in authorizations],
         }
-        if not full:
-            return view
+
+    def _details(
+        self, uow: UnitOfWork, case: CaseRow, rows: list[DeterminationRow]
+    ) -> dict[str, Any]:
+        """What a full read adds: the request, every determination, reviews, appeals, history."""
+        view: dict[str, Any] = {}
         view["extension_reason"] = case.extension_reason
         view["request"] = json.loads(case.request_json)
         view["determinations"] = [
@@ -555,7 +578,7 @@ class PriorAuthService:
             if merged.get("request_id") != case.request_id:
                 raise Invalid([FieldProblem("request.request_id", "cannot be changed")])
             uow.rollback()
-        determination, _ = self._evaluate(merged)
+        determination, _, _ = self._evaluate(merged)
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             case = self._visible_case(uow, actor, case_id)
@@ -563,7 +586,7 @@ class PriorAuthService:
                 raise Conflict(f"the request is {case.status}; information is not being sought")
             now = self.clock()
             case.request_json = canonical(merged)
-            self._apply_determination(uow, case, determination, merged, now)
+            latest, authorization = self._apply_determination(uow, case, determination, merged, now)
             append_event(
                 uow.session,
                 actor.name,
@@ -576,7 +599,7 @@ class PriorAuthService:
                 },
                 now,
             )
-            view = self._case_view(uow, case, full=False)
+            view = self._summary(case, latest, [authorization] if authorization else [])
             uow.commit()
         return view
 
