@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import example
@@ -331,6 +333,24 @@ def test_policies_are_listed_with_their_versions(client: TestClient) -> None:
     [policy] = client.get("/v1/policies", headers=auth("clinic")).json()
     assert policy["policy_id"] == "ixempra" and policy["active"] is True
     assert policy["content_hash"].startswith("sha256:")
+    detail = client.get("/v1/policies/ixempra", headers=auth("clinic")).json()
+    assert detail["versions"][0]["content_hash"] == policy["content_hash"]
+    assert "ixempra" in detail["versions"][0]["yaml"]
+    assert client.get("/v1/policies/nothing", headers=auth("clinic")).status_code == 404
+
+
+def test_the_log_holds_no_health_information(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    case = submit(client, "04-pended-criteria-not-met-age.json", member="M-SECRET-77")
+    client.get(f"/v1/requests/{case['case_id']}", headers=auth("clinic"))
+    client.get("/v1/authorizations?member_id=M-SECRET-77", headers=auth("clinic"))
+    # The server's own records (httpx, the test's client, logs the URLs it calls).
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
+    assert "POST /v1/requests 201" in text
+    for secret in ("M-SECRET-77", "2009-06-01", "C50.A12", case["case_id"], "PA-2026-000104"):
+        assert secret not in text
 
 
 def test_openapi_is_published(client: TestClient) -> None:

@@ -906,6 +906,33 @@ class PriorAuthService:
             for r in rows
         ]
 
+    def policy_detail(self, policy_id: str) -> dict[str, Any]:
+        """One policy's versions, newest first, each with the YAML text it was loaded from."""
+        active = {p.content_hash for p in self._loaded}
+        with UnitOfWork(self.database) as uow:
+            rows = list(
+                uow.session.scalars(
+                    select(PolicyVersionRow)
+                    .where(PolicyVersionRow.policy_id == policy_id)
+                    .order_by(PolicyVersionRow.id.desc())
+                )
+            )
+        if not rows:
+            raise NotFound(f"no policy {policy_id}")
+        return {
+            "policy_id": policy_id,
+            "versions": [
+                {
+                    "version": r.version,
+                    "content_hash": r.content_hash,
+                    "loaded_at": r.loaded_at.isoformat(),
+                    "active": r.content_hash in active,
+                    "yaml": r.yaml_text,
+                }
+                for r in rows
+            ],
+        }
+
     def ready(self) -> dict[str, Any]:
         """Whether the database answers and the policies are loaded."""
         self.database.ping()

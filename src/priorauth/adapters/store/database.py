@@ -36,7 +36,8 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "postgresql" and parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        kwargs: dict[str, Any] = {}
+        # Parameters are request data: keep them out of error messages and logs.
+        kwargs: dict[str, Any] = {"hide_parameters": True}
         if self.dialect == "sqlite":
             database = parsed.database
             if database and database != ":memory:":

@@ -339,6 +339,13 @@ def create_app(service: PriorAuthService) -> FastAPI:
         """Every policy version loaded, and which are in force."""
         return service.policy_versions()
 
+    @app.get("/v1/policies/{policy_id}", tags=["inquiries"], responses=_ERRORS)
+    def policy(
+        policy_id: Annotated[str, Path(min_length=1, max_length=100)], caller: Caller
+    ) -> dict[str, Any]:
+        """One policy's versions, each with its content hash and YAML text."""
+        return service.policy_detail(policy_id)
+
     @app.get(
         "/v1/metrics",
         tags=["inquiries"],
