@@ -574,16 +574,19 @@ class PriorAuthService:
             raise Forbidden("only the submitting organization adds information")
         with UnitOfWork(self.database) as uow:
             case = self._visible_case(uow, actor, case_id)
-            merged = deep_merge(json.loads(case.request_json), patch)
+            stored = case.request_json
+            merged = deep_merge(json.loads(stored), patch)
             if merged.get("request_id") != case.request_id:
                 raise Invalid([FieldProblem("request.request_id", "cannot be changed")])
-            uow.rollback()
+        # Evaluated outside the write lock; the lock then checks nothing changed meanwhile.
         determination, _, _ = self._evaluate(merged)
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             case = self._visible_case(uow, actor, case_id)
             if case.status not in ("pended", "information-requested"):
                 raise Conflict(f"the request is {case.status}; information is not being sought")
+            if case.request_json != stored:
+                raise Conflict("the request changed while this information was added; send again")
             now = self.clock()
             case.request_json = canonical(merged)
             latest, authorization = self._apply_determination(uow, case, determination, merged, now)
