@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 
 from priorauth.entrypoints.api import create_app
 from priorauth.service.config import Settings
@@ -68,6 +68,17 @@ def database_url(backend: str, tmp_path: Path) -> str:
         reset_postgres(POSTGRES_URL)
         return POSTGRES_URL
     return f"sqlite:///{tmp_path / 'priorauth.db'}"
+
+
+def drop_append_only_guards(connection: Connection) -> None:
+    """What someone with direct database access could do before tampering: drop the triggers
+    that keep the audit events and determinations append-only."""
+    for table in ("audit_events", "determinations"):
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"DROP TRIGGER {table}_append_only ON {table}"))
+        else:
+            connection.execute(text(f"DROP TRIGGER {table}_no_update"))
+            connection.execute(text(f"DROP TRIGGER {table}_no_delete"))
 
 
 @dataclass

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from priorauth.adapters.store import Base
 from priorauth.entrypoints.cli import app as cli
 from priorauth.service.workflow import Decision
 from tests.conftest import example
-from tests.service_fixtures import TOKENS, Env
+from tests.service_fixtures import TOKENS, Env, drop_append_only_guards
 
 
 def _pended_and_decided(env: Env) -> str:
@@ -33,6 +35,7 @@ def test_the_audit_chain_holds_and_names_the_first_broken_event(env: Env) -> Non
     count, broken = env.service.verify_audit()
     assert broken is None and count >= 10
     with env.service.database.engine.begin() as connection:
+        drop_append_only_guards(connection)
         connection.execute(
             text("UPDATE audit_events SET actor = 'someone-else' WHERE id = :id"), {"id": 5}
         )
@@ -40,9 +43,25 @@ def test_the_audit_chain_holds_and_names_the_first_broken_event(env: Env) -> Non
     assert broken is not None and broken.event_id == 5
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_events SET actor = 'x'",
+        "DELETE FROM audit_events",
+        "UPDATE determinations SET outcome = 'approved'",
+        "DELETE FROM determinations",
+    ],
+)
+def test_the_database_refuses_to_change_history(env: Env, statement: str) -> None:
+    _pended_and_decided(env)
+    with pytest.raises(DBAPIError, match="append-only"), env.service.database.engine.begin() as c:
+        c.execute(text(statement))
+
+
 def test_a_removed_event_breaks_the_chain(env: Env) -> None:
     _pended_and_decided(env)
     with env.service.database.engine.begin() as connection:
+        drop_append_only_guards(connection)
         connection.execute(text("DELETE FROM audit_events WHERE id = 3"))
     _, broken = env.service.verify_audit()
     assert broken is not None and broken.event_id == 4
@@ -54,6 +73,7 @@ def test_replay_confirms_the_stored_determination(env: Env) -> None:
     assert result.same and result.policy is not None
     assert [r.same for r in env.service.replay("PA-2026-000101")] == [True]
     with env.service.database.engine.begin() as connection:
+        drop_append_only_guards(connection)
         row = connection.execute(text("SELECT id, determination_json FROM determinations")).first()
         assert row is not None
         stored = json.loads(row.determination_json)
@@ -112,6 +132,7 @@ def test_the_service_commands(env: Env) -> None:
     metrics = runner.invoke(cli, ["metrics", "--from", "2026-01-01", "--csv", *url])
     assert metrics.exit_code == 0 and "section,figure,value" in metrics.output
     with env.service.database.engine.begin() as connection:
+        drop_append_only_guards(connection)
         connection.execute(text("UPDATE audit_events SET detail_json = '{}' WHERE id = 2"))
     broken = runner.invoke(cli, ["audit", "verify", *url])
     assert broken.exit_code == 1 and "event 2" in broken.output
