@@ -265,6 +265,7 @@ class PriorAuthService:
                     )
                 return Submitted(self._case_view(uow, existing, full=False), created=False)
             now = self.clock()
+            approved = determination.outcome == "approved"
             case = CaseRow(
                 case_id=uuid.uuid4().hex,
                 request_id=request_id,
@@ -275,12 +276,14 @@ class PriorAuthService:
                 member_id=member_id,
                 line_of_business=line_of_business,
                 urgency=urgency,
-                status="pended",
-                queue=None,
+                # Set as the determination leaves them, so the row is written once.
+                status="approved" if approved else "pended",
+                queue=None if approved else determination.route or "clinician",
                 received_at=now,
                 due_at=now + self.settings.clock(line_of_business, urgency),
                 extended=False,
-                decided_by="",
+                decided_at=now if approved else None,
+                decided_by="automatic" if approved else "",
                 appealed=False,
                 updated_at=now,
             )
