@@ -5,7 +5,7 @@ given), then drives it with an async HTTP client: first POST /v1/noop (reads the
 then POST /v1/requests with unique request ids (evaluated, committed durably, audited). Every
 loop is bounded by a count and a time limit; only 127.0.0.1 is ever contacted.
 
-    python benchmarks/load.py --requests 2000 --concurrency 16 --seconds 60
+    python benchmarks/load.py --requests 2000 --concurrency 16 --rounds 5 --seconds 15
 """
 
 from __future__ import annotations
@@ -70,48 +70,57 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not become ready in 60 s")
 
 
+class Phase:
+    """Latencies and busy time of one endpoint, gathered over several rounds."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.seconds = 0.0
+
+    def report(self) -> dict[str, Any]:
+        latencies = sorted(self.latencies)
+
+        def percentile(p: float) -> float:
+            return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+        return {
+            "path": self.path,
+            "requests": len(latencies),
+            "failures": self.failures,
+            "seconds": round(self.seconds, 3),
+            "per_second": round(len(latencies) / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": round(percentile(0.50), 2),
+            "p99_ms": round(percentile(0.99), 2),
+            "mean_ms": round(1000 * statistics.fmean(latencies), 2) if latencies else None,
+        }
+
+
 async def drive(
     client: httpx.AsyncClient,
-    path: str,
+    phase: Phase,
     bodies: list[dict[str, Any]],
     concurrency: int,
-    seconds: float,
-) -> dict[str, Any]:
-    """Send the bodies with `concurrency` workers until done or `seconds` pass."""
-    latencies: list[float] = []
-    failures = 0
+    deadline: float,
+) -> None:
+    """Send the bodies with `concurrency` workers until done or the deadline passes."""
     next_index = 0
-    deadline = time.monotonic() + seconds
 
     async def worker() -> None:
-        nonlocal next_index, failures
+        nonlocal next_index
         while next_index < len(bodies) and time.monotonic() < deadline:
             body = bodies[next_index]
             next_index += 1
             started = time.perf_counter()
-            response = await client.post(path, json=body)
-            latencies.append(time.perf_counter() - started)
+            response = await client.post(phase.path, json=body)
+            phase.latencies.append(time.perf_counter() - started)
             if response.status_code not in (200, 201):
-                failures += 1
+                phase.failures += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-
-    def percentile(p: float) -> float:
-        return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))]
-
-    return {
-        "path": path,
-        "requests": len(latencies),
-        "failures": failures,
-        "seconds": round(elapsed, 3),
-        "per_second": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
-        "p50_ms": round(percentile(0.50), 2),
-        "p99_ms": round(percentile(0.99), 2),
-        "mean_ms": round(1000 * statistics.fmean(latencies), 2) if latencies else None,
-    }
+    phase.seconds += time.perf_counter() - started
 
 
 async def run(args: argparse.Namespace, port: int) -> dict[str, Any]:
@@ -128,25 +137,35 @@ async def run(args: argparse.Namespace, port: int) -> dict[str, Any]:
         base_url=f"http://{HOST}:{port}", headers=headers, limits=limits, timeout=30
     ) as client:
         # Warm both paths so neither pays first-call costs in the measurement.
-        await drive(client, "/v1/noop", bodies[:20], 4, 10)
         warm = copy.deepcopy(bodies[:20])
         for body in warm:
             body["request"]["request_id"] += "-warm"
-        await drive(client, "/v1/requests", warm, 4, 10)
-        noop = await drive(client, "/v1/noop", bodies, args.concurrency, args.seconds)
-        submit = await drive(client, "/v1/requests", bodies, args.concurrency, args.seconds)
+        await drive(client, Phase("/v1/noop"), warm, 4, time.monotonic() + 10)
+        await drive(client, Phase("/v1/requests"), warm, 4, time.monotonic() + 10)
+        # Alternate the two endpoints in rounds, so both see the same machine (other work on
+        # it comes and goes) and the comparison stays fair.
+        noop, submit = Phase("/v1/noop"), Phase("/v1/requests")
+        size = max(1, len(bodies) // args.rounds)
+        for start in range(0, len(bodies), size):
+            chunk = bodies[start : start + size]
+            await drive(client, noop, chunk, args.concurrency, time.monotonic() + args.seconds)
+            await drive(client, submit, chunk, args.concurrency, time.monotonic() + args.seconds)
+    noop_report, submit_report = noop.report(), submit.report()
     return {
-        "noop": noop,
-        "submit": submit,
-        "submit_vs_noop_percent": round(100 * submit["per_second"] / noop["per_second"], 1),
+        "noop": noop_report,
+        "submit": submit_report,
+        "submit_vs_noop_percent": round(
+            100 * submit_report["per_second"] / noop_report["per_second"], 1
+        ),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="requests per phase (max)")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per endpoint (max)")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=60, help="time limit per phase")
+    parser.add_argument("--seconds", type=float, default=15, help="time limit per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds alternating the two")
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
