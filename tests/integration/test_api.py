@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.conftest import example
 from tests.service_fixtures import Env, auth
@@ -388,3 +389,15 @@ def test_a_date_at_the_end_of_the_calendar_is_a_422_not_a_500(client: TestClient
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "request"
+
+
+def test_looking_up_a_members_authorizations_is_audited(client: TestClient, env: Env) -> None:
+    submit(client, "01-approved-every-3-weeks.json", member="M-9")
+    client.get("/v1/authorizations?member_id=M-9", headers=auth("pharmacist")).raise_for_status()
+    with env.service.database.engine.connect() as connection:
+        last = connection.execute(
+            text("SELECT actor, action, detail_json FROM audit_events ORDER BY id DESC LIMIT 1")
+        ).one()
+    assert (last.actor, last.action) == ("pharmacist", "authorizations.read")
+    assert '"member_id":"M-9"' in last.detail_json
+    assert env.service.verify_audit()[1] is None

@@ -878,8 +878,10 @@ class PriorAuthService:
     # ---------------------------------------------------------------- inquiries
 
     def authorizations(self, actor: Actor, member_id: str) -> list[dict[str, Any]]:
-        """A member's authorizations (a submitter sees its own organization's only)."""
+        """A member's authorizations (a submitter sees its own organization's only); the
+        look-up is audited like a read of a case."""
         with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
             query = select(AuthorizationRow).where(AuthorizationRow.member_id == member_id)
             if actor.role == "submitter":
                 query = query.where(AuthorizationRow.organization == actor.organization)
@@ -894,6 +896,15 @@ class PriorAuthService:
                             AuthorizationRow.id == row.continues_id
                         )
                     )
+            append_event(
+                uow.session,
+                actor.name,
+                "authorizations.read",
+                None,
+                {"member_id": member_id, "role": actor.role, "found": len(views)},
+                self.clock(),
+            )
+            uow.commit()
         return views
 
     def policy_versions(self) -> list[dict[str, Any]]:
