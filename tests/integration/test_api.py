@@ -322,6 +322,12 @@ def test_metrics_as_json_and_csv(client: TestClient, env: Env) -> None:
     csv = client.get("/v1/metrics?from=2026-11-01&to=2026-11-30&format=csv", headers=auth("md1"))
     assert csv.headers["content-type"].startswith("text/csv")
     assert "standard,approved_percent,100.0" in csv.text
+    assert report["clocks"]["missed_due_time"] == 0
+    late = submit(client, "04-pended-criteria-not-met-age.json")
+    env.clock.advance(days=8)
+    report = client.get("/v1/metrics?from=2026-11-01&to=2026-12-31", headers=auth("md1")).json()
+    assert report["clocks"]["missed_due_time"] == 1
+    assert late["status"] == "pended"
     nothing = client.get("/v1/metrics?from=2025-01-01&to=2025-12-31", headers=auth("md1")).json()
     assert nothing["standard"]["decided"] == 0
     assert (

@@ -1054,7 +1054,21 @@ class PriorAuthService:
             ):
                 if review.action != "request-info":
                     first_reviews.setdefault(review.case_pk, review.action)
-        return compute_metrics(cases, appeals, first_reviews, start, end)
+            # A missed clock counts as an adverse decision: cases received in the period that
+            # were still undecided after their due time (by the end of the period).
+            missed = uow.session.execute(
+                select(func.count())
+                .select_from(CaseRow)
+                .where(
+                    CaseRow.received_at >= start,
+                    CaseRow.received_at < end,
+                    CaseRow.due_at < min(end, self.clock()),
+                    (CaseRow.decided_at.is_(None)) | (CaseRow.decided_at > CaseRow.due_at),
+                )
+            ).scalar_one()
+        report = compute_metrics(cases, appeals, first_reviews, start, end)
+        report["clocks"] = {"missed_due_time": missed}
+        return report
 
 
 def _a_year_on(start: dt.date) -> dt.date:
