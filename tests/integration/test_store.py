@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,6 +18,8 @@ from typer.testing import CliRunner
 
 from priorauth.adapters.store import Base
 from priorauth.entrypoints.cli import app as cli
+from priorauth.service.errors import Unauthenticated
+from priorauth.service.uow import UnitOfWork
 from priorauth.service.workflow import Decision
 from tests.conftest import example
 from tests.service_fixtures import TOKENS, Env, drop_append_only_guards
@@ -136,3 +142,32 @@ def test_the_service_commands(env: Env) -> None:
         connection.execute(text("UPDATE audit_events SET detail_json = '{}' WHERE id = 2"))
     broken = runner.invoke(cli, ["audit", "verify", *url])
     assert broken.exit_code == 1 and "event 2" in broken.output
+
+
+def test_a_unit_of_work_rolls_back_unless_committed(env: Env) -> None:
+    with UnitOfWork(env.service.database) as uow:
+        uow.lock_writes()
+        uow.session.execute(
+            text("UPDATE users SET active = :no WHERE name = 'clinic'"), {"no": False}
+        )
+    assert env.service.authenticate(TOKENS["clinic"]).name == "clinic"
+    with UnitOfWork(env.service.database) as uow:
+        uow.lock_writes()
+        uow.session.execute(
+            text("UPDATE users SET active = :no WHERE name = 'clinic'"), {"no": False}
+        )
+        uow.commit()
+    with pytest.raises(Unauthenticated):
+        env.service.authenticate(TOKENS["clinic"])
+
+
+def test_nothing_connects_at_import() -> None:
+    # An address nothing listens on: importing every entry point must not try to reach it.
+    code = (
+        "import priorauth.entrypoints.cli, priorauth.entrypoints.api.app, "
+        "priorauth.service.workflow, priorauth.adapters.store"
+    )
+    env = {**os.environ, "PRIORAUTH_DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    assert time.monotonic() - started < 30
