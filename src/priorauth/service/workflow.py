@@ -43,6 +43,7 @@ from priorauth.policy.model import Policy
 from priorauth.service.audit import ChainBreak, append_event, verify_chain
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from priorauth.service.metrics import compute_metrics
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
 from priorauth.service.uow import UnitOfWork
 
@@ -1028,8 +1029,6 @@ class PriorAuthService:
         """CMS-0057-F style figures for requests decided in [start, end)."""
         if actor.role == "submitter":
             raise Forbidden("metrics are for the plan's staff")
-        from priorauth.service.metrics import compute_metrics
-
         with UnitOfWork(self.database) as uow:
             cases = list(
                 uow.session.scalars(
