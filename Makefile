@@ -1,4 +1,5 @@
-# priorauth: `make run` evaluates the example requests, `make test` runs the test suite.
+# priorauth: `make run` starts the service on 127.0.0.1:8000 (SQLite under var/, demo accounts
+# and the example requests), `make evaluate` decides the examples, `make test` runs the tests.
 # Each target bootstraps .venv on its own, so a fresh clone needs nothing else.
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check fmt bench clean
+.PHONY: run evaluate test check fmt bench load clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +16,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
+	@mkdir -p var
+	PRIORAUTH_DATABASE_URL=$${PRIORAUTH_DATABASE_URL:-sqlite:///var/priorauth.db} \
+		$(BIN)/priorauth serve --host 127.0.0.1 --port 8000 --demo
+
+evaluate: $(STAMP)
 	$(BIN)/priorauth evaluate examples/*.json
 
 test: $(STAMP)
@@ -31,6 +37,9 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
+
+load: $(STAMP)
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,9 @@ import pytest
 
 from priorauth import PolicySet
 
+# The service tests' fixtures (databases, the service, an HTTP client).
+pytest_plugins = ["tests.service_fixtures"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

@@ -1,1 +1,1 @@
-"""Adapters: translations between priorauth's contracts and the outside world (FHIR, ...)."""
+"""Adapters: the outside world (databases, FHIR, SQL backends) behind plain interfaces."""

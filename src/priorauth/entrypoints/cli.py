@@ -20,6 +20,7 @@ from priorauth.catalog import PolicySet, load_policy
 from priorauth.engine.compiled import policy_hash
 from priorauth.engine.determination import Determination
 from priorauth.engine.request import Request
+from priorauth.entrypoints.cli_service import register as register_service_commands
 from priorauth.entrypoints.render import determination_panel, policy_tree
 from priorauth.errors import InvalidRequest, PolicyError
 from priorauth.policy.loader import check_policy_text
@@ -254,6 +255,10 @@ def schema(
         SchemaName.safety: lambda: SafetyData.model_json_schema(by_alias=True),
     }
     typer.echo(json.dumps(schemas[name](), indent=2))
+
+
+# The service commands (serve, users, audit, replay, metrics) live in their own module.
+register_service_commands(app)
 
 
 def main() -> None:

@@ -1,0 +1,185 @@
+"""Load benchmark: submissions per second and latency, next to a no-op endpoint of the same server.
+
+Starts `priorauth serve` on a free loopback port (a fresh SQLite file unless --database-url is
+given), then drives it with an async HTTP client: first POST /v1/noop (reads the body, returns),
+then POST /v1/requests with unique request ids (evaluated, committed durably, audited). Every
+loop is bounded by a count and a time limit; only 127.0.0.1 is ever contacted.
+
+    python benchmarks/load.py --requests 2000 --concurrency 16 --rounds 5 --seconds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"  # loopback only, by design
+TOKEN = "demo-submitter-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PRIORAUTH_DATABASE_URL": database_url}
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "priorauth"),
+            "serve",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--demo",
+            "--examples",
+            str(ROOT / "examples"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{HOST}:{port}/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise SystemExit("the server exited during start")
+        time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the server did not become ready in 60 s")
+
+
+class Phase:
+    """Latencies and busy time of one endpoint, gathered over several rounds."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.seconds = 0.0
+
+    def report(self) -> dict[str, Any]:
+        latencies = sorted(self.latencies)
+
+        def percentile(p: float) -> float:
+            return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+        return {
+            "path": self.path,
+            "requests": len(latencies),
+            "failures": self.failures,
+            "seconds": round(self.seconds, 3),
+            "per_second": round(len(latencies) / self.seconds, 1) if self.seconds else 0.0,
+            "p50_ms": round(percentile(0.50), 2),
+            "p99_ms": round(percentile(0.99), 2),
+            "mean_ms": round(1000 * statistics.fmean(latencies), 2) if latencies else None,
+        }
+
+
+async def drive(
+    client: httpx.AsyncClient,
+    phase: Phase,
+    bodies: list[dict[str, Any]],
+    concurrency: int,
+    deadline: float,
+) -> None:
+    """Send the bodies with `concurrency` workers until done or the deadline passes."""
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        while next_index < len(bodies) and time.monotonic() < deadline:
+            body = bodies[next_index]
+            next_index += 1
+            started = time.perf_counter()
+            response = await client.post(phase.path, json=body)
+            phase.latencies.append(time.perf_counter() - started)
+            if response.status_code not in (200, 201):
+                phase.failures += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    phase.seconds += time.perf_counter() - started
+
+
+async def run(args: argparse.Namespace, port: int) -> dict[str, Any]:
+    template = json.loads((ROOT / "examples" / "01-approved-every-3-weeks.json").read_text())
+    run_id = f"{int(time.time())}"
+    bodies = []
+    for i in range(args.requests):
+        request = copy.deepcopy(template)
+        request["request_id"] = f"LOAD-{run_id}-{i}"
+        bodies.append({"member_id": f"M-LOAD-{i % 500}", "request": request})
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(
+        base_url=f"http://{HOST}:{port}", headers=headers, limits=limits, timeout=30
+    ) as client:
+        # Warm both paths so neither pays first-call costs in the measurement.
+        warm = copy.deepcopy(bodies[:20])
+        for body in warm:
+            body["request"]["request_id"] += "-warm"
+        await drive(client, Phase("/v1/noop"), warm, 4, time.monotonic() + 10)
+        await drive(client, Phase("/v1/requests"), warm, 4, time.monotonic() + 10)
+        # Alternate the two endpoints in rounds, so both see the same machine (other work on
+        # it comes and goes) and the comparison stays fair.
+        noop, submit = Phase("/v1/noop"), Phase("/v1/requests")
+        size = max(1, len(bodies) // args.rounds)
+        for start in range(0, len(bodies), size):
+            chunk = bodies[start : start + size]
+            await drive(client, noop, chunk, args.concurrency, time.monotonic() + args.seconds)
+            await drive(client, submit, chunk, args.concurrency, time.monotonic() + args.seconds)
+    noop_report, submit_report = noop.report(), submit.report()
+    return {
+        "noop": noop_report,
+        "submit": submit_report,
+        "submit_vs_noop_percent": round(
+            100 * submit_report["per_second"] / noop_report["per_second"], 1
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per endpoint (max)")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=15, help="time limit per round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds alternating the two")
+    parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{tmp}/load.db"
+        port = free_port()
+        server = start_server(url, port)
+        try:
+            report = asyncio.run(run(args, port))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    report["database"] = url.split(":", 1)[0]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""The durable store: SQLAlchemy 2 tables, Alembic migrations, and the database engine factory."""
+
+from priorauth.adapters.store.database import Database, migrate
+from priorauth.adapters.store.tables import (
+    AppealRow,
+    AuditEventRow,
+    AuthorizationRow,
+    Base,
+    CaseRow,
+    DeterminationRow,
+    PolicyVersionRow,
+    ReviewRow,
+    UserRow,
+)
+
+__all__ = [
+    "AppealRow",
+    "AuditEventRow",
+    "AuthorizationRow",
+    "Base",
+    "CaseRow",
+    "Database",
+    "DeterminationRow",
+    "PolicyVersionRow",
+    "ReviewRow",
+    "UserRow",
+    "migrate",
+]

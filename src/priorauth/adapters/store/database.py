@@ -1,0 +1,108 @@
+"""The database engine and sessions for a URL, and Alembic migrations applied at start.
+
+Nothing connects at import: a `Database` is built explicitly from a URL by the service layer.
+SQLite runs in WAL mode with full fsync: readers take a plain BEGIN, writers take a process-wide
+lock (threads queue on it rather than on SQLite's sleeping busy handler) and then BEGIN
+IMMEDIATE (one writer across processes too). PostgreSQL serializes writers on one advisory lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["Database", "migrate"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# The key of the PostgreSQL advisory lock that serializes writes (and so the audit chain).
+_WRITE_LOCK = 0x70A0_0001
+# The execution option that marks a SQLite connection as a writer (BEGIN IMMEDIATE).
+_WRITER = "priorauth_writer"
+
+
+class Database:
+    """An engine and a session factory for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "postgresql" and parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        # Parameters are request data: keep them out of error messages and logs.
+        kwargs: dict[str, Any] = {"hide_parameters": True}
+        if self.dialect == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 20
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(parsed, **kwargs)
+        if self.dialect == "sqlite":
+            _sqlite_transactions(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite_writer = threading.Lock()
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def lock_writes(self, session: Session) -> threading.Lock | None:
+        """Serialize this session's transaction with every other writer until it ends.
+
+        Call before the session's first statement. Returns a lock the caller releases once the
+        transaction has ended (SQLite), or None (PostgreSQL releases its lock at commit).
+        """
+        if self.dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK})
+            return None
+        self._sqlite_writer.acquire()
+        try:
+            session.connection(execution_options={_WRITER: True})
+        except BaseException:
+            self._sqlite_writer.release()
+            raise
+        return self._sqlite_writer
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        # Writers take the database's write lock at once; readers see a WAL snapshot.
+        writer = connection.get_execution_options().get(_WRITER, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+
+def migrate(database: Database) -> None:
+    """Bring the schema up to the newest Alembic revision."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

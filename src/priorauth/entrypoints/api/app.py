@@ -1,0 +1,431 @@
+"""The HTTP API (FastAPI): parse, call the service, map its errors to statuses.
+
+Versioned under /v1; the OpenAPI document is at /openapi.json. Routes never open database
+sessions: each calls one use case of `PriorAuthService`, which owns the unit of work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+
+from priorauth._version import __version__
+from priorauth.errors import FieldProblem
+from priorauth.service.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    Unauthenticated,
+)
+from priorauth.service.metrics import metrics_csv
+from priorauth.service.people import Actor
+from priorauth.service.workflow import Decision, PriorAuthService
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("priorauth.api")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+CaseId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0-9a-f]+$")]
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Submission(_Body):
+    """A request to decide, with the member it is for (the request itself names no member)."""
+
+    member_id: Identifier
+    line_of_business: Identifier = "medicare-advantage"
+    request: dict[str, Any] = Field(
+        description="The prior-authorization request (`priorauth schema request`)."
+    )
+
+
+class Information(_Body):
+    """New facts, laid over the stored request (objects merge, lists replace)."""
+
+    request: dict[str, Any]
+
+
+class ModifiedRegimen(_Body):
+    dose: Annotated[float, Field(gt=0, le=100_000)]
+    dose_unit: Literal["mg/m2", "mg"]
+    doses_per_cycle: Annotated[int, Field(ge=1, le=31)]
+    cycle_length_days: Annotated[int, Field(ge=1, le=366)]
+    cycles: Annotated[int, Field(ge=1, le=100)] | None = None
+
+
+class DecisionBody(_Body):
+    """A reviewer's decision. A denial names the unmet `criterion` (e.g. `B.i`) or the
+    `dose_rule` and gives a `reason`; `approve-modified` gives the `regimen` approved."""
+
+    action: Literal["approve", "approve-modified", "deny", "request-info"]
+    reason: Text | None = None
+    criterion: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    dose_rule: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    regimen: ModifiedRegimen | None = None
+
+
+class ReasonBody(_Body):
+    reason: Text
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No or unknown bearer token"},
+    403: {"description": "The role may not do this"},
+    404: {"description": "No such request (or not one the caller may see)"},
+    409: {"description": "Conflict with the request's state or an earlier submission"},
+    413: {"description": "Body too large"},
+    422: {"description": "Field-level problems"},
+}
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def _caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    service: PriorAuthService = request.app.state.service
+    token = credentials.credentials if credentials else None
+    return await run_in_threadpool(service.authenticate, token)
+
+
+Caller = Annotated[Actor, Depends(_caller)]
+
+
+class Json(JSONResponse):
+    """JSON written by orjson straight from the service's plain data (no jsonable_encoder pass,
+    which costs more than the whole decision for a large determination)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _problem(status: int, title: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"title": title, "status": status, **extra}, status_code=status)
+
+
+class BodyLimit:
+    """Refuse bodies over `limit` bytes with 413, whether or not Content-Length is given."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await _problem(413, "body too large", limit_bytes=self.limit)(
+                        scope, receive, send
+                    )
+                    return
+        seen = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal seen, refused
+            message = await receive()
+            if message["type"] == "http.request" and not refused:
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    # Answer 413 now and tell the app the client has gone, so it stops reading;
+                    # whatever it tries to send afterwards is dropped.
+                    refused = True
+                    await _problem(413, "body too large", limit_bytes=self.limit)(
+                        scope, receive, send
+                    )
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not refused:
+                raise
+
+
+class AccessLog:
+    """One line per request: method, route template, status, time. Never ids, queries or
+    bodies, so no health information reaches the log."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def tracked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                getattr(route, "path", "<unmatched>"),
+                status,
+                1000 * (time.perf_counter() - started),
+            )
+
+
+def create_app(service: PriorAuthService) -> FastAPI:
+    """The API over a started service (migrated database, policies registered)."""
+    app = FastAPI(
+        title="priorauth",
+        version=__version__,
+        description="Prior-authorization decisions, review queue, appeals, audit and metrics.",
+    )
+    app.state.service = service
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        if isinstance(exc, Invalid):
+            return _problem(
+                422,
+                "invalid input",
+                detail=[{"field": p.field, "message": p.message} for p in exc.problems],
+            )
+        status = {Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409}.get(
+            type(exc), 400
+        )
+        response = _problem(status, str(exc))
+        if status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = []
+        for error in exc.errors():
+            loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+            detail.append({"field": ".".join(loc), "message": str(error.get("msg", "invalid"))})
+        return _problem(422, "invalid input", detail=detail)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable: %s", type(exc.orig).__name__)
+        return _problem(503, "the database is unavailable; try again")
+
+    # ------------------------------------------------------------------ health
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["health"], responses={503: {"description": "Not ready"}})
+    def ready() -> dict[str, Any]:
+        """Readiness: the database answers and the policies are loaded."""
+        return {"status": "ready", **service.ready()}
+
+    @app.post("/v1/noop", tags=["health"])
+    async def noop(request: Request) -> dict[str, bool]:
+        """Reads the body and does nothing: the baseline for the load benchmark."""
+        await request.body()
+        return {"ok": True}
+
+    # ------------------------------------------------------------------ requests
+
+    @app.post(
+        "/v1/requests",
+        tags=["requests"],
+        status_code=201,
+        responses=_ERRORS,
+        response_model=dict[str, Any],
+    )
+    def submit(body: Submission, caller: Caller) -> Response:
+        """Submit a request; it is approved at once or pended to a reviewer with a due time.
+
+        Idempotent on `request.request_id` per organization: the same body again returns the
+        first answer (200), a different body is a 409.
+        """
+        result = service.submit(caller, body.request, body.member_id, body.line_of_business)
+        return Json(result.case, status_code=201 if result.created else 200)
+
+    @app.get(
+        "/v1/requests/{case_id}",
+        tags=["requests"],
+        responses=_ERRORS,
+        response_model=dict[str, Any],
+    )
+    def read(case_id: CaseId, caller: Caller) -> Response:
+        """A request with its determinations, reviews, appeals and history."""
+        return Json(service.read(caller, case_id))
+
+    @app.post(
+        "/v1/requests/{case_id}/information",
+        tags=["requests"],
+        responses=_ERRORS,
+        response_model=dict[str, Any],
+    )
+    def add_information(case_id: CaseId, body: Information, caller: Caller) -> Response:
+        """Add the missing information; the request is decided again at once."""
+        return Json(service.add_information(caller, case_id, body.request))
+
+    @app.post(
+        "/v1/requests/{case_id}/appeal",
+        tags=["requests"],
+        responses=_ERRORS,
+        response_model=dict[str, Any],
+    )
+    def appeal(case_id: CaseId, body: ReasonBody, caller: Caller) -> Response:
+        """Appeal a denial or a modified approval; another medical director decides it."""
+        return Json(service.appeal(caller, case_id, body.reason))
+
+    # ------------------------------------------------------------------ review
+
+    @app.get("/v1/queue", tags=["review"], responses=_ERRORS, response_model=list[dict[str, Any]])
+    def queue(
+        caller: Caller,
+        queue: Annotated[str | None, Query(max_length=32)] = None,
+        status: Annotated[
+            Literal["pended", "information-requested", "appealed"] | None, Query()
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> Response:
+        """Open requests, soonest due first (overdue first), with the time left."""
+        return Json(service.queue(caller, queue, status, limit))
+
+    @app.post(
+        "/v1/requests/{case_id}/decision",
+        tags=["review"],
+        responses=_ERRORS,
+        response_model=dict[str, Any],
+    )
+    def decide(case_id: CaseId, body: DecisionBody, caller: Caller) -> Response:
+        """A pharmacist's or medical director's decision."""
+        return Json(
+            service.decide(
+                caller,
+                case_id,
+                Decision(
+                    action=body.action,
+                    reason=body.reason,
+                    criterion=body.criterion,
+                    dose_rule=body.dose_rule,
+                    regimen=body.regimen.model_dump(exclude_none=True) if body.regimen else None,
+                ),
+            )
+        )
+
+    @app.post(
+        "/v1/requests/{case_id}/extension",
+        tags=["review"],
+        responses=_ERRORS,
+        response_model=dict[str, Any],
+    )
+    def extend(case_id: CaseId, body: ReasonBody, caller: Caller) -> Response:
+        """Extend the decision clock once, with a reason."""
+        return Json(service.extend(caller, case_id, body.reason))
+
+    # ------------------------------------------------------------------ inquiries
+
+    @app.get(
+        "/v1/authorizations",
+        tags=["inquiries"],
+        responses=_ERRORS,
+        response_model=list[dict[str, Any]],
+    )
+    def authorizations(
+        caller: Caller,
+        member_id: Annotated[str, Query(min_length=1, max_length=64)],
+    ) -> Response:
+        """A member's authorizations; a continuation names the one it continues."""
+        return Json(service.authorizations(caller, member_id))
+
+    @app.get(
+        "/v1/policies", tags=["inquiries"], responses=_ERRORS, response_model=list[dict[str, Any]]
+    )
+    def policies(caller: Caller) -> Response:
+        """Every policy version loaded, and which are in force."""
+        return Json(service.policy_versions())
+
+    @app.get(
+        "/v1/policies/{policy_id}",
+        tags=["inquiries"],
+        responses=_ERRORS,
+        response_model=dict[str, Any],
+    )
+    def policy(
+        policy_id: Annotated[str, Path(min_length=1, max_length=100)], caller: Caller
+    ) -> Response:
+        """One policy's versions, each with its content hash and YAML text."""
+        return Json(service.policy_detail(policy_id))
+
+    @app.get(
+        "/v1/metrics",
+        tags=["inquiries"],
+        responses={**_ERRORS, 200: {"content": {"text/csv": {}, "application/json": {}}}},
+    )
+    def metrics(
+        caller: Caller,
+        start: Annotated[dt.date | None, Query(alias="from")] = None,
+        end: Annotated[dt.date | None, Query(alias="to")] = None,
+        format: Annotated[Literal["json", "csv"], Query()] = "json",
+    ) -> Response:
+        """CMS-0057-F style figures for decisions from `from` up to and including `to`."""
+        today = dt.datetime.now(dt.UTC).date()
+        end = end or today
+        start = start or end.replace(month=1, day=1)
+        if start > end:
+            raise Invalid([FieldProblem("from", "comes after `to`")])
+        if end >= dt.date.max:
+            raise Invalid([FieldProblem("to", "too far in the future")])
+        report = service.metrics(
+            caller,
+            dt.datetime.combine(start, dt.time(), dt.UTC),
+            dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC),
+        )
+        if format == "csv":
+            return PlainTextResponse(metrics_csv(report), media_type="text/csv")
+        return JSONResponse(report)
+
+    app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    app.add_middleware(AccessLog)
+    return app

@@ -1,0 +1,177 @@
+"""The service commands of `priorauth`: serve, users add, audit verify, replay, metrics.
+
+Each command builds the service from the environment (PRIORAUTH_DATABASE_URL, default a SQLite
+file under var/) and calls one use case; none opens a database session itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from priorauth.service.config import Settings
+from priorauth.service.errors import ServiceError
+from priorauth.service.metrics import metrics_csv
+from priorauth.service.people import ROLES, Actor
+from priorauth.service.runtime import load_demo, open_service, running_service
+
+__all__ = ["register"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL (default: $PRIORAUTH_DATABASE_URL, else sqlite:///var/priorauth.db).",
+    ),
+]
+
+users_app = typer.Typer(help="Manage accounts and their bearer tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
+
+
+def _settings(database_url: str | None) -> Settings:
+    settings = Settings.from_env()
+    if database_url:
+        settings = Settings(
+            database_url=database_url,
+            policy_dir=settings.policy_dir,
+            clocks=settings.clocks,
+            extension_hours=settings.extension_hours,
+            max_body_bytes=settings.max_body_bytes,
+        )
+    return settings
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    database_url: DatabaseOption = None,
+    demo: Annotated[
+        bool, typer.Option(help="Add demo accounts and submit the example requests first.")
+    ] = False,
+    examples: Annotated[Path, typer.Option(help="The example requests --demo submits.")] = Path(
+        "examples"
+    ),
+) -> None:
+    """Run the HTTP API (migrations are applied and policies registered first)."""
+    import uvicorn
+
+    from priorauth.entrypoints.api import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    service = open_service(_settings(database_url))
+    if demo:
+        created = load_demo(service, examples)
+        err.print(
+            f"demo: accounts ready, {created} example request(s) submitted "
+            "(tokens: demo-submitter-token, demo-pharmacist-token, demo-md1-token, "
+            "demo-md2-token, demo-admin-token)"
+        )
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, access_log=False, log_level="info")
+    finally:
+        service.close()
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="A unique account name.")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
+    organization: Annotated[
+        str | None, typer.Option(help="The provider organization (submitters).")
+    ] = None,
+    npi: Annotated[str | None, typer.Option(help="The reviewer's NPI (reviewers).")] = None,
+    specialty: Annotated[
+        str | None, typer.Option(help="The reviewer's specialty (reviewers).")
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create an account and print its bearer token (shown once; only its hash is stored)."""
+    with running_service(_settings(database_url)) as service:
+        try:
+            token = service.add_user(name, role, organization, npi, specialty)
+        except ServiceError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
+    out.print(token)
+
+
+@audit_app.command("verify")
+def audit_verify(database_url: DatabaseOption = None) -> None:
+    """Check the hash chain of the audit trail; name the first broken event (exit 1)."""
+    with running_service(_settings(database_url)) as service:
+        count, broken = service.verify_audit()
+    if broken is not None:
+        err.print(f"audit chain BROKEN at event {broken.event_id}: {broken.problem}")
+        raise typer.Exit(1)
+    out.print(f"audit chain intact: {count} event(s)")
+
+
+def replay(
+    request_id: Annotated[str, typer.Argument(help="A case id or a request_id.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Re-evaluate a stored request under its recorded policy version; exit 1 on a difference."""
+    with running_service(_settings(database_url)) as service:
+        try:
+            results = service.replay(request_id)
+        except ServiceError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
+    differ = False
+    for result in results:
+        if result.same:
+            out.print(f"determination {result.determination_id}: same ({result.policy})")
+        else:
+            differ = True
+            out.print(
+                f"determination {result.determination_id}: DIFFERS in "
+                f"{', '.join(result.differences)} ({result.policy})"
+            )
+    if differ:
+        raise typer.Exit(1)
+
+
+def metrics(
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (YYYY-MM-DD); default 1 January.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last day (YYYY-MM-DD); default today.")
+    ] = None,
+    csv: Annotated[bool, typer.Option("--csv", help="CSV instead of JSON.")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Print the CMS-0057-F style figures for a period."""
+    try:
+        last = dt.date.fromisoformat(end) if end else dt.datetime.now(dt.UTC).date()
+        first = dt.date.fromisoformat(start) if start else last.replace(month=1, day=1)
+    except ValueError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    operator = Actor(0, "cli", "admin", None, None, None)
+    with running_service(_settings(database_url)) as service:
+        report = service.metrics(
+            operator,
+            dt.datetime.combine(first, dt.time(), dt.UTC),
+            dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC),
+        )
+    out.print(metrics_csv(report) if csv else json.dumps(report, indent=2), markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the `priorauth` command."""
+    app.command()(serve)
+    app.command()(replay)
+    app.command()(metrics)
+    app.add_typer(users_app, name="users")
+    app.add_typer(audit_app, name="audit")

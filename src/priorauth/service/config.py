@@ -1,0 +1,59 @@
+"""Service settings: the database, decision clocks per line of business, limits.
+
+Read from the environment by `Settings.from_env()`; nothing here connects to anything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEFAULT_CLOCKS", "DEFAULT_DATABASE_URL", "Settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///var/priorauth.db"
+
+# Hours to decide, by line of business and urgency. Medicare Advantage: standard 7 calendar days,
+# expedited 72 hours (42 CFR 422.568, 422.572). The drug-specific clocks (72 h / 24 h) are not
+# confirmed, so they are left to configuration (PRIORAUTH_CLOCKS) rather than built in.
+DEFAULT_CLOCKS: Mapping[str, Mapping[str, float]] = {
+    "default": {"standard": 7 * 24, "expedited": 72},
+    "medicare-advantage": {"standard": 7 * 24, "expedited": 72},
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service needs to run. `clocks` maps line of business -> urgency -> hours."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    policy_dir: Path | None = None
+    clocks: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: DEFAULT_CLOCKS)
+    extension_hours: float = 14 * 24
+    max_body_bytes: int = 1_000_000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from PRIORAUTH_* variables (DATABASE_URL, POLICY_DIR, CLOCKS as JSON)."""
+        env = os.environ if environ is None else environ
+        clocks: dict[str, Mapping[str, float]] = dict(DEFAULT_CLOCKS)
+        if env.get("PRIORAUTH_CLOCKS"):
+            clocks.update(json.loads(env["PRIORAUTH_CLOCKS"]))
+        policy_dir = env.get("PRIORAUTH_POLICY_DIR")
+        return cls(
+            database_url=env.get("PRIORAUTH_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            policy_dir=Path(policy_dir) if policy_dir else None,
+            clocks=clocks,
+            extension_hours=float(env.get("PRIORAUTH_EXTENSION_HOURS", 14 * 24)),
+            max_body_bytes=int(env.get("PRIORAUTH_MAX_BODY_BYTES", 1_000_000)),
+        )
+
+    def clock(self, line_of_business: str, urgency: str) -> dt.timedelta:
+        """How long a request of this line of business and urgency may wait for a decision."""
+        hours = self.clocks.get(line_of_business, self.clocks["default"]).get(urgency)
+        if hours is None:
+            hours = self.clocks["default"][urgency]
+        return dt.timedelta(hours=hours)

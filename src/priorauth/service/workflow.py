@@ -1,0 +1,1090 @@
+"""The use cases of the prior-authorization workflow, each in its own unit of work.
+
+submit -> (approved at once | pended to a queue with a clock) -> a reviewer decides (approve,
+approve with a modified regimen, deny with a specific reason, request information) -> the
+submitter may add information (re-evaluated at once) or appeal a denial to another medical
+director. Every state change and every read of a case by a person is an audit event.
+
+The software approves or pends; only a pharmacist's or medical director's decision denies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from priorauth.adapters.store import (
+    AppealRow,
+    AuditEventRow,
+    AuthorizationRow,
+    CaseRow,
+    Database,
+    DeterminationRow,
+    PolicyVersionRow,
+    ReviewRow,
+    UserRow,
+)
+from priorauth.catalog import PolicySet, default_policy_dir
+from priorauth.engine.compiled import policy_hash
+from priorauth.engine.determination import CriterionResult, Determination
+from priorauth.engine.request import parse_request
+from priorauth.errors import FieldProblem, InvalidRequest
+from priorauth.policy.loader import load_policy_text
+from priorauth.policy.model import Policy
+from priorauth.service.audit import ChainBreak, append_event, verify_chain
+from priorauth.service.config import Settings
+from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from priorauth.service.metrics import compute_metrics
+from priorauth.service.people import ROLES, Actor, hash_token, new_token
+from priorauth.service.uow import UnitOfWork
+
+__all__ = ["OPEN_STATUSES", "Decision", "PriorAuthService", "ReplayResult", "Submitted"]
+
+# A case waits for a person in these states; its clock runs.
+OPEN_STATUSES = ("pended", "information-requested", "appealed")
+# Built once and reused: every submission inserts a determination.
+_INSERT_DETERMINATION = insert(cast(Table, DeterminationRow.__table__))
+Action = Literal["approve", "approve-modified", "deny", "request-info"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def canonical(data: Any) -> str:
+    """JSON with sorted keys and no spaces: the same data gives the same text."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """`patch` laid over `base`: objects merge key by key, anything else (lists too) replaces."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The answer to a submission: the case, and whether this call created it."""
+
+    case: dict[str, Any]
+    created: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's decision as the entry point received it."""
+
+    action: Action
+    reason: str | None = None
+    criterion: str | None = None
+    dose_rule: str | None = None
+    regimen: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """One stored determination re-evaluated under its recorded policy version."""
+
+    determination_id: int
+    policy: str | None
+    same: bool
+    differences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _LoadedPolicy:
+    policy: Policy
+    text: str
+    content_hash: str
+
+
+def _criterion_ids(node: CriterionResult | None) -> Iterator[CriterionResult]:
+    if node is None:
+        return
+    yield node
+    for child in node.children:
+        yield from _criterion_ids(child)
+
+
+class PriorAuthService:
+    """The workflow over one database and one set of policies. Build it, then `start()`."""
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.clock = clock
+        loaded = _load_policies(settings.policy_dir or default_policy_dir())
+        self._loaded = loaded
+        self.policies = PolicySet(p.policy for p in loaded)
+
+    # ---------------------------------------------------------------- start and accounts
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self.database.dispose()
+
+    def start(self) -> None:
+        """Record the loaded policy versions (with their YAML text) if they are new."""
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            known = set(uow.session.scalars(select(PolicyVersionRow.content_hash)))
+            now = self.clock()
+            for item in self._loaded:
+                if item.content_hash in known:
+                    continue
+                uow.session.add(
+                    PolicyVersionRow(
+                        policy_id=item.policy.id,
+                        version=item.policy.version,
+                        content_hash=item.content_hash,
+                        yaml_text=item.text,
+                        loaded_at=now,
+                    )
+                )
+                append_event(
+                    uow.session,
+                    "system",
+                    "policy.registered",
+                    None,
+                    {"policy": item.policy.id, "version": item.policy.version},
+                    now,
+                )
+            uow.commit()
+
+    def add_user(
+        self,
+        name: str,
+        role: str,
+        organization: str | None = None,
+        npi: str | None = None,
+        specialty: str | None = None,
+        token: str | None = None,
+    ) -> str:
+        """Create an account and return its bearer token (shown once; only its hash is kept)."""
+        problems = []
+        if role not in ROLES:
+            problems.append(FieldProblem("role", f"one of {', '.join(ROLES)}"))
+        if role == "submitter" and not organization:
+            problems.append(FieldProblem("organization", "a submitter acts for an organization"))
+        if role in ("pharmacist", "medical-director") and not (npi and specialty):
+            problems.append(FieldProblem("npi", "a reviewer needs an NPI and a specialty"))
+        if problems:
+            raise Invalid(problems)
+        token = token or new_token()
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            if uow.session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+                raise Conflict(f"a user named {name!r} exists")
+            now = self.clock()
+            uow.session.add(
+                UserRow(
+                    name=name,
+                    role=role,
+                    organization=organization,
+                    npi=npi,
+                    specialty=specialty,
+                    token_hash=hash_token(token),
+                    active=True,
+                    created_at=now,
+                )
+            )
+            append_event(
+                uow.session, "system", "user.added", None, {"name": name, "role": role}, now
+            )
+            uow.commit()
+        return token
+
+    def authenticate(self, token: str | None) -> Actor:
+        """The account a bearer token belongs to; Unauthenticated otherwise."""
+        if not token:
+            raise Unauthenticated("a bearer token is required")
+        with UnitOfWork(self.database) as uow:
+            user = uow.session.scalar(
+                select(UserRow).where(UserRow.token_hash == hash_token(token))
+            )
+            if user is None or not user.active:
+                raise Unauthenticated("unknown token")
+            return Actor(user.id, user.name, user.role, user.organization, user.npi, user.specialty)
+
+    # ---------------------------------------------------------------- submit
+
+    def submit(
+        self,
+        actor: Actor,
+        request: Mapping[str, Any],
+        member_id: str,
+        line_of_business: str = "medicare-advantage",
+    ) -> Submitted:
+        """Decide a new request, or answer a repeat of the same one with its first answer.
+
+        The same `request_id` from the same organization with the same body returns the stored
+        case; with a different body it is a Conflict. Acknowledged only once committed.
+        """
+        if actor.role != "submitter" or actor.organization is None:
+            raise Forbidden("only a submitter may submit requests")
+        determination, as_of, urgency = self._evaluate(request)
+        submission_hash = _sha256(
+            canonical(
+                {"member_id": member_id, "line_of_business": line_of_business, "request": request}
+            )
+        )
+        request_id = determination.request_id
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            existing = uow.session.scalar(
+                select(CaseRow).where(
+                    CaseRow.organization == actor.organization, CaseRow.request_id == request_id
+                )
+            )
+            if existing is not None:
+                if existing.submission_hash != submission_hash:
+                    raise Conflict(
+                        f"request_id {request_id} was already submitted with a different body"
+                    )
+                return Submitted(self._case_view(uow, existing, full=False), created=False)
+            now = self.clock()
+            approved = determination.outcome == "approved"
+            case = CaseRow(
+                case_id=uuid.uuid4().hex,
+                request_id=request_id,
+                organization=actor.organization,
+                submitted_by=actor.user_id,
+                submission_hash=submission_hash,
+                request_json=canonical(request),
+                member_id=member_id,
+                line_of_business=line_of_business,
+                urgency=urgency,
+                # Set as the determination leaves them, so the row is written once.
+                status="approved" if approved else "pended",
+                queue=None if approved else determination.route or "clinician",
+                received_at=now,
+                due_at=now + self.settings.clock(line_of_business, urgency),
+                extended=False,
+                decided_at=now if approved else None,
+                decided_by="automatic" if approved else "",
+                appealed=False,
+                updated_at=now,
+            )
+            uow.session.add(case)
+            try:
+                uow.session.flush()
+            except IntegrityError as exc:  # a concurrent twin won (should the lock be bypassed)
+                raise Conflict(f"request_id {request_id} is being submitted already") from exc
+            latest, authorization = self._apply_determination(
+                uow, case, determination, request, now
+            )
+            append_event(
+                uow.session,
+                actor.name,
+                "request.submitted",
+                case.case_id,
+                {
+                    "request_id": request_id,
+                    "outcome": determination.outcome,
+                    "reasons": list(determination.reasons),
+                    "policy": determination.policy.content_hash if determination.policy else None,
+                    "as_of": as_of.isoformat(),
+                },
+                now,
+            )
+            view = self._summary(case, latest, [authorization] if authorization else [])
+            uow.commit()
+        return Submitted(view, created=True)
+
+    def _evaluate(self, request: Mapping[str, Any]) -> tuple[Determination, dt.date, str]:
+        """Decide a request as of its received date: (determination, as_of, urgency)."""
+        try:
+            parsed = parse_request(dict(request))
+        except InvalidRequest as exc:
+            raise Invalid(
+                [
+                    FieldProblem(f"request.{p.field}" if p.field else "request", p.message)
+                    for p in exc.problems
+                ]
+            ) from exc
+        as_of = parsed.received_at.date() if parsed.received_at else self.clock().date()
+        try:
+            return self.policies.evaluate(dict(request), as_of=as_of), as_of, parsed.urgency
+        except (ValueError, OverflowError) as exc:
+            # The engine's date arithmetic fails near the calendar's ends (a start date in the
+            # year 9999): that is input the policy cannot apply to, not a server fault.
+            raise Invalid(
+                [FieldProblem("request", f"a date is outside the range the policy handles: {exc}")]
+            ) from exc
+
+    def _apply_determination(
+        self,
+        uow: UnitOfWork,
+        case: CaseRow,
+        determination: Determination,
+        request: Mapping[str, Any],
+        now: dt.datetime,
+    ) -> tuple[str, AuthorizationRow | None]:
+        """Store a determination and move the case on; returns its JSON and any authorization."""
+        determination_json = determination.model_dump_json()
+        # A plain INSERT: determinations are written once and never changed.
+        uow.session.execute(
+            _INSERT_DETERMINATION,
+            {
+                "case_pk": case.id,
+                "outcome": determination.outcome,
+                "reasons": ",".join(determination.reasons),
+                "route": determination.route,
+                "policy_hash": determination.policy.content_hash if determination.policy else None,
+                "request_hash": determination.request_hash,
+                "request_json": canonical(request),
+                "determination_json": determination_json,
+                "created_at": now,
+            },
+        )
+        authorization = None
+        if determination.outcome == "approved":
+            case.status = "approved"
+            case.queue = None
+            case.decided_at = now
+            case.decided_by = "automatic"
+            auth = determination.authorization
+            if auth is not None:
+                regimen = {
+                    "regimen": auth.regimen,
+                    "text": auth.regimen_text,
+                    "doses_per_cycle": auth.doses_per_cycle,
+                    "cycle_length_days": auth.cycle_length_days,
+                    "cycles": auth.cycles,
+                    "mg_per_dose": auth.mg_per_dose,
+                    "billing_code": auth.billing_code,
+                    "units": auth.units,
+                }
+                authorization = self._authorize(
+                    uow, case, auth.valid_from, auth.valid_through, regimen, "automatic", now
+                )
+        else:
+            case.status = "pended"
+            case.queue = determination.route or "clinician"
+        case.updated_at = now
+        return determination_json, authorization
+
+    def _authorize(
+        self,
+        uow: UnitOfWork,
+        case: CaseRow,
+        valid_from: dt.date,
+        valid_through: dt.date,
+        regimen: Mapping[str, Any],
+        source: str,
+        now: dt.datetime,
+    ) -> AuthorizationRow:
+        request = json.loads(case.request_json)
+        continues_id = None
+        prior = request.get("prior_authorization_id")
+        if request.get("type") == "continuation" and prior:
+            continues_id = uow.session.scalar(
+                select(AuthorizationRow.id)
+                .join(CaseRow, CaseRow.id == AuthorizationRow.case_pk)
+                .where(
+                    AuthorizationRow.member_id == case.member_id,
+                    (AuthorizationRow.authorization_id == prior) | (CaseRow.request_id == prior),
+                )
+                .order_by(AuthorizationRow.id.desc())
+                .limit(1)
+            )
+        authorization = AuthorizationRow(
+            authorization_id="AUTH-" + uuid.uuid4().hex[:16].upper(),
+            case_pk=case.id,
+            member_id=case.member_id,
+            organization=case.organization,
+            valid_from=valid_from,
+            valid_through=valid_through,
+            regimen_json=canonical(regimen),
+            source=source,
+            continues_id=continues_id,
+            created_at=now,
+        )
+        uow.session.add(authorization)
+        return authorization
+
+    # ---------------------------------------------------------------- read
+
+    def _visible_case(self, uow: UnitOfWork, actor: Actor, case_id: str) -> CaseRow:
+        case = uow.session.scalar(select(CaseRow).where(CaseRow.case_id == case_id))
+        # Another organization's case answers exactly like a case that does not exist.
+        if case is None or (actor.role == "submitter" and case.organization != actor.organization):
+            raise NotFound("no such request")
+        return case
+
+    def read(self, actor: Actor, case_id: str) -> dict[str, Any]:
+        """A case with its determinations, reviews, appeals and history (an audited read)."""
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            case = self._visible_case(uow, actor, case_id)
+            append_event(
+                uow.session,
+                actor.name,
+                "request.read",
+                case.case_id,
+                {"role": actor.role},
+                self.clock(),
+            )
+            view = self._case_view(uow, case, full=True)
+            uow.commit()
+        return view
+
+    def _case_view(self, uow: UnitOfWork, case: CaseRow, full: bool) -> dict[str, Any]:
+        rows = list(
+            uow.session.scalars(
+                select(DeterminationRow)
+                .where(DeterminationRow.case_pk == case.id)
+                .order_by(DeterminationRow.id)
+            )
+        )
+        authorizations = list(
+            uow.session.scalars(
+                select(AuthorizationRow)
+                .where(AuthorizationRow.case_pk == case.id)
+                .order_by(AuthorizationRow.id)
+            )
+        )
+        view = self._summary(case, rows[-1].determination_json if rows else None, authorizations)
+        if not full:
+            return view
+        view.update(self._details(uow, case, rows))
+        return view
+
+    def _summary(
+        self, case: CaseRow, determination_json: str | None, authorizations: list[AuthorizationRow]
+    ) -> dict[str, Any]:
+        """The case as the submit and decision calls answer it."""
+        now = self.clock()
+        open_ = case.status in OPEN_STATUSES
+        return {
+            "case_id": case.case_id,
+            "request_id": case.request_id,
+            "member_id": case.member_id,
+            "line_of_business": case.line_of_business,
+            "urgency": case.urgency,
+            "status": case.status,
+            "queue": case.queue,
+            "received_at": case.received_at.isoformat(),
+            "due_at": case.due_at.isoformat() if open_ else None,
+            "time_left_seconds": int((case.due_at - now).total_seconds()) if open_ else None,
+            "overdue": open_ and case.due_at < now,
+            "extended": case.extended,
+            "decided_at": case.decided_at.isoformat() if case.decided_at else None,
+            "decided_by": case.decided_by or None,
+            "determination": json.loads(determination_json) if determination_json else None,
+            "authorizations": [self._authorization_view(a) for a in authorizations],
+        }
+
+    def _details(
+        self, uow: UnitOfWork, case: CaseRow, rows: list[DeterminationRow]
+    ) -> dict[str, Any]:
+        """What a full read adds: the request, every determination, reviews, appeals, history."""
+        view: dict[str, Any] = {}
+        view["extension_reason"] = case.extension_reason
+        view["request"] = json.loads(case.request_json)
+        view["determinations"] = [
+            {
+                "id": r.id,
+                "outcome": r.outcome,
+                "reasons": [x for x in r.reasons.split(",") if x],
+                "route": r.route,
+                "policy_hash": r.policy_hash,
+                "request_hash": r.request_hash,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in rows
+        ]
+        reviewers = {u.id: u.name for u in uow.session.scalars(select(UserRow))}
+        view["reviews"] = [
+            {
+                "action": r.action,
+                "reason": r.reason,
+                "criterion": r.criterion,
+                "dose_rule": r.dose_rule,
+                "reviewer": reviewers.get(r.reviewer_id),
+                "reviewer_npi": r.reviewer_npi,
+                "reviewer_specialty": r.reviewer_specialty,
+                "regimen": json.loads(r.regimen_json) if r.regimen_json else None,
+                "on_appeal": r.on_appeal,
+                "at": r.created_at.isoformat(),
+            }
+            for r in uow.session.scalars(
+                select(ReviewRow).where(ReviewRow.case_pk == case.id).order_by(ReviewRow.id)
+            )
+        ]
+        view["appeals"] = [
+            {
+                "reason": a.reason,
+                "outcome": a.outcome,
+                "filed_at": a.filed_at.isoformat(),
+                "decided_at": a.decided_at.isoformat() if a.decided_at else None,
+            }
+            for a in uow.session.scalars(
+                select(AppealRow).where(AppealRow.case_pk == case.id).order_by(AppealRow.id)
+            )
+        ]
+        view["history"] = [
+            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "event": e.id}
+            for e in uow.session.scalars(
+                select(AuditEventRow)
+                .where(AuditEventRow.case_id == case.case_id)
+                .order_by(AuditEventRow.id)
+            )
+        ]
+        return view
+
+    @staticmethod
+    def _authorization_view(a: AuthorizationRow) -> dict[str, Any]:
+        return {
+            "authorization_id": a.authorization_id,
+            "member_id": a.member_id,
+            "valid_from": a.valid_from.isoformat(),
+            "valid_through": a.valid_through.isoformat(),
+            "regimen": json.loads(a.regimen_json),
+            "source": a.source,
+            "continues": a.continues_id,
+        }
+
+    # ---------------------------------------------------------------- add information
+
+    def add_information(
+        self, actor: Actor, case_id: str, patch: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Lay new facts over the stored request and decide it again at once."""
+        if actor.role != "submitter":
+            raise Forbidden("only the submitting organization adds information")
+        with UnitOfWork(self.database) as uow:
+            case = self._visible_case(uow, actor, case_id)
+            stored = case.request_json
+            merged = deep_merge(json.loads(stored), patch)
+            if merged.get("request_id") != case.request_id:
+                raise Invalid([FieldProblem("request.request_id", "cannot be changed")])
+        # Evaluated outside the write lock; the lock then checks nothing changed meanwhile.
+        determination, _, _ = self._evaluate(merged)
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            case = self._visible_case(uow, actor, case_id)
+            if case.status not in ("pended", "information-requested"):
+                raise Conflict(f"the request is {case.status}; information is not being sought")
+            if case.request_json != stored:
+                raise Conflict("the request changed while this information was added; send again")
+            now = self.clock()
+            case.request_json = canonical(merged)
+            latest, authorization = self._apply_determination(uow, case, determination, merged, now)
+            append_event(
+                uow.session,
+                actor.name,
+                "request.information-added",
+                case.case_id,
+                {
+                    "fields": sorted(patch),
+                    "outcome": determination.outcome,
+                    "reasons": list(determination.reasons),
+                },
+                now,
+            )
+            view = self._summary(case, latest, [authorization] if authorization else [])
+            uow.commit()
+        return view
+
+    # ---------------------------------------------------------------- queue and decisions
+
+    def queue(
+        self,
+        actor: Actor,
+        queue: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Open cases, soonest due first (so overdue cases lead), with the time left."""
+        if not (actor.is_reviewer or actor.role == "admin"):
+            raise Forbidden("the review queue is for pharmacists and medical directors")
+        statuses = (status,) if status else OPEN_STATUSES
+        now = self.clock()
+        with UnitOfWork(self.database) as uow:
+            query = select(CaseRow).where(CaseRow.status.in_(statuses))
+            if queue:
+                query = query.where(CaseRow.queue == queue)
+            cases = list(
+                uow.session.scalars(query.order_by(CaseRow.due_at, CaseRow.id).limit(limit))
+            )
+            reasons: dict[int, str] = {
+                row.case_pk: row.reasons
+                for row in uow.session.execute(
+                    select(DeterminationRow.case_pk, DeterminationRow.reasons)
+                    .where(DeterminationRow.case_pk.in_([c.id for c in cases]))
+                    .order_by(DeterminationRow.id)
+                )
+            }
+        return [
+            {
+                "case_id": c.case_id,
+                "request_id": c.request_id,
+                "status": c.status,
+                "queue": c.queue,
+                "urgency": c.urgency,
+                "reasons": [x for x in reasons.get(c.id, "").split(",") if x],
+                "received_at": c.received_at.isoformat(),
+                "due_at": c.due_at.isoformat(),
+                "time_left_seconds": int((c.due_at - now).total_seconds()),
+                "overdue": c.due_at < now,
+                "extended": c.extended,
+            }
+            for c in cases
+        ]
+
+    def decide(self, actor: Actor, case_id: str, decision: Decision) -> dict[str, Any]:
+        """A pharmacist's or medical director's decision on an open case."""
+        if not actor.is_reviewer:
+            raise Forbidden("only a pharmacist or a medical director decides")
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            case = self._visible_case(uow, actor, case_id)
+            if case.status not in OPEN_STATUSES:
+                raise Conflict(f"the request is {case.status}; there is nothing to decide")
+            latest = uow.session.scalar(
+                select(DeterminationRow)
+                .where(DeterminationRow.case_pk == case.id)
+                .order_by(DeterminationRow.id.desc())
+                .limit(1)
+            )
+            assert latest is not None, "every case has a determination"
+            determination = Determination.model_validate(json.loads(latest.determination_json))
+            appeal = None
+            if case.status == "appealed":
+                appeal = uow.session.scalar(
+                    select(AppealRow)
+                    .where(AppealRow.case_pk == case.id, AppealRow.outcome.is_(None))
+                    .order_by(AppealRow.id.desc())
+                    .limit(1)
+                )
+                if actor.role != "medical-director":
+                    raise Forbidden("an appeal is decided by a medical director")
+                if appeal is not None and appeal.excluded_reviewer_id == actor.user_id:
+                    raise Forbidden(
+                        "an appeal goes to a medical director other than the one who decided"
+                    )
+                if decision.action == "request-info":
+                    raise Invalid([FieldProblem("action", "an appeal is approved or denied")])
+            self._check_decision(actor, case, determination, decision)
+            now = self.clock()
+            uow.session.add(
+                ReviewRow(
+                    case_pk=case.id,
+                    reviewer_id=actor.user_id,
+                    action=decision.action,
+                    reason=decision.reason,
+                    criterion=decision.criterion,
+                    dose_rule=decision.dose_rule,
+                    reviewer_npi=actor.npi,
+                    reviewer_specialty=actor.specialty,
+                    regimen_json=canonical(decision.regimen) if decision.regimen else None,
+                    on_appeal=appeal is not None or case.status == "appealed",
+                    created_at=now,
+                )
+            )
+            status = {
+                "approve": "approved",
+                "approve-modified": "approved-modified",
+                "deny": "denied",
+                "request-info": "information-requested",
+            }[decision.action]
+            if decision.action in ("approve", "approve-modified"):
+                self._authorize_reviewed(uow, case, determination, decision, now)
+            if status != "information-requested":
+                case.queue = None
+                if case.decided_at is None:
+                    case.decided_at = now
+                    case.decided_by = "reviewer"
+            if appeal is not None:
+                appeal.outcome = status
+                appeal.decided_at = now
+            case.status = status
+            case.updated_at = now
+            append_event(
+                uow.session,
+                actor.name,
+                "request.decided",
+                case.case_id,
+                {
+                    "action": decision.action,
+                    "criterion": decision.criterion,
+                    "dose_rule": decision.dose_rule,
+                    "on_appeal": appeal is not None,
+                    "reviewer_npi": actor.npi,
+                },
+                now,
+            )
+            view = self._case_view(uow, case, full=False)
+            uow.commit()
+        return view
+
+    def _check_decision(
+        self, actor: Actor, case: CaseRow, determination: Determination, decision: Decision
+    ) -> None:
+        problems: list[FieldProblem] = []
+        if decision.action != "approve" and not (decision.reason and decision.reason.strip()):
+            problems.append(FieldProblem("reason", f"a {decision.action} decision needs a reason"))
+        if decision.action == "deny":
+            if actor.role == "pharmacist" and case.queue not in ("pharmacist", None):
+                raise Forbidden(f"a case in the {case.queue} queue is denied by a medical director")
+            criteria = {c.id: c for c in _criterion_ids(determination.criteria)}
+            checks = {c.id: c for c in determination.dosing.checks} if determination.dosing else {}
+            if bool(decision.criterion) == bool(decision.dose_rule):
+                problems.append(
+                    FieldProblem(
+                        "criterion",
+                        "a denial names the unmet criterion or (as dose_rule) the dose rule",
+                    )
+                )
+            elif decision.criterion:
+                found = criteria.get(decision.criterion)
+                if found is None:
+                    known = ", ".join(sorted(criteria)) or "none in this determination"
+                    problems.append(
+                        FieldProblem("criterion", f"not a criterion of the policy ({known})")
+                    )
+                elif found.status == "met":
+                    problems.append(FieldProblem("criterion", "this criterion is met"))
+            elif decision.dose_rule:
+                check = checks.get(decision.dose_rule)
+                if check is None:
+                    known = ", ".join(sorted(checks)) or "none in this determination"
+                    problems.append(FieldProblem("dose_rule", f"not a dose rule checked ({known})"))
+                elif check.status == "met":
+                    problems.append(FieldProblem("dose_rule", "this dose rule is met"))
+        if decision.action == "approve-modified":
+            regimen = decision.regimen or {}
+            for name in ("dose", "dose_unit", "doses_per_cycle", "cycle_length_days"):
+                if regimen.get(name) in (None, ""):
+                    problems.append(
+                        FieldProblem(f"regimen.{name}", "required for a modified approval")
+                    )
+        if problems:
+            raise Invalid(problems)
+
+    def _authorize_reviewed(
+        self,
+        uow: UnitOfWork,
+        case: CaseRow,
+        determination: Determination,
+        decision: Decision,
+        now: dt.datetime,
+    ) -> None:
+        valid_from = determination.service_date
+        valid_through = _a_year_on(valid_from)
+        if decision.regimen:
+            regimen = dict(decision.regimen)
+        else:
+            requested = json.loads(case.request_json).get("regimen") or {}
+            regimen = {"as_requested": requested}
+        source = "appeal" if case.status == "appealed" else "reviewer"
+        self._authorize(uow, case, valid_from, valid_through, regimen, source, now)
+
+    def extend(self, actor: Actor, case_id: str, reason: str) -> dict[str, Any]:
+        """Extend an open case's clock once, with a reason."""
+        if not actor.is_reviewer:
+            raise Forbidden("only a pharmacist or a medical director extends a clock")
+        if not reason.strip():
+            raise Invalid([FieldProblem("reason", "an extension needs a reason")])
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            case = self._visible_case(uow, actor, case_id)
+            if case.status not in OPEN_STATUSES:
+                raise Conflict(f"the request is {case.status}; its clock has stopped")
+            if case.extended:
+                raise Conflict("the clock was extended already (once only)")
+            now = self.clock()
+            case.due_at = case.due_at + dt.timedelta(hours=self.settings.extension_hours)
+            case.extended = True
+            case.extension_reason = reason
+            case.updated_at = now
+            append_event(
+                uow.session,
+                actor.name,
+                "request.extended",
+                case.case_id,
+                {"due_at": case.due_at.isoformat()},
+                now,
+            )
+            view = self._case_view(uow, case, full=False)
+            uow.commit()
+        return view
+
+    def appeal(self, actor: Actor, case_id: str, reason: str) -> dict[str, Any]:
+        """Appeal a denial or a modified approval; a different medical director decides it."""
+        if actor.role != "submitter":
+            raise Forbidden("the submitting organization files an appeal")
+        if not reason.strip():
+            raise Invalid([FieldProblem("reason", "an appeal needs a reason")])
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            case = self._visible_case(uow, actor, case_id)
+            if case.status not in ("denied", "approved-modified"):
+                raise Conflict(
+                    f"the request is {case.status}; only an adverse decision is appealed"
+                )
+            if case.appealed:
+                raise Conflict("the request was appealed already")
+            decider = uow.session.scalar(
+                select(ReviewRow.reviewer_id)
+                .where(ReviewRow.case_pk == case.id)
+                .order_by(ReviewRow.id.desc())
+                .limit(1)
+            )
+            now = self.clock()
+            uow.session.add(
+                AppealRow(
+                    case_pk=case.id,
+                    filed_by=actor.user_id,
+                    reason=reason,
+                    excluded_reviewer_id=decider,
+                    filed_at=now,
+                )
+            )
+            case.status = "appealed"
+            case.appealed = True
+            case.queue = "medical-director"
+            case.due_at = now + self.settings.clock(case.line_of_business, case.urgency)
+            case.extended = False
+            case.updated_at = now
+            append_event(uow.session, actor.name, "request.appealed", case.case_id, {}, now)
+            view = self._case_view(uow, case, full=False)
+            uow.commit()
+        return view
+
+    # ---------------------------------------------------------------- inquiries
+
+    def authorizations(self, actor: Actor, member_id: str) -> list[dict[str, Any]]:
+        """A member's authorizations (a submitter sees its own organization's only); the
+        look-up is audited like a read of a case."""
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            query = select(AuthorizationRow).where(AuthorizationRow.member_id == member_id)
+            if actor.role == "submitter":
+                query = query.where(AuthorizationRow.organization == actor.organization)
+            rows = list(uow.session.scalars(query.order_by(AuthorizationRow.id)))
+            ids = {r.id: r.authorization_id for r in rows}
+            views = [self._authorization_view(r) for r in rows]
+            for view, row in zip(views, rows, strict=True):
+                view["continues"] = ids.get(row.continues_id) if row.continues_id else None
+                if row.continues_id and view["continues"] is None:
+                    view["continues"] = uow.session.scalar(
+                        select(AuthorizationRow.authorization_id).where(
+                            AuthorizationRow.id == row.continues_id
+                        )
+                    )
+            append_event(
+                uow.session,
+                actor.name,
+                "authorizations.read",
+                None,
+                {"member_id": member_id, "role": actor.role, "found": len(views)},
+                self.clock(),
+            )
+            uow.commit()
+        return views
+
+    def policy_versions(self) -> list[dict[str, Any]]:
+        """Every policy version the service has loaded, marking the ones in force."""
+        active = {p.content_hash for p in self._loaded}
+        with UnitOfWork(self.database) as uow:
+            rows = list(uow.session.scalars(select(PolicyVersionRow).order_by(PolicyVersionRow.id)))
+        return [
+            {
+                "policy_id": r.policy_id,
+                "version": r.version,
+                "content_hash": r.content_hash,
+                "loaded_at": r.loaded_at.isoformat(),
+                "active": r.content_hash in active,
+            }
+            for r in rows
+        ]
+
+    def policy_detail(self, policy_id: str) -> dict[str, Any]:
+        """One policy's versions, newest first, each with the YAML text it was loaded from."""
+        active = {p.content_hash for p in self._loaded}
+        with UnitOfWork(self.database) as uow:
+            rows = list(
+                uow.session.scalars(
+                    select(PolicyVersionRow)
+                    .where(PolicyVersionRow.policy_id == policy_id)
+                    .order_by(PolicyVersionRow.id.desc())
+                )
+            )
+        if not rows:
+            raise NotFound(f"no policy {policy_id}")
+        return {
+            "policy_id": policy_id,
+            "versions": [
+                {
+                    "version": r.version,
+                    "content_hash": r.content_hash,
+                    "loaded_at": r.loaded_at.isoformat(),
+                    "active": r.content_hash in active,
+                    "yaml": r.yaml_text,
+                }
+                for r in rows
+            ],
+        }
+
+    def ready(self) -> dict[str, Any]:
+        """Whether the database answers and the policies are loaded."""
+        self.database.ping()
+        with UnitOfWork(self.database) as uow:
+            revision = uow.session.execute(
+                select(func.count()).select_from(PolicyVersionRow)
+            ).scalar_one()
+        return {"database": "ok", "policies": len(self._loaded), "policy_versions": revision}
+
+    # ---------------------------------------------------------------- audit and replay
+
+    def verify_audit(self) -> tuple[int, ChainBreak | None]:
+        """Check the whole audit chain: (events checked, the first break or None)."""
+        with UnitOfWork(self.database) as uow:
+            events = uow.session.scalars(
+                select(AuditEventRow).order_by(AuditEventRow.id).execution_options(yield_per=1000)
+            )
+            try:
+                return verify_chain(events)
+            finally:
+                # A break stops the check early: close the (server-side) cursor before the session.
+                events.close()
+
+    def replay(self, ref: str) -> list[ReplayResult]:
+        """Re-evaluate each stored determination of a case (by case id or request_id) under the
+        policy version it recorded, and compare with what was stored."""
+        with UnitOfWork(self.database) as uow:
+            cases = list(
+                uow.session.scalars(
+                    select(CaseRow).where((CaseRow.case_id == ref) | (CaseRow.request_id == ref))
+                )
+            )
+            if not cases:
+                raise NotFound(f"no request {ref}")
+            if len(cases) > 1:
+                raise Conflict(f"{ref} names {len(cases)} cases; give the case id")
+            rows = list(
+                uow.session.scalars(
+                    select(DeterminationRow)
+                    .where(DeterminationRow.case_pk == cases[0].id)
+                    .order_by(DeterminationRow.id)
+                )
+            )
+            texts = {
+                r.content_hash: r.yaml_text
+                for r in uow.session.scalars(
+                    select(PolicyVersionRow).where(
+                        PolicyVersionRow.content_hash.in_([r.policy_hash for r in rows])
+                    )
+                )
+            }
+        results = []
+        for row in rows:
+            stored = json.loads(row.determination_json)
+            if row.policy_hash is not None and row.policy_hash not in texts:
+                results.append(
+                    ReplayResult(row.id, row.policy_hash, False, ("policy text not stored",))
+                )
+                continue
+            policies = PolicySet(
+                [load_policy_text(texts[row.policy_hash])] if row.policy_hash else []
+            )
+            as_of = dt.date.fromisoformat(stored["as_of"])
+            again = json.loads(
+                policies.evaluate(json.loads(row.request_json), as_of=as_of).model_dump_json()
+            )
+            differences = tuple(
+                sorted(k for k in stored.keys() | again.keys() if stored.get(k) != again.get(k))
+            )
+            results.append(ReplayResult(row.id, row.policy_hash, not differences, differences))
+        return results
+
+    # ---------------------------------------------------------------- metrics
+
+    def metrics(self, actor: Actor, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        """CMS-0057-F style figures for requests decided in [start, end)."""
+        if actor.role == "submitter":
+            raise Forbidden("metrics are for the plan's staff")
+        with UnitOfWork(self.database) as uow:
+            cases = list(
+                uow.session.scalars(
+                    select(CaseRow).where(
+                        CaseRow.decided_at.is_not(None),
+                        CaseRow.decided_at >= start,
+                        CaseRow.decided_at < end,
+                    )
+                )
+            )
+            appeals = {
+                a.case_pk: a.outcome
+                for a in uow.session.scalars(
+                    select(AppealRow).where(AppealRow.case_pk.in_([c.id for c in cases]))
+                )
+            }
+            first_reviews: dict[int, str] = {}
+            for review in uow.session.scalars(
+                select(ReviewRow)
+                .where(ReviewRow.case_pk.in_([c.id for c in cases]), ReviewRow.on_appeal.is_(False))
+                .order_by(ReviewRow.id)
+            ):
+                if review.action != "request-info":
+                    first_reviews.setdefault(review.case_pk, review.action)
+            # A missed clock counts as an adverse decision: cases received in the period that
+            # were still undecided after their due time (by the end of the period).
+            missed = uow.session.execute(
+                select(func.count())
+                .select_from(CaseRow)
+                .where(
+                    CaseRow.received_at >= start,
+                    CaseRow.received_at < end,
+                    CaseRow.due_at < min(end, self.clock()),
+                    (CaseRow.decided_at.is_(None)) | (CaseRow.decided_at > CaseRow.due_at),
+                )
+            ).scalar_one()
+        report = compute_metrics(cases, appeals, first_reviews, start, end)
+        report["clocks"] = {"missed_due_time": missed}
+        return report
+
+
+def _a_year_on(start: dt.date) -> dt.date:
+    """The last day of a one-year period starting on `start` (29 February -> 28 February)."""
+    try:
+        return dt.date(start.year + 1, start.month, min(start.day, 28)) + dt.timedelta(
+            days=start.day - min(start.day, 28) - 1
+        )
+    except (ValueError, OverflowError):
+        return dt.date.max
+
+
+def _load_policies(folder: Path) -> list[_LoadedPolicy]:
+    files = sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(".data.yaml"))
+    loaded = []
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        policy = load_policy_text(text, str(path))
+        loaded.append(_LoadedPolicy(policy, text, policy_hash(policy)))
+    return loaded

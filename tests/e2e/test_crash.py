@@ -1,0 +1,121 @@
+"""Kill the server with SIGKILL during submissions, restart it, and find every acknowledged
+request and an intact audit chain: a 201 is sent only after the commit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from priorauth.service.config import Settings
+from priorauth.service.runtime import running_service
+from tests.conftest import example
+from tests.service_fixtures import BACKENDS, ROOT, TOKENS, database_url
+
+HOST = "127.0.0.1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "priorauth"), "serve", "--port", str(port)],
+        env={
+            **os.environ,
+            "PRIORAUTH_DATABASE_URL": url,
+            "PRIORAUTH_POLICY_DIR": str(ROOT / "policies"),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{HOST}:{port}/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.kill()
+    server.wait()
+    raise AssertionError("the server did not start")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_acknowledged_requests_survive_sigkill(backend: str, tmp_path: Path) -> None:
+    url = database_url(backend, tmp_path)
+    settings = Settings(database_url=url, policy_dir=ROOT / "policies")
+    with running_service(settings) as service:
+        service.add_user("clinic", "submitter", "Sunrise Oncology", token=TOKENS["clinic"])
+        service.add_user("admin", "admin", token=TOKENS["admin"])
+    port = _free_port()
+    server = _serve(url, port)
+    acknowledged: dict[str, str] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def submit(worker: int) -> None:
+        headers = {"Authorization": f"Bearer {TOKENS['clinic']}"}
+        with httpx.Client(base_url=f"http://{HOST}:{port}", headers=headers, timeout=10) as client:
+            for i in range(500):  # bounded, and stopped by the kill
+                if stop.is_set():
+                    return
+                request = example("04-pended-criteria-not-met-age.json")
+                request["request_id"] = f"CRASH-{worker}-{i}"
+                try:
+                    response = client.post(
+                        "/v1/requests", json={"member_id": "M-1", "request": request}
+                    )
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 201:
+                    with lock:
+                        acknowledged[request["request_id"]] = response.json()["case_id"]
+
+    workers = [threading.Thread(target=submit, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(acknowledged) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=30)
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert len(acknowledged) >= 40
+
+    port = _free_port()
+    server = _serve(url, port)
+    try:
+        headers = {"Authorization": f"Bearer {TOKENS['admin']}"}
+        with httpx.Client(base_url=f"http://{HOST}:{port}", headers=headers) as client:
+            for request_id, case_id in acknowledged.items():
+                response = client.get(f"/v1/requests/{case_id}")
+                assert response.status_code == 200, request_id
+                assert response.json()["request_id"] == request_id
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with running_service(settings) as service:
+        count, broken = service.verify_audit()
+    assert broken is None
+    assert count >= 2 * len(acknowledged)

@@ -1,0 +1,73 @@
+"""Schemathesis against the published OpenAPI: no input, valid or not, gets a server error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+
+from priorauth.entrypoints.api import create_app
+from priorauth.service.config import Settings
+from priorauth.service.runtime import open_service
+from tests.conftest import example
+from tests.service_fixtures import ROOT, TOKENS
+
+# Bounded: a few examples per operation and role keep this under a minute on two cores.
+EXAMPLES = 15
+
+
+@pytest.fixture(scope="module")
+def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    folder: Path = tmp_path_factory.mktemp("fuzz")
+    service = open_service(
+        Settings(
+            database_url=f"sqlite:///{folder / 'fuzz.db'}",
+            policy_dir=ROOT / "policies",
+            max_body_bytes=64_000,
+        )
+    )
+    service.add_user("clinic", "submitter", "Sunrise Oncology", token=TOKENS["clinic"])
+    service.add_user(
+        "pharmacist", "pharmacist", None, "1245319599", "oncology-pharmacy", TOKENS["pharmacist"]
+    )
+    clinic = service.authenticate(TOKENS["clinic"])
+    service.submit(clinic, example("04-pended-criteria-not-met-age.json"), "M-1")
+    yield schemathesis.openapi.from_asgi("/openapi.json", create_app(service))
+    service.close()
+
+
+def _fuzz(api_schema: Any, who: str) -> int:
+    """Run every operation with generated cases; returns how many cases were sent."""
+    headers = {"Authorization": f"Bearer {TOKENS[who]}"}
+    sent = 0
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        def run(case: Any) -> None:
+            nonlocal sent
+            sent += 1
+            response = case.call(headers=headers)
+            case.validate_response(response, checks=[not_a_server_error])
+
+        run()
+    return sent
+
+
+def test_no_server_errors_for_a_submitter(api_schema: Any) -> None:
+    assert _fuzz(api_schema, "clinic") > 50
+
+
+def test_no_server_errors_for_a_pharmacist(api_schema: Any) -> None:
+    assert _fuzz(api_schema, "pharmacist") > 50
