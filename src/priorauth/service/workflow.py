@@ -31,15 +31,18 @@ from priorauth.adapters.store import (
     DeterminationRow,
     PolicyVersionRow,
     ReviewRow,
+    SafetyVersionRow,
     UserRow,
 )
 from priorauth.catalog import PolicySet, default_policy_dir
-from priorauth.engine.compiled import policy_hash
+from priorauth.engine.compiled import policy_hash, safety_hash
 from priorauth.engine.determination import CriterionResult, Determination
 from priorauth.engine.request import parse_request
 from priorauth.errors import FieldProblem, InvalidRequest
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
+from priorauth.policy.safety_loader import load_safety_text
+from priorauth.policy.safety_model import SafetyData
 from priorauth.service.audit import ChainBreak, append_event, verify_chain
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
@@ -114,6 +117,10 @@ class _LoadedPolicy:
     policy: Policy
     text: str
     content_hash: str
+    # The safety data file the policy names, if any: its text, parsed data and hash.
+    safety_text: str | None = None
+    safety: SafetyData | None = None
+    safety_hash: str | None = None
 
 
 def _criterion_ids(node: CriterionResult | None) -> Iterator[CriterionResult]:
@@ -138,7 +145,10 @@ class PriorAuthService:
         self.clock = clock
         loaded = _load_policies(settings.policy_dir or default_policy_dir())
         self._loaded = loaded
-        self.policies = PolicySet(p.policy for p in loaded)
+        self.policies = PolicySet(
+            (p.policy for p in loaded),
+            safety={p.policy.id: p.safety for p in loaded if p.safety is not None},
+        )
 
     # ---------------------------------------------------------------- start and accounts
 
@@ -151,8 +161,19 @@ class PriorAuthService:
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             known = set(uow.session.scalars(select(PolicyVersionRow.content_hash)))
+            known_safety = set(uow.session.scalars(select(SafetyVersionRow.safety_hash)))
             now = self.clock()
             for item in self._loaded:
+                if item.safety_hash is not None and item.safety_hash not in known_safety:
+                    uow.session.add(
+                        SafetyVersionRow(
+                            policy_id=item.policy.id,
+                            safety_hash=item.safety_hash,
+                            yaml_text=item.safety_text,
+                            loaded_at=now,
+                        )
+                    )
+                    known_safety.add(item.safety_hash)
                 if item.content_hash in known:
                     continue
                 uow.session.add(
@@ -1002,6 +1023,9 @@ class PriorAuthService:
                     )
                 )
             }
+            safety_texts = {
+                r.safety_hash: r.yaml_text for r in uow.session.scalars(select(SafetyVersionRow))
+            }
         results = []
         for row in rows:
             stored = json.loads(row.determination_json)
@@ -1010,9 +1034,19 @@ class PriorAuthService:
                     ReplayResult(row.id, row.policy_hash, False, ("policy text not stored",))
                 )
                 continue
-            policies = PolicySet(
-                [load_policy_text(texts[row.policy_hash])] if row.policy_hash else []
+            recorded_safety = (stored.get("policy") or {}).get("safety_hash")
+            if recorded_safety is not None and recorded_safety not in safety_texts:
+                results.append(
+                    ReplayResult(row.id, row.policy_hash, False, ("safety data not stored",))
+                )
+                continue
+            policy_list = [load_policy_text(texts[row.policy_hash])] if row.policy_hash else []
+            safety = (
+                {policy_list[0].id: load_safety_text(safety_texts[recorded_safety])}
+                if recorded_safety is not None and policy_list
+                else {}
             )
+            policies = PolicySet(policy_list, safety=safety)
             as_of = dt.date.fromisoformat(stored["as_of"])
             again = json.loads(
                 policies.evaluate(json.loads(row.request_json), as_of=as_of).model_dump_json()
@@ -1086,5 +1120,13 @@ def _load_policies(folder: Path) -> list[_LoadedPolicy]:
     for path in files:
         text = path.read_text(encoding="utf-8")
         policy = load_policy_text(text, str(path))
-        loaded.append(_LoadedPolicy(policy, text, policy_hash(policy)))
+        if policy.safety is None:
+            loaded.append(_LoadedPolicy(policy, text, policy_hash(policy)))
+            continue
+        safety_path = folder / policy.safety
+        safety_text = safety_path.read_text(encoding="utf-8")
+        data = load_safety_text(safety_text, str(safety_path))
+        loaded.append(
+            _LoadedPolicy(policy, text, policy_hash(policy), safety_text, data, safety_hash(data))
+        )
     return loaded

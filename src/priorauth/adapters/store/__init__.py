@@ -10,6 +10,7 @@ from priorauth.adapters.store.tables import (
     DeterminationRow,
     PolicyVersionRow,
     ReviewRow,
+    SafetyVersionRow,
     UserRow,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "DeterminationRow",
     "PolicyVersionRow",
     "ReviewRow",
+    "SafetyVersionRow",
     "UserRow",
     "migrate",
 ]

@@ -31,6 +31,7 @@ __all__ = [
     "DeterminationRow",
     "PolicyVersionRow",
     "ReviewRow",
+    "SafetyVersionRow",
     "UserRow",
     "UtcDateTime",
 ]
@@ -85,6 +86,19 @@ class PolicyVersionRow(Base):
     policy_id: Mapped[str] = mapped_column(String(100), index=True)
     version: Mapped[str] = mapped_column(String(100))
     content_hash: Mapped[str] = mapped_column(String(80))
+    yaml_text: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class SafetyVersionRow(Base):
+    """A policy's safety data as it was loaded (by its hash), kept so a case can be replayed."""
+
+    __tablename__ = "safety_versions"
+    __table_args__ = (UniqueConstraint("safety_hash", name="uq_safety_versions_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy_id: Mapped[str] = mapped_column(String(100), index=True)
+    safety_hash: Mapped[str] = mapped_column(String(80))
     yaml_text: Mapped[str] = mapped_column(Text)
     loaded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
