@@ -394,7 +394,7 @@ def test_a_date_at_the_end_of_the_calendar_is_a_422_not_a_500(client: TestClient
         "/v1/requests", json={"member_id": "M-1", "request": request}, headers=auth("clinic")
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "request"
+    assert response.json()["detail"][0]["field"] == "request.regimen.start_date"
 
 
 def test_looking_up_a_members_authorizations_is_audited(client: TestClient, env: Env) -> None:

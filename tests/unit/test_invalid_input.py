@@ -31,6 +31,8 @@ runner = CliRunner()
         (lambda r: r.pop("request_id"), "request_id"),
         (lambda r: r.update(surprise=1), "surprise"),
         (lambda r: r.update(type="renewal"), "type"),
+        (lambda r: r["regimen"].update(start_date="9999-12-31"), "regimen.start_date"),
+        (lambda r: r["patient"].update(birth_date="1850-06-01"), "patient.birth_date"),
     ],
 )
 def test_invalid_fields_are_named(

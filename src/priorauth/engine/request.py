@@ -45,6 +45,12 @@ def _npi(value: str) -> str:
 
 
 Npi = Annotated[str, AfterValidator(_npi)]
+# Dates a clinical record can hold. The bounds keep date arithmetic (a one-year approval from the
+# start date) inside the calendar: a start date of 9999-12-31 is refused, not overflowed.
+_EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+_EARLIEST_TIME = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+_LATEST_TIME = dt.datetime(2199, 12, 31, tzinfo=dt.UTC)
+ClinicalDate = Annotated[dt.date, Field(ge=_EARLIEST, le=_LATEST)]
 # Checked and upper-cased natively (no Python call per code); C50912 and C50.912 both pass and
 # match alike (clinical.codes.CodeSet ignores the dot).
 Icd10 = Annotated[
@@ -74,7 +80,7 @@ class DrugRef(_Part):
 class Patient(_Part):
     """The patient. Height and weight give the body surface area unless `bsa_m2` is measured."""
 
-    birth_date: dt.date | None = None
+    birth_date: ClinicalDate | None = None
     sex: Literal["female", "male", "other", "unknown"] | None = None
     height_cm: Annotated[float, Field(gt=0, le=272)] | None = None
     weight_kg: Annotated[float, Field(gt=0, le=700)] | None = None
@@ -109,7 +115,7 @@ class Regimen(_Part):
     dose_unit: Literal["mg/m2", "mg"] | None = None
     doses_per_cycle: Annotated[int, Field(ge=1, le=31)] | None = None
     cycle_length_days: Annotated[int, Field(ge=1, le=366)] | None = None
-    start_date: dt.date | None = None
+    start_date: ClinicalDate | None = None
     route: str | None = None
     with_: Annotated[tuple[str, ...], Field(alias="with")] = ()
 
@@ -130,7 +136,7 @@ class Labs(_Part):
     ast_uln_ratio: Annotated[float, Field(ge=0)] | None = None
     alt_uln_ratio: Annotated[float, Field(ge=0)] | None = None
     bilirubin_uln_ratio: Annotated[float, Field(ge=0)] | None = None
-    collected_on: dt.date | None = None
+    collected_on: ClinicalDate | None = None
 
 
 class Medication(_Part):
@@ -157,9 +163,9 @@ class PriorTherapy(_Part):
 
     agent: Annotated[str, Field(min_length=1)]
     setting: Literal["adjuvant", "neoadjuvant", "metastatic"] | None = None
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None
-    progression_date: dt.date | None = None
+    start_date: ClinicalDate | None = None
+    end_date: ClinicalDate | None = None
+    progression_date: ClinicalDate | None = None
     progressed_on_therapy: bool | None = None
 
 
@@ -179,7 +185,7 @@ class Request(_Part):
     type: Literal["initial", "continuation"] = "initial"
     prior_authorization_id: Annotated[str, Field(max_length=64)] | None = None
     urgency: Literal["standard", "expedited"] = "standard"
-    received_at: dt.datetime | None = None
+    received_at: Annotated[dt.datetime, Field(ge=_EARLIEST_TIME, le=_LATEST_TIME)] | None = None
     drug: DrugRef
     patient: Annotated[Patient, Field(default_factory=lambda: _NO_PATIENT)]
     diagnoses: tuple[Icd10, ...] = ()

@@ -347,14 +347,9 @@ class PriorAuthService:
                 ]
             ) from exc
         as_of = parsed.received_at.date() if parsed.received_at else self.clock().date()
-        try:
-            return self.policies.evaluate(dict(request), as_of=as_of), as_of, parsed.urgency
-        except (ValueError, OverflowError) as exc:
-            # The engine's date arithmetic fails near the calendar's ends (a start date in the
-            # year 9999): that is input the policy cannot apply to, not a server fault.
-            raise Invalid(
-                [FieldProblem("request", f"a date is outside the range the policy handles: {exc}")]
-            ) from exc
+        # The request contract bounds its dates (1900-2199), so the engine's date arithmetic
+        # cannot leave the calendar here.
+        return self.policies.evaluate(dict(request), as_of=as_of), as_of, parsed.urgency
 
     def _apply_determination(
         self,
