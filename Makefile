@@ -1,5 +1,6 @@
-# priorauth: `make run` starts the service on 127.0.0.1:8000 (SQLite under var/, demo accounts
-# and the example requests), `make evaluate` decides the examples, `make test` runs the tests.
+# priorauth: `make run` decides the example requests, then starts the service on 127.0.0.1:8000
+# (SQLite under var/, demo accounts and the example requests); `make evaluate` shows the
+# examples' determinations in full; `make test` runs the tests.
 # Each target bootstraps .venv on its own, so a fresh clone needs nothing else.
 
 PYTHON ?= python3
@@ -16,6 +17,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
+	@echo "Deciding the example requests in examples/ (make evaluate shows them in full):"
+	@$(BIN)/priorauth evaluate examples/*.json --format line
+	@echo
 	@mkdir -p var
 	PRIORAUTH_DATABASE_URL=$${PRIORAUTH_DATABASE_URL:-sqlite:///var/priorauth.db} \
 		$(BIN)/priorauth serve --host 127.0.0.1 --port 8000 --demo
