@@ -50,13 +50,21 @@ from priorauth.service.metrics import compute_metrics
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
 from priorauth.service.uow import UnitOfWork
 
-__all__ = ["OPEN_STATUSES", "Decision", "PriorAuthService", "ReplayResult", "Submitted"]
+__all__ = [
+    "OPEN_STATUSES",
+    "Decision",
+    "DecisionHook",
+    "PriorAuthService",
+    "ReplayResult",
+    "Submitted",
+]
 
 # A case waits for a person in these states; its clock runs.
 OPEN_STATUSES = ("pended", "information-requested", "appealed")
 # Built once and reused: every submission inserts a determination.
 _INSERT_DETERMINATION = insert(cast(Table, DeterminationRow.__table__))
 Action = Literal["approve", "approve-modified", "deny", "request-info"]
+DecisionHook = Callable[["PriorAuthService", UnitOfWork, CaseRow, dt.datetime], None]
 
 
 def utcnow() -> dt.datetime:
@@ -149,6 +157,9 @@ class PriorAuthService:
             (p.policy for p in loaded),
             safety={p.policy.id: p.safety for p in loaded if p.safety is not None},
         )
+        # Called inside a decision's unit of work, before it commits (the FHIR notifications
+        # outbox is written this way, in the same transaction as the decision).
+        self.decision_hooks: list[DecisionHook] = []
 
     # ---------------------------------------------------------------- start and accounts
 
@@ -759,6 +770,8 @@ class PriorAuthService:
                 },
                 now,
             )
+            for hook in self.decision_hooks:
+                hook(self, uow, case, now)
             view = self._case_view(uow, case, full=False)
             uow.commit()
         return view
