@@ -83,8 +83,8 @@ def _parse(body: bytes | object) -> tuple[object, FhirAnswer | None]:
         return None, _problem(400, "Bundle", "the body is not JSON", "structure")
 
 
-def _sha256(data: object) -> str:
-    return "sha256:" + hashlib.sha256(canonical(data).encode()).hexdigest()
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _require_submitter(actor: Actor) -> str:
@@ -295,8 +295,11 @@ class PasService:
         earlier_identifier = related_claim(mapped.bundle)
         if certification_code(mapped.bundle) == CANCEL:
             return self._cancel(actor, organization, earlier_identifier or keys.claim_identifier)
-        submission_hash = _sha256(document)
+        # The bundle as stored, and its hash: the same bundle again is the same request.
+        stored = canonical(document)
+        submission_hash = _sha256(stored)
         with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
             row = _find(uow.session, organization, keys.claim_identifier)
             if row is not None:
                 if row.submission_hash != submission_hash:
@@ -313,8 +316,10 @@ class PasService:
                 if earlier_identifier and earlier_identifier != keys.claim_identifier
                 else None
             )
-            earlier_cases: list[str | None] = json.loads(earlier.case_ids) if earlier else []
-            earlier_id = earlier.id if earlier else None
+            if earlier is None:
+                return self._submit_new(uow, actor, stored, mapped, keys, submission_hash)
+            earlier_cases: list[str | None] = json.loads(earlier.case_ids)
+            earlier_id = earlier.id
         member_id = _member_id(mapped.bundle, keys)
         case_ids: list[str | None] = []
         for index, item in enumerate(mapped.items):
@@ -338,7 +343,7 @@ class PasService:
                     organization=organization,
                     claim_identifier=keys.claim_identifier,
                     submission_hash=submission_hash,
-                    bundle_json=canonical(document),
+                    bundle_json=stored,
                     patient_keys=canonical(sorted(keys.patient)),
                     provider_key=canonical(sorted(keys.provider)),
                     insurer_key=canonical(sorted(keys.insurer)),
@@ -367,6 +372,76 @@ class PasService:
                 raise Conflict("the claim identifier is being submitted with another bundle")
             answer = current_response(self.service, uow.session, row, mapped)
             uow.commit()
+        return FhirAnswer(200, answer)
+
+    def _submit_new(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        stored: str,
+        mapped: fhir.Submission,
+        keys: ClaimKeys,
+        submission_hash: str,
+    ) -> FhirAnswer:
+        """A new request: its cases, the claim and the audit events commit together."""
+        assert actor.organization is not None
+        member_id = _member_id(mapped.bundle, keys)
+        case_ids: list[str | None] = []
+        determinations: list[Determination | None] = []
+        numbers: dict[str, str] = {}
+        fresh = True
+        for item in mapped.items:
+            if item.request is None:
+                case_ids.append(None)
+                determinations.append(None)
+                continue
+            submitted = self.service.submit_in(uow, actor, item.request, member_id)
+            case_ids.append(submitted.case["case_id"])
+            determinations.append(submitted.determination)
+            # A request_id already known (sent through the REST API, say) has a history.
+            fresh = fresh and submitted.determination is not None
+            authorizations = submitted.case["authorizations"]
+            if submitted.determination is not None and authorizations:
+                numbers[submitted.determination.request_hash] = authorizations[0][
+                    "authorization_id"
+                ]
+        now = self.service.clock()
+        row = FhirClaimRow(
+            organization=actor.organization,
+            claim_identifier=keys.claim_identifier,
+            submission_hash=submission_hash,
+            bundle_json=stored,
+            patient_keys=canonical(sorted(keys.patient)),
+            provider_key=canonical(sorted(keys.provider)),
+            insurer_key=canonical(sorted(keys.insurer)),
+            case_ids=canonical(case_ids),
+            status="active",
+            replaces_id=None,
+            received_at=now,
+            updated_at=now,
+        )
+        uow.session.add(row)
+        uow.session.flush()
+        append_event(
+            uow.session,
+            actor.name,
+            "fhir.claim.received",
+            None,
+            {"items": len(case_ids), "cases": [c for c in case_ids if c]},
+            now,
+        )
+        if fresh:
+            # What current_response would rebuild from the store (the engine's answers, made
+            # before `now`), without reading it back.
+            answer = fhir.build_response(
+                mapped,
+                determinations,
+                created=now,
+                number=lambda d: numbers.get(d.request_hash) or fhir.authorization_number(d),
+            )
+        else:
+            answer = current_response(self.service, uow.session, row, mapped)
+        uow.commit()
         return FhirAnswer(200, answer)
 
     def _is_open(self, case_id: str) -> bool:
