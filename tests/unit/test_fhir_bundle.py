@@ -171,3 +171,10 @@ def test_operation_outcome_lists_errors_first_and_validates() -> None:
 
 def test_an_empty_outcome_still_validates() -> None:
     OperationOutcome.model_validate(operation_outcome([]))
+
+
+def test_a_claim_without_its_patient_is_refused_naming_the_element() -> None:
+    # Found by the mutation fuzz: the models accept a Claim without `patient`, the mapper did not.
+    bundle = fhir_example("pas-approvable.json")
+    del bundle["entry"][0]["resource"]["patient"]
+    assert "Bundle.entry[0].resource.patient" in rejected(bundle)

@@ -18,6 +18,7 @@ from rich.console import Console
 from priorauth.service.config import Settings
 from priorauth.service.errors import ServiceError
 from priorauth.service.metrics import metrics_csv
+from priorauth.service.outbox import OutboxWorker
 from priorauth.service.people import ROLES, Actor
 from priorauth.service.runtime import load_demo, open_service, running_service
 
@@ -62,7 +63,8 @@ def serve(
         "examples"
     ),
 ) -> None:
-    """Run the HTTP API (migrations are applied and policies registered first)."""
+    """Run the HTTP API (migrations are applied and policies registered first) and the
+    delivery of subscription notifications."""
     import uvicorn
 
     from priorauth.entrypoints.api import create_app
@@ -76,9 +78,13 @@ def serve(
             "(tokens: demo-submitter-token, demo-pharmacist-token, demo-md1-token, "
             "demo-md2-token, demo-admin-token)"
         )
+    # Subscription notifications are delivered from the outbox while the server runs.
+    worker = OutboxWorker(service.database)
+    worker.start()
     try:
         uvicorn.run(create_app(service), host=host, port=port, access_log=False, log_level="info")
     finally:
+        worker.stop()
         service.close()
 
 

@@ -50,13 +50,21 @@ from priorauth.service.metrics import compute_metrics
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
 from priorauth.service.uow import UnitOfWork
 
-__all__ = ["OPEN_STATUSES", "Decision", "PriorAuthService", "ReplayResult", "Submitted"]
+__all__ = [
+    "OPEN_STATUSES",
+    "Decision",
+    "DecisionHook",
+    "PriorAuthService",
+    "ReplayResult",
+    "Submitted",
+]
 
 # A case waits for a person in these states; its clock runs.
 OPEN_STATUSES = ("pended", "information-requested", "appealed")
 # Built once and reused: every submission inserts a determination.
 _INSERT_DETERMINATION = insert(cast(Table, DeterminationRow.__table__))
 Action = Literal["approve", "approve-modified", "deny", "request-info"]
+DecisionHook = Callable[["PriorAuthService", UnitOfWork, CaseRow, dt.datetime], None]
 
 
 def utcnow() -> dt.datetime:
@@ -89,6 +97,8 @@ class Submitted:
 
     case: dict[str, Any]
     created: bool
+    # The engine's determination, when this call made it (a repeat answers from the store).
+    determination: Determination | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +159,9 @@ class PriorAuthService:
             (p.policy for p in loaded),
             safety={p.policy.id: p.safety for p in loaded if p.safety is not None},
         )
+        # Called inside a decision's unit of work, before it commits (the FHIR notifications
+        # outbox is written this way, in the same transaction as the decision).
+        self.decision_hooks: list[DecisionHook] = []
 
     # ---------------------------------------------------------------- start and accounts
 
@@ -266,74 +279,92 @@ class PriorAuthService:
         """
         if actor.role != "submitter" or actor.organization is None:
             raise Forbidden("only a submitter may submit requests")
-        determination, as_of, urgency = self._evaluate(request)
+        # Evaluated before the write lock is taken, so writers wait for no engine work.
+        evaluated = self._evaluate(request)
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            submitted = self.submit_in(uow, actor, request, member_id, line_of_business, evaluated)
+            if submitted.created:
+                uow.commit()
+        return submitted
+
+    def submit_in(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        request: Mapping[str, Any],
+        member_id: str,
+        line_of_business: str = "medicare-advantage",
+        evaluated: tuple[Determination, dt.date, str] | None = None,
+    ) -> Submitted:
+        """The submit use case inside the caller's unit of work (which holds the write lock and
+        commits): several submissions, or a submission and what goes with it, commit as one.
+        `evaluated` is what `_evaluate(request)` returned, if the caller has it already."""
+        if actor.role != "submitter" or actor.organization is None:
+            raise Forbidden("only a submitter may submit requests")
+        determination, as_of, urgency = evaluated or self._evaluate(request)
         submission_hash = _sha256(
             canonical(
                 {"member_id": member_id, "line_of_business": line_of_business, "request": request}
             )
         )
         request_id = determination.request_id
-        with UnitOfWork(self.database) as uow:
-            uow.lock_writes()
-            existing = uow.session.scalar(
-                select(CaseRow).where(
-                    CaseRow.organization == actor.organization, CaseRow.request_id == request_id
+        existing = uow.session.scalar(
+            select(CaseRow).where(
+                CaseRow.organization == actor.organization, CaseRow.request_id == request_id
+            )
+        )
+        if existing is not None:
+            if existing.submission_hash != submission_hash:
+                raise Conflict(
+                    f"request_id {request_id} was already submitted with a different body"
                 )
-            )
-            if existing is not None:
-                if existing.submission_hash != submission_hash:
-                    raise Conflict(
-                        f"request_id {request_id} was already submitted with a different body"
-                    )
-                return Submitted(self._case_view(uow, existing, full=False), created=False)
-            now = self.clock()
-            approved = determination.outcome == "approved"
-            case = CaseRow(
-                case_id=uuid.uuid4().hex,
-                request_id=request_id,
-                organization=actor.organization,
-                submitted_by=actor.user_id,
-                submission_hash=submission_hash,
-                request_json=canonical(request),
-                member_id=member_id,
-                line_of_business=line_of_business,
-                urgency=urgency,
-                # Set as the determination leaves them, so the row is written once.
-                status="approved" if approved else "pended",
-                queue=None if approved else determination.route or "clinician",
-                received_at=now,
-                due_at=now + self.settings.clock(line_of_business, urgency),
-                extended=False,
-                decided_at=now if approved else None,
-                decided_by="automatic" if approved else "",
-                appealed=False,
-                updated_at=now,
-            )
-            uow.session.add(case)
-            try:
-                uow.session.flush()
-            except IntegrityError as exc:  # a concurrent twin won (should the lock be bypassed)
-                raise Conflict(f"request_id {request_id} is being submitted already") from exc
-            latest, authorization = self._apply_determination(
-                uow, case, determination, request, now
-            )
-            append_event(
-                uow.session,
-                actor.name,
-                "request.submitted",
-                case.case_id,
-                {
-                    "request_id": request_id,
-                    "outcome": determination.outcome,
-                    "reasons": list(determination.reasons),
-                    "policy": determination.policy.content_hash if determination.policy else None,
-                    "as_of": as_of.isoformat(),
-                },
-                now,
-            )
-            view = self._summary(case, latest, [authorization] if authorization else [])
-            uow.commit()
-        return Submitted(view, created=True)
+            return Submitted(self._case_view(uow, existing, full=False), created=False)
+        now = self.clock()
+        approved = determination.outcome == "approved"
+        case = CaseRow(
+            case_id=uuid.uuid4().hex,
+            request_id=request_id,
+            organization=actor.organization,
+            submitted_by=actor.user_id,
+            submission_hash=submission_hash,
+            request_json=canonical(request),
+            member_id=member_id,
+            line_of_business=line_of_business,
+            urgency=urgency,
+            # Set as the determination leaves them, so the row is written once.
+            status="approved" if approved else "pended",
+            queue=None if approved else determination.route or "clinician",
+            received_at=now,
+            due_at=now + self.settings.clock(line_of_business, urgency),
+            extended=False,
+            decided_at=now if approved else None,
+            decided_by="automatic" if approved else "",
+            appealed=False,
+            updated_at=now,
+        )
+        uow.session.add(case)
+        try:
+            uow.session.flush()
+        except IntegrityError as exc:  # a concurrent twin won (should the lock be bypassed)
+            raise Conflict(f"request_id {request_id} is being submitted already") from exc
+        latest, authorization = self._apply_determination(uow, case, determination, request, now)
+        append_event(
+            uow.session,
+            actor.name,
+            "request.submitted",
+            case.case_id,
+            {
+                "request_id": request_id,
+                "outcome": determination.outcome,
+                "reasons": list(determination.reasons),
+                "policy": determination.policy.content_hash if determination.policy else None,
+                "as_of": as_of.isoformat(),
+            },
+            now,
+        )
+        view = self._summary(case, latest, [authorization] if authorization else [])
+        return Submitted(view, created=True, determination=determination)
 
     def _evaluate(self, request: Mapping[str, Any]) -> tuple[Determination, dt.date, str]:
         """Decide a request as of its received date: (determination, as_of, urgency)."""
@@ -754,6 +785,8 @@ class PriorAuthService:
                 },
                 now,
             )
+            for hook in self.decision_hooks:
+                hook(self, uow, case, now)
             view = self._case_view(uow, case, full=False)
             uow.commit()
         return view

@@ -307,6 +307,15 @@ def _check_claim(claim: Claim, path: str) -> list[Problem]:
                 "value",
             )
         )
+    if claim.patient is None:
+        problems.append(
+            Problem(
+                f"{path}.patient",
+                "error",
+                "a PAS Claim names its patient (Claim.patient is required)",
+                "required",
+            )
+        )
     if not claim.item:
         problems.append(
             Problem(

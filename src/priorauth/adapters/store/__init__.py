@@ -1,6 +1,7 @@
 """The durable store: SQLAlchemy 2 tables, Alembic migrations, and the database engine factory."""
 
 from priorauth.adapters.store.database import Database, migrate
+from priorauth.adapters.store.pas_tables import FhirClaimRow, OutboxRow, SubscriptionRow
 from priorauth.adapters.store.tables import (
     AppealRow,
     AuditEventRow,
@@ -22,9 +23,12 @@ __all__ = [
     "CaseRow",
     "Database",
     "DeterminationRow",
+    "FhirClaimRow",
+    "OutboxRow",
     "PolicyVersionRow",
     "ReviewRow",
     "SafetyVersionRow",
+    "SubscriptionRow",
     "UserRow",
     "migrate",
 ]

@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from priorauth._version import __version__
+from priorauth.entrypoints.api.fhir import fhir_router
 from priorauth.errors import FieldProblem
 from priorauth.service.errors import (
     Conflict,
@@ -32,6 +33,7 @@ from priorauth.service.errors import (
     Unauthenticated,
 )
 from priorauth.service.metrics import metrics_csv
+from priorauth.service.pas import PasService
 from priorauth.service.people import Actor
 from priorauth.service.workflow import Decision, PriorAuthService
 
@@ -426,6 +428,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
             return PlainTextResponse(metrics_csv(report), media_type="text/csv")
         return JSONResponse(report)
 
+    app.include_router(fhir_router(PasService(service)))
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
