@@ -123,6 +123,8 @@ def test_a_subscription_is_registered_for_the_callers_organization(client: TestC
     [
         ({"type": "websocket"}, "Subscription.channel.type"),
         ({"endpoint": "ftp://127.0.0.1/hook"}, "Subscription.channel.endpoint"),
+        # Notifications carry health information: only hosts the plan allows (loopback here).
+        ({"endpoint": "https://collector.example.net/hook"}, "Subscription.channel.endpoint"),
         (
             {"_payload": {"extension": [{"url": CONTENT, "valueCode": "id-only"}]}},
             "Subscription.channel.payload.extension",

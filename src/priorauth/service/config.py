@@ -34,10 +34,14 @@ class Settings:
     clocks: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: DEFAULT_CLOCKS)
     extension_hours: float = 14 * 24
     max_body_bytes: int = 1_000_000
+    # Hosts a subscription may send notifications to. Notifications carry health information,
+    # so an endpoint anywhere else is refused; loopback only unless configured.
+    subscription_hosts: frozenset[str] = frozenset({"127.0.0.1", "localhost", "::1"})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Settings from PRIORAUTH_* variables (DATABASE_URL, POLICY_DIR, CLOCKS as JSON)."""
+        """Settings from PRIORAUTH_* variables (DATABASE_URL, POLICY_DIR, CLOCKS as JSON,
+        SUBSCRIPTION_HOSTS as a comma-separated list of host names)."""
         env = os.environ if environ is None else environ
         clocks: dict[str, Mapping[str, float]] = dict(DEFAULT_CLOCKS)
         if env.get("PRIORAUTH_CLOCKS"):
@@ -49,6 +53,13 @@ class Settings:
             clocks=clocks,
             extension_hours=float(env.get("PRIORAUTH_EXTENSION_HOURS", 14 * 24)),
             max_body_bytes=int(env.get("PRIORAUTH_MAX_BODY_BYTES", 1_000_000)),
+            subscription_hosts=frozenset(
+                h.strip().lower()
+                for h in env.get("PRIORAUTH_SUBSCRIPTION_HOSTS", "127.0.0.1,localhost,::1").split(
+                    ","
+                )
+                if h.strip()
+            ),
         )
 
     def clock(self, line_of_business: str, urgency: str) -> dt.timedelta:

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import select
@@ -535,6 +536,20 @@ class PasService:
         request = read_subscription(document)
         if isinstance(request, list):
             return _rejected(400, request)
+        host = (urlsplit(request.endpoint).hostname or "").lower()
+        if host not in self.service.settings.subscription_hosts:
+            return _rejected(
+                400,
+                [
+                    fhir.Problem(
+                        "Subscription.channel.endpoint",
+                        "error",
+                        "notifications may only go to the hosts this plan allows "
+                        "(PRIORAUTH_SUBSCRIPTION_HOSTS)",
+                        "value",
+                    )
+                ],
+            )
         subscription_id = uuid.uuid4().hex
         resource = dict(request.resource)
         resource["id"] = subscription_id
