@@ -266,6 +266,32 @@ def enqueue_notifications(
         )
 
 
+def _claim_row(
+    organization: str,
+    keys: ClaimKeys,
+    submission_hash: str,
+    stored: str,
+    case_ids: list[str | None],
+    replaces_id: int | None,
+    now: dt.datetime,
+) -> FhirClaimRow:
+    """A new stored claim: the bundle, the keys $inquire matches on, and the cases it made."""
+    return FhirClaimRow(
+        organization=organization,
+        claim_identifier=keys.claim_identifier,
+        submission_hash=submission_hash,
+        bundle_json=stored,
+        patient_keys=canonical(sorted(keys.patient)),
+        provider_key=canonical(sorted(keys.provider)),
+        insurer_key=canonical(sorted(keys.insurer)),
+        case_ids=canonical(case_ids),
+        status="active",
+        replaces_id=replaces_id,
+        received_at=now,
+        updated_at=now,
+    )
+
+
 class PasService:
     """The PAS exchange over a started workflow service."""
 
@@ -340,19 +366,8 @@ class PasService:
             now = self.service.clock()
             row = _find(uow.session, organization, keys.claim_identifier)
             if row is None:
-                row = FhirClaimRow(
-                    organization=organization,
-                    claim_identifier=keys.claim_identifier,
-                    submission_hash=submission_hash,
-                    bundle_json=stored,
-                    patient_keys=canonical(sorted(keys.patient)),
-                    provider_key=canonical(sorted(keys.provider)),
-                    insurer_key=canonical(sorted(keys.insurer)),
-                    case_ids=canonical(case_ids),
-                    status="active",
-                    replaces_id=earlier_id,
-                    received_at=now,
-                    updated_at=now,
+                row = _claim_row(
+                    organization, keys, submission_hash, stored, case_ids, earlier_id, now
                 )
                 uow.session.add(row)
                 if earlier_id is not None:
@@ -407,20 +422,7 @@ class PasService:
                     "authorization_id"
                 ]
         now = self.service.clock()
-        row = FhirClaimRow(
-            organization=actor.organization,
-            claim_identifier=keys.claim_identifier,
-            submission_hash=submission_hash,
-            bundle_json=stored,
-            patient_keys=canonical(sorted(keys.patient)),
-            provider_key=canonical(sorted(keys.provider)),
-            insurer_key=canonical(sorted(keys.insurer)),
-            case_ids=canonical(case_ids),
-            status="active",
-            replaces_id=None,
-            received_at=now,
-            updated_at=now,
-        )
+        row = _claim_row(actor.organization, keys, submission_hash, stored, case_ids, None, now)
         uow.session.add(row)
         uow.session.flush()
         append_event(
