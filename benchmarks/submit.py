@@ -6,11 +6,16 @@ with the PAS response bundle); the repeat of a bundle already answered is timed 
 The app runs in-process (Starlette's TestClient: the ASGI stack without sockets), on a SQLite
 file under a temporary directory (WAL, full fsync) unless PRIORAUTH_BENCH_DATABASE_URL is set.
 
+A second measure sends the same kind of bundles to a real `priorauth serve` (uvicorn) on a free
+127.0.0.1 port, from one keep-alive httpx client: the cost a PAS client sees, without the
+in-process TestClient's thread hand-offs (several ms of its own on this machine).
+
 Run: .venv/bin/python benchmarks/submit.py [runs]. The issue's target: median <= 20 ms.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import statistics
@@ -24,6 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
+import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from priorauth.entrypoints.api import create_app  # noqa: E402
@@ -81,5 +87,41 @@ def main(runs: int = 200) -> None:
     print(f"  repeat       {_ms(repeat)}")
 
 
+def over_loopback(runs: int) -> None:
+    """$submit against `priorauth serve` on 127.0.0.1 (a real socket, uvicorn), demo accounts."""
+    spec = importlib.util.spec_from_file_location("priorauth_load", HERE / "load.py")
+    assert spec is not None and spec.loader is not None
+    load = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load)
+    template = json.loads(BUNDLE.read_text())
+    headers = {
+        "Authorization": "Bearer demo-submitter-token",
+        "Content-Type": "application/fhir+json",
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        port = load.free_port()
+        server = load.start_server(f"sqlite:///{folder}/bench.db", port)
+        try:
+            with httpx.Client(base_url=f"http://{load.HOST}:{port}", timeout=30) as client:
+                for number in range(20):
+                    client.post(
+                        "/fhir/Claim/$submit", content=_body(template, number), headers=headers
+                    )
+                new: list[float] = []
+                for number in range(20, 20 + runs):
+                    body = _body(template, number)
+                    start = time.perf_counter()
+                    answer = client.post("/fhir/Claim/$submit", content=body, headers=headers)
+                    new.append(time.perf_counter() - start)
+                    assert answer.status_code == 200, answer.text
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"POST /fhir/Claim/$submit (priorauth serve on 127.0.0.1, sqlite), {runs} runs")
+    print(f"  new request  {_ms(new)}   (target: median <= 20 ms)")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    main(count)
+    over_loopback(count)
