@@ -53,6 +53,24 @@ def _body(template: dict[str, object], number: int) -> bytes:
     return json.dumps(template).encode()
 
 
+def _time_new_requests(
+    client: httpx.Client, template: dict[str, object], runs: int, headers: dict[str, str]
+) -> list[float]:
+    """Seconds for each of `runs` new approvable bundles, after 20 that warm the model classes,
+    caches and connections. Bundles 0 to 19 are the warm-up; 20 is the first timed one."""
+    for number in range(20):
+        client.post("/fhir/Claim/$submit", content=_body(template, number), headers=headers)
+    new: list[float] = []
+    for number in range(20, 20 + runs):
+        body = _body(template, number)
+        start = time.perf_counter()
+        answer = client.post("/fhir/Claim/$submit", content=body, headers=headers)
+        new.append(time.perf_counter() - start)
+        assert answer.status_code == 200, answer.text
+        assert "A1" in answer.text
+    return new
+
+
 def main(runs: int = 200) -> None:
     template = json.loads(BUNDLE.read_text())
     with tempfile.TemporaryDirectory() as folder:
@@ -61,18 +79,7 @@ def main(runs: int = 200) -> None:
         service.add_user("bench-clinic", "submitter", "Bench Clinic", token="bench-token")
         try:
             with TestClient(create_app(service)) as client:
-                for number in range(20):  # warm the model classes, caches and connections
-                    client.post(
-                        "/fhir/Claim/$submit", content=_body(template, number), headers=HEADERS
-                    )
-                new: list[float] = []
-                for number in range(20, 20 + runs):
-                    body = _body(template, number)
-                    start = time.perf_counter()
-                    answer = client.post("/fhir/Claim/$submit", content=body, headers=HEADERS)
-                    new.append(time.perf_counter() - start)
-                    assert answer.status_code == 200, answer.text
-                    assert "A1" in answer.text
+                new = _time_new_requests(client, template, runs, HEADERS)
                 repeat: list[float] = []
                 body = _body(template, 20)
                 for _ in range(runs):
@@ -103,17 +110,7 @@ def over_loopback(runs: int) -> None:
         server = load.start_server(f"sqlite:///{folder}/bench.db", port)
         try:
             with httpx.Client(base_url=f"http://{load.HOST}:{port}", timeout=30) as client:
-                for number in range(20):
-                    client.post(
-                        "/fhir/Claim/$submit", content=_body(template, number), headers=headers
-                    )
-                new: list[float] = []
-                for number in range(20, 20 + runs):
-                    body = _body(template, number)
-                    start = time.perf_counter()
-                    answer = client.post("/fhir/Claim/$submit", content=body, headers=headers)
-                    new.append(time.perf_counter() - start)
-                    assert answer.status_code == 200, answer.text
+                new = _time_new_requests(client, template, runs, headers)
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.service_fixtures import auth
-from tests.unit.test_fhir_robustness import APPROVABLE, PATHS, _replace, json_values
+from tests.unit.test_fhir_robustness import PATHS, json_values, mutated
 from tests.unit.test_fhir_support import fixtures_dir
 
 FIXTURES = fixtures_dir()
@@ -45,12 +45,7 @@ def well_formed(answer: Any) -> None:
 def test_a_mutated_bundle_gets_a_fhir_answer_over_http(
     client: TestClient, edits: list[tuple[tuple[Any, ...], Any]], operation: str
 ) -> None:
-    document: Any = APPROVABLE
-    for path, value in edits:
-        try:
-            document = _replace(document, path, value)
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier edit removed the place this one aimed at
+    document = mutated(edits)
     answer = client.post(
         f"/fhir/Claim/{operation}", content=json.dumps(document).encode(), headers=HEADERS
     )

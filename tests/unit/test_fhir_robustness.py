@@ -54,6 +54,17 @@ def _replace(document: Any, path: tuple[Any, ...], value: Any) -> Any:
     return changed
 
 
+def mutated(edits: list[tuple[tuple[Any, ...], Any]]) -> Any:
+    """The approvable bundle with each edit applied (one that lost its place is skipped)."""
+    document: Any = APPROVABLE
+    for path, value in edits:
+        try:
+            document = _replace(document, path, value)
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit removed the place this one aimed at
+    return document
+
+
 @settings(
     max_examples=int(os.environ.get("PRIORAUTH_FUZZ_EXAMPLES", "60")),
     deadline=None,
@@ -63,12 +74,7 @@ def _replace(document: Any, path: tuple[Any, ...], value: Any) -> Any:
 def test_a_mutated_bundle_gets_an_answer_never_an_exception(
     policies: PolicySet, edits: list[tuple[tuple[Any, ...], Any]]
 ) -> None:
-    document: Any = APPROVABLE
-    for path, value in edits:
-        try:
-            document = _replace(document, path, value)
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier edit removed the place this one aimed at
+    document = mutated(edits)
     answer = submit(document, policies=policies, created=CREATED)
     if answer.status == 400:
         OperationOutcome.model_validate(answer.body)
