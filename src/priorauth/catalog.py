@@ -160,7 +160,13 @@ class PolicySet:
         parsed = parse_request(request)
         if as_of is None:
             as_of = parsed.received_at.date() if parsed.received_at else dt.date.today()
-        submitted = request if isinstance(request, Mapping) else None
+        return self.decide(parsed, as_of, request if isinstance(request, Mapping) else None)
+
+    def decide(
+        self, parsed: Request, as_of: dt.date, submitted: Mapping[str, Any] | None = None
+    ) -> Determination:
+        """Decide an already validated request; `submitted` (the request as it came in) is what
+        the determination's request hash covers, as with evaluate()."""
         compiled = self.find(parsed.drug)
         if compiled is None:
             return no_policy_determination(parsed, as_of, submitted)

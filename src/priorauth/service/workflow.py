@@ -379,8 +379,8 @@ class PriorAuthService:
             ) from exc
         as_of = parsed.received_at.date() if parsed.received_at else self.clock().date()
         # The request contract bounds its dates (1900-2199), so the engine's date arithmetic
-        # cannot leave the calendar here.
-        return self.policies.evaluate(dict(request), as_of=as_of), as_of, parsed.urgency
+        # cannot leave the calendar here. Decided from the request parsed above, not parsed again.
+        return self.policies.decide(parsed, as_of, dict(request)), as_of, parsed.urgency
 
     def _apply_determination(
         self,
