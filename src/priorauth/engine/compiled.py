@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ from priorauth.engine.criteria import CriterionEvaluator, compile_criteria, unkn
 from priorauth.engine.determination import (
     REASON_ORDER,
     Authorization,
+    Conflict,
     CriterionResult,
     Determination,
     DosingResult,
@@ -30,7 +31,7 @@ from priorauth.engine.determination import (
     Status,
 )
 from priorauth.engine.dosing import DosingEvaluator, round_half_up
-from priorauth.engine.facts import Derived, ServiceDate, compile_fact
+from priorauth.engine.facts import FactDeriver, ServiceDate, compile_fact
 from priorauth.engine.request import Request
 from priorauth.engine.safety import SafetyReviewer
 from priorauth.policy.model import Approval, Indication, Policy
@@ -112,10 +113,13 @@ class CompiledPolicy:
             safety_hash=safety_hash(safety) if safety is not None else None,
         )
         self._safety = SafetyReviewer(safety)
-        self._facts: list[tuple[str, Callable[[Request, ServiceDate], Derived]]] = [
-            (name, compile_fact(name, spec)) for name, spec in policy.facts.items()
+        compiled_facts = {name: compile_fact(name, spec) for name, spec in policy.facts.items()}
+        self._facts: list[tuple[str, FactDeriver]] = [
+            (name, derive) for name, (derive, _) in compiled_facts.items()
         ]
+        self._fields = {name: fields for name, (_, fields) in compiled_facts.items()}
         self._questions = {name: spec.question for name, spec in policy.facts.items()}
+        self._questions_by_node: dict[int, tuple[CriterionResult, tuple[Missing, ...]]] = {}
         self._indications = [
             (indication, compile_criteria(indication.criteria)) for indication in policy.indications
         ]
@@ -140,9 +144,14 @@ class CompiledPolicy:
         Request itself is hashed.
         """
         service = service_date(request, as_of)
-        derived = {name: derive(request, service) for name, derive in self._facts}
-        facts: dict[str, FactResult] = {name: d.fact for name, d in derived.items()}
-        conflicts = tuple(d.conflict for d in derived.values() if d.conflict is not None)
+        facts: dict[str, FactResult] = {}
+        found: list[Conflict] = []
+        for name, derive in self._facts:
+            fact, conflict = derive(request, service)
+            facts[name] = fact
+            if conflict is not None:
+                found.append(conflict)
+        conflicts = tuple(found)
         missing: list[Missing] = []
         reasons: set[Reason] = set()
 
@@ -157,12 +166,12 @@ class CompiledPolicy:
             reasons.add("not-covered-indication")
         else:
             if gate is None:
-                missing.append(self._question(indication.when, ("indication",), derived))
+                missing.append(self._question(indication.when, ("indication",)))
             truth, criteria = evaluate_criteria(facts)
             if truth is False:
                 reasons.add("criteria-not-met")
             elif truth is None:
-                missing.extend(self._criteria_questions(criteria, derived))
+                missing.extend(self._criteria_questions(criteria))
             dosing, dose_questions, bsa = self._dosing.evaluate(request)
             bsa_m2 = bsa.value
             missing.extend(dose_questions)
@@ -219,18 +228,22 @@ class CompiledPolicy:
                     return indication, evaluate
         return self._indications[0]
 
-    def _question(
-        self, fact: str, criteria: tuple[str, ...], derived: dict[str, Derived]
-    ) -> Missing:
-        return Missing(fact, self._questions[fact], derived[fact].fields, criteria)
+    def _question(self, fact: str, criteria: tuple[str, ...]) -> Missing:
+        return Missing(fact, self._questions[fact], self._fields[fact], criteria)
 
-    def _criteria_questions(
-        self, criteria: CriterionResult, derived: dict[str, Derived]
-    ) -> list[Missing]:
+    def _criteria_questions(self, criteria: CriterionResult) -> tuple[Missing, ...]:
+        """The questions for an unknown criteria tree. Tree nodes are shared and recur, so the
+        questions are kept by node (the entry holds the node, so its id is not reused)."""
+        kept = self._questions_by_node.get(id(criteria))
+        if kept is not None:
+            return kept[1]
         by_fact: dict[str, list[str]] = {}
         for criterion_id, fact in unknown_leaves(criteria):
             by_fact.setdefault(fact, []).append(criterion_id)
-        return [self._question(fact, tuple(ids), derived) for fact, ids in by_fact.items()]
+        questions = tuple(self._question(fact, tuple(ids)) for fact, ids in by_fact.items())
+        if len(self._questions_by_node) < 4096:
+            self._questions_by_node[id(criteria)] = (criteria, questions)
+        return questions
 
     def _authorize(
         self,

@@ -9,6 +9,7 @@ shared between determinations.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from operator import itemgetter
 
 from priorauth.engine.determination import CriterionResult, FactResult, Operator, Status
 from priorauth.engine.kleene import Truth, all_of, any_of, not_
@@ -49,10 +50,40 @@ def _compile_leaf(spec: CriterionSpec) -> CriterionEvaluator:
 
 
 def compile_criteria(spec: CriterionSpec) -> CriterionEvaluator:
-    """Prepare a criteria tree once; the returned function evaluates it over a fact mapping."""
+    """Prepare a criteria tree once; the returned function evaluates it over a fact mapping.
+
+    The result depends only on the values of the facts the tree reads, so it is kept by those
+    values (a bounded table: an age, a few true/false/unknown flags recur endlessly).
+    """
+    tree = _compile_node(spec)
+    names = sorted(_facts_read(spec))
+    read = itemgetter(*names)
+    single = len(names) == 1
+    kept: dict[tuple[object, ...], tuple[Truth, CriterionResult]] = {}
+
+    def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
+        found = read(facts)
+        key = (found.value,) if single else tuple([fact.value for fact in found])
+        result = kept.get(key)
+        if result is None:
+            result = tree(facts)
+            if len(kept) < _MAX_SHARED_NODES:
+                kept[key] = result
+        return result
+
+    return evaluate
+
+
+def _facts_read(spec: CriterionSpec) -> set[str]:
+    if spec.fact is not None:
+        return {spec.fact}
+    return set().union(*(_facts_read(child) for child in spec.children()))
+
+
+def _compile_node(spec: CriterionSpec) -> CriterionEvaluator:
     if spec.fact is not None:
         return _compile_leaf(spec)
-    children = tuple(compile_criteria(child) for child in spec.children())
+    children = tuple(_compile_node(child) for child in spec.children())
     operator: Operator = "all" if spec.all is not None else "any" if spec.any is not None else "not"
     node_id, text = spec.id, spec.text
     shared: dict[tuple[int, ...], CriterionResult] = {}

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from operator import attrgetter
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from priorauth.clinical.codes import CodeSet
 from priorauth.clinical.dates import age_in_years
@@ -28,6 +28,8 @@ from priorauth.policy.model import (
 
 __all__ = ["Derived", "FactDeriver", "ServiceDate", "compile_fact", "specialty_key"]
 
+_K = TypeVar("_K")
+
 
 class ServiceDate(NamedTuple):
     """The date the policy is applied on, and which request field it came from."""
@@ -36,24 +38,21 @@ class ServiceDate(NamedTuple):
     field: str
 
 
-class Derived(NamedTuple):
-    """A derived fact, any conflict behind it, and the request fields that would settle it."""
-
-    fact: FactResult
-    conflict: Conflict | None
-    fields: tuple[str, ...]
-
-
+# A derived fact and, when the evidence disagrees, the conflict behind it.
+Derived = tuple[FactResult, Conflict | None]
 FactDeriver = Callable[[Request, ServiceDate], Derived]
+# Results kept per deriver for inputs seen before (a diagnosis list, a specialty): bounded, so a
+# stream of novel inputs costs a little memory at most.
+_MAX_KEPT = 4096
 
 
 class _Maker:
-    """Builds the results of one fact; keeps its name, description and the fields it reads."""
+    """Builds the results of one fact; keeps its name and description."""
 
-    __slots__ = ("description", "fields", "name")
+    __slots__ = ("description", "name")
 
-    def __init__(self, name: str, description: str, fields: tuple[str, ...]) -> None:
-        self.name, self.description, self.fields = name, description, fields
+    def __init__(self, name: str, description: str) -> None:
+        self.name, self.description = name, description
 
     def __call__(
         self,
@@ -64,28 +63,41 @@ class _Maker:
     ) -> Derived:
         fact = FactResult(self.name, self.description, value, evidence, note)
         found = Conflict(self.name, conflict, evidence) if conflict is not None else None
-        return Derived(fact, found, self.fields)
+        return fact, found
 
 
-def _diagnosis_evidence(request: Request, code: str) -> Evidence:
-    return Evidence(f"diagnoses[{request.diagnoses.index(code)}]", code)
+def _keep(kept: dict[_K, Derived], key: _K, derived: Derived) -> Derived:
+    if len(kept) < _MAX_KEPT:
+        kept[key] = derived
+    return derived
+
+
+def _diagnosis_evidence(diagnoses: tuple[str, ...], code: str) -> Evidence:
+    return Evidence(f"diagnoses[{diagnoses.index(code)}]", code)
 
 
 def _compile_age(make: _Maker, spec: AgeFact) -> FactDeriver:
     unknown = make(None, (), "no birth date given")
+    # Few service dates recur (a regimen's start, a received day): their evidence is kept.
+    on_date: dict[ServiceDate, Evidence] = {}
+    name, description = make.name, make.description
 
     def derive(request: Request, service: ServiceDate) -> Derived:
         birth = request.patient.birth_date
         if birth is None:
             return unknown
-        evidence = (
-            Evidence("patient.birth_date", birth.isoformat()),
-            Evidence(service.field, service.date.isoformat()),
-        )
+        on = on_date.get(service)
+        if on is None:
+            on = Evidence(service.field, service.date.isoformat())
+            if len(on_date) < _MAX_KEPT:
+                on_date[service] = on
+        evidence = (Evidence("patient.birth_date", birth.isoformat()), on)
         if birth > service.date:
             message = "the birth date is after the service date"
             return make(None, evidence, message, conflict=message)
-        return make(age_in_years(birth, service.date), evidence, None)
+        return FactResult(
+            name, description, age_in_years(birth, service.date), evidence, None
+        ), None
 
     return derive
 
@@ -95,14 +107,21 @@ def _compile_diagnosis(make: _Maker, spec: DiagnosisFact) -> FactDeriver:
     patterns = ", ".join(spec.codes)
     unknown = make(None, (), "no diagnoses given")
     matched, unmatched = f"matches {patterns}", f"no diagnosis matches {patterns}"
+    kept: dict[tuple[str, ...], Derived] = {}
 
     def derive(request: Request, service: ServiceDate) -> Derived:
-        if not request.diagnoses:
+        diagnoses = request.diagnoses
+        if not diagnoses:
             return unknown
-        hit = codes.first_match(request.diagnoses)
+        found = kept.get(diagnoses)
+        if found is not None:
+            return found
+        hit = codes.first_match(diagnoses)
         if hit is not None:
-            return make(True, (_diagnosis_evidence(request, hit),), matched)
-        return make(False, (Evidence("diagnoses", request.diagnoses),), unmatched)
+            found = make(True, (_diagnosis_evidence(diagnoses, hit),), matched)
+        else:
+            found = make(False, (Evidence("diagnoses", diagnoses),), unmatched)
+        return _keep(kept, diagnoses, found)
 
     return derive
 
@@ -134,13 +153,13 @@ def _compile_attested_or_diagnosis(make: _Maker, spec: AttestedOrDiagnosisFact) 
         True: make(True, (Evidence(path, True),), "attested"),
         False: make(False, (Evidence(path, False),), "attested"),
     }
+    kept: dict[tuple[bool | None, tuple[str, ...]], Derived] = {}
 
-    def derive(request: Request, service: ServiceDate) -> Derived:
-        attested = read(request)
-        hit = codes.first_match(request.diagnoses) if request.diagnoses else None
+    def settle(attested: bool | None, diagnoses: tuple[str, ...]) -> Derived:
+        hit = codes.first_match(diagnoses)
         if hit is None:
             return nothing if attested is None else attested_only[attested]
-        code = _diagnosis_evidence(request, hit)
+        code = _diagnosis_evidence(diagnoses, hit)
         if attested is None:
             return make(True, (code,), by_code)
         evidence = (Evidence(path, attested), code)
@@ -148,6 +167,15 @@ def _compile_attested_or_diagnosis(make: _Maker, spec: AttestedOrDiagnosisFact) 
             return make(True, evidence, f"attested, and diagnosis {hit}")
         message = f"{path} is attested false, yet diagnosis {hit} shows it"
         return make(None, evidence, "conflicting evidence", conflict=message)
+
+    def derive(request: Request, service: ServiceDate) -> Derived:
+        attested = read(request)
+        diagnoses = request.diagnoses
+        if not diagnoses:
+            return nothing if attested is None else attested_only[attested]
+        key = (attested, diagnoses)
+        found = kept.get(key)
+        return found if found is not None else _keep(kept, key, settle(attested, diagnoses))
 
     return derive
 
@@ -173,10 +201,9 @@ def _compile_specialty(make: _Maker, spec: SpecialtyFact) -> FactDeriver:
     read_consultant = attrgetter(consultant_path) if consultant_path else None
     notes = {code: f"specialty {code}" for code in spec.specialties}
     nothing = make(None, (), "no specialty and no consultant given")
+    kept: dict[tuple[str, str | None], Derived] = {}
 
-    def derive(request: Request, service: ServiceDate) -> Derived:
-        specialty = request.prescriber.specialty
-        consultant = read_consultant(request) if read_consultant else None
+    def settle(specialty: str | None, consultant: str | None) -> Derived:
         if specialty:
             given = Evidence("prescriber.specialty", specialty)
             code = accepted.get(specialty.upper()) or accepted.get(specialty_key(specialty))
@@ -199,20 +226,29 @@ def _compile_specialty(make: _Maker, spec: SpecialtyFact) -> FactDeriver:
             )
         return nothing
 
+    def derive(request: Request, service: ServiceDate) -> Derived:
+        specialty = request.prescriber.specialty
+        consultant = read_consultant(request) if read_consultant else None
+        if not specialty and not consultant:
+            return nothing
+        key = (specialty or "", consultant)
+        found = kept.get(key)
+        return found if found is not None else _keep(kept, key, settle(specialty, consultant))
+
     return derive
 
 
-def compile_fact(name: str, spec: FactSpec) -> FactDeriver:
-    """A function that derives the named fact from a request on a service date."""
-    fields: tuple[str, ...]
+def compile_fact(name: str, spec: FactSpec) -> tuple[FactDeriver, tuple[str, ...]]:
+    """A function that derives the named fact from a request on a service date, and the request
+    fields that would settle the fact when it is unknown."""
+    make = _Maker(name, spec.description)
     if isinstance(spec, AgeFact):
-        return _compile_age(_Maker(name, spec.description, ("patient.birth_date",)), spec)
+        return _compile_age(make, spec), ("patient.birth_date",)
     if isinstance(spec, DiagnosisFact):
-        return _compile_diagnosis(_Maker(name, spec.description, ("diagnoses",)), spec)
+        return _compile_diagnosis(make, spec), ("diagnoses",)
     if isinstance(spec, AttestedFact):
-        return _compile_attested(_Maker(name, spec.description, (spec.attested,)), spec)
+        return _compile_attested(make, spec), (spec.attested,)
     if isinstance(spec, AttestedOrDiagnosisFact):
-        fields = (spec.attested, "diagnoses")
-        return _compile_attested_or_diagnosis(_Maker(name, spec.description, fields), spec)
+        return _compile_attested_or_diagnosis(make, spec), (spec.attested, "diagnoses")
     fields = ("prescriber.specialty",) + ((spec.consultant,) if spec.consultant else ())
-    return _compile_specialty(_Maker(name, spec.description, fields), spec)
+    return _compile_specialty(make, spec), fields
