@@ -43,9 +43,20 @@ def round_half_up(value: float, decimals: int) -> float:
     return math.floor(value * factor + 0.5 + 1e-9) / factor
 
 
+# Fits kept by their inputs; bounded so novel inputs cost a little memory at most.
+_MAX_KEPT = 4096
+# status, the regimen fitted, the check against each regimen, the regimen as requested
+_Fit = tuple[
+    Literal["within", "outside", "unknown"], str | None, tuple[RegimenCheck, ...], RequestedRegimen
+]
+
+
 class _Bsa(NamedTuple):
     value: float | None
     source: str | None
+
+
+_NO_BSA_VALUE = _Bsa(None, None)
 
 
 class DosingEvaluator:
@@ -61,65 +72,67 @@ class DosingEvaluator:
             f"{r.cycle_length_days} days"
             for r in dosing.regimens
         }
+        self._bsa_decimals = dosing.rounding.bsa_decimals
+        self._bsa_source = f"{dosing.bsa_formula}(patient.height_cm, patient.weight_kg)"
+        self._fits: dict[tuple[float | int | str | None, ...], _Fit] = {}
 
     def body_surface_area(self, request: Request) -> _Bsa:
         """The BSA in m2 (rounded as the policy says) and where it came from, or unknown."""
         patient = request.patient
-        decimals = self.dosing.rounding.bsa_decimals
+        decimals = self._bsa_decimals
         if patient.bsa_m2 is not None:
             return _Bsa(round_half_up(patient.bsa_m2, decimals), "patient.bsa_m2")
         if patient.height_cm is not None and patient.weight_kg is not None:
             value = self._formula(patient.height_cm, patient.weight_kg)
-            return _Bsa(
-                round_half_up(value, decimals),
-                f"{self.dosing.bsa_formula}(patient.height_cm, patient.weight_kg)",
-            )
-        return _Bsa(None, None)
+            return _Bsa(round_half_up(value, decimals), self._bsa_source)
+        return _NO_BSA_VALUE
 
     def evaluate(self, request: Request) -> tuple[DosingResult, list[Missing], _Bsa]:
         """The dosing result, the questions that would settle an unknown, and the BSA used."""
         regimen = request.regimen
         bsa = self.body_surface_area(request)
+        dose, unit = regimen.dose, regimen.dose_unit
+        doses, days = regimen.doses_per_cycle, regimen.cycle_length_days
         missing: list[Missing] = []
+        dose_mg_m2: float | None = None
+        if dose is None:
+            missing.append(_NO_DOSE)
+        elif unit == "mg/m2":
+            dose_mg_m2 = dose
+        elif bsa.value is not None:
+            dose_mg_m2 = round_half_up(dose / bsa.value, self.dosing.rounding.mg_per_m2_decimals)
+        else:
+            missing.append(_NO_BSA)
+        if doses is None or days is None:
+            missing.append(_NO_SCHEDULE_QUESTION)
+        # The fit depends only on these four values, which recur: it is kept by them.
+        key = (dose_mg_m2, doses, days, dose, unit)
+        fit = self._fits.get(key)
+        if fit is None:
+            fit = self._fit(dose_mg_m2, request)
+            if len(self._fits) < _MAX_KEPT:
+                self._fits[key] = fit
+        status, fitted, checks, requested = fit
+        result = DosingResult(
+            status=status,
+            requested=requested,
+            bsa_m2=bsa.value,
+            bsa_source=bsa.source,
+            dose_mg_per_m2=dose_mg_m2,
+            regimen=fitted,
+            checks=checks,
+        )
+        return result, (missing if status == "unknown" else []), bsa
+
+    def _fit(self, dose_mg_m2: float | None, request: Request) -> _Fit:
+        regimen = request.regimen
         requested = RequestedRegimen(
             dose=regimen.dose,
             dose_unit=regimen.dose_unit,
             doses_per_cycle=regimen.doses_per_cycle,
             cycle_length_days=regimen.cycle_length_days,
         )
-        dose_mg_m2: float | None = None
-        if regimen.dose is None:
-            missing.append(
-                _missing(
-                    "regimen.dose",
-                    "What is each dose, in mg/m2 or mg?",
-                    ("regimen.dose", "regimen.dose_unit"),
-                )
-            )
-        elif regimen.dose_unit == "mg/m2":
-            dose_mg_m2 = regimen.dose
-        elif bsa.value is not None:
-            dose_mg_m2 = round_half_up(
-                regimen.dose / bsa.value, self.dosing.rounding.mg_per_m2_decimals
-            )
-        else:
-            missing.append(
-                _missing(
-                    "patient.bsa_m2",
-                    "The dose is in mg: what are the patient's height (cm) and weight (kg), or "
-                    "body surface area (m2)?",
-                    ("patient.height_cm", "patient.weight_kg", "patient.bsa_m2"),
-                )
-            )
-        if regimen.doses_per_cycle is None or regimen.cycle_length_days is None:
-            missing.append(
-                _missing(
-                    "regimen.schedule",
-                    "How many doses are given in each cycle, and how many days is a cycle?",
-                    ("regimen.doses_per_cycle", "regimen.cycle_length_days"),
-                )
-            )
-        checks = [self._check(r, dose_mg_m2, request) for r in self._regimens]
+        checks = tuple(self._check(r, dose_mg_m2, request) for r in self._regimens)
         fitted = next((c.id for c in checks if c.status == "met"), None)
         status: Literal["within", "outside", "unknown"]
         if fitted is not None:
@@ -128,16 +141,7 @@ class DosingEvaluator:
             status = "outside"
         else:
             status = "unknown"
-        result = DosingResult(
-            status=status,
-            requested=requested,
-            bsa_m2=bsa.value,
-            bsa_source=bsa.source,
-            dose_mg_per_m2=dose_mg_m2,
-            regimen=fitted,
-            checks=tuple(checks),
-        )
-        return result, (missing if status == "unknown" else []), bsa
+        return status, fitted, checks, requested
 
     def _check(self, policy_regimen: Regimen, dose: float | None, request: Request) -> RegimenCheck:
         rid, text = policy_regimen.id, policy_regimen.text
@@ -172,7 +176,22 @@ class DosingEvaluator:
 
 
 _NO_SCHEDULE = "the schedule (doses per cycle, cycle length) is not known"
-
-
-def _missing(fact: str, question: str, fields: tuple[str, ...]) -> Missing:
-    return Missing(fact=fact, question=question, fields=fields, criteria=("Dosing",))
+_NO_DOSE = Missing(
+    fact="regimen.dose",
+    question="What is each dose, in mg/m2 or mg?",
+    fields=("regimen.dose", "regimen.dose_unit"),
+    criteria=("Dosing",),
+)
+_NO_BSA = Missing(
+    fact="patient.bsa_m2",
+    question="The dose is in mg: what are the patient's height (cm) and weight (kg), or body "
+    "surface area (m2)?",
+    fields=("patient.height_cm", "patient.weight_kg", "patient.bsa_m2"),
+    criteria=("Dosing",),
+)
+_NO_SCHEDULE_QUESTION = Missing(
+    fact="regimen.schedule",
+    question="How many doses are given in each cycle, and how many days is a cycle?",
+    fields=("regimen.doses_per_cycle", "regimen.cycle_length_days"),
+    criteria=("Dosing",),
+)
