@@ -90,15 +90,16 @@ def normalize_ndc(ndc: str) -> str:
 
 
 def npi_is_valid(npi: str) -> bool:
-    """Whether a 10-digit NPI passes its check digit (Luhn over the `80840` prefix)."""
-    if len(npi) != 10 or not npi.isdigit():
+    """Whether a 10-digit NPI passes its check digit (Luhn over the `80840` prefix).
+
+    From the right, every second digit is doubled (less 9 when over 9). The prefix 80840 adds
+    a constant 24; of the NPI's own digits, those at even places from the left are doubled.
+    """
+    if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
         return False
-    digits = [int(c) for c in "80840" + npi]
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        if position % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
+    doubled = sum(map(_DOUBLED.__getitem__, npi[0::2]))
+    return (24 + doubled + sum(map(int, npi[1::2]))) % 10 == 0
+
+
+# A digit's contribution to a Luhn sum when it is doubled.
+_DOUBLED = {str(d): (2 * d - 9 if 2 * d > 9 else 2 * d) for d in range(10)}

@@ -199,7 +199,10 @@ class Request(_Part):
     # Where each field came from when the request was mapped from another document, e.g.
     # {"diagnoses[1]": "Condition/c1.code.coding[0]"} for a FHIR bundle. Carried through to the
     # determination so a fact's evidence can be traced to the original element.
-    sources: dict[str, str] = {}
+    # A fresh dict per request (a plain {} default would be deep-copied for each one).
+    sources: Annotated[
+        dict[str, str], Field(default_factory=dict, json_schema_extra={"default": {}})
+    ]
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
