@@ -151,7 +151,7 @@ class CompiledPolicy:
             facts[name] = fact
             if conflict is not None:
                 found.append(conflict)
-        conflicts = tuple(found)
+        conflicts = tuple(found) if found else ()
         missing: list[Missing] = []
         reasons: set[Reason] = set()
 
@@ -188,7 +188,7 @@ class CompiledPolicy:
             authorization = self._authorize(
                 request, indication.approval, service.date, dosing, bsa_m2
             )
-        ordered = tuple(r for r in REASON_ORDER if r in reasons)
+        ordered = tuple(r for r in REASON_ORDER if r in reasons) if reasons else ()
         route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
         return Determination(
             request_id=request.request_id,
