@@ -43,7 +43,7 @@ def round_half_up(value: float, decimals: int) -> float:
     return math.floor(value * factor + 0.5 + 1e-9) / factor
 
 
-# Fits kept by their inputs; bounded so novel inputs cost a little memory at most.
+# Results kept by their inputs; bounded so novel inputs cost a little memory at most.
 _MAX_KEPT = 4096
 # status, the regimen fitted, the check against each regimen, the regimen as requested
 _Fit = tuple[
@@ -74,7 +74,9 @@ class DosingEvaluator:
         }
         self._bsa_decimals = dosing.rounding.bsa_decimals
         self._bsa_source = f"{dosing.bsa_formula}(patient.height_cm, patient.weight_kg)"
-        self._fits: dict[tuple[float | int | str | None, ...], _Fit] = {}
+        self._kept: dict[
+            tuple[float | int | str | _Bsa | None, ...], tuple[DosingResult, tuple[Missing, ...]]
+        ] = {}
 
     def body_surface_area(self, request: Request) -> _Bsa:
         """The BSA in m2 (rounded as the policy says) and where it came from, or unknown."""
@@ -87,12 +89,29 @@ class DosingEvaluator:
             return _Bsa(round_half_up(value, decimals), self._bsa_source)
         return _NO_BSA_VALUE
 
-    def evaluate(self, request: Request) -> tuple[DosingResult, list[Missing], _Bsa]:
+    def evaluate(self, request: Request) -> tuple[DosingResult, tuple[Missing, ...], _Bsa]:
         """The dosing result, the questions that would settle an unknown, and the BSA used."""
         regimen = request.regimen
         bsa = self.body_surface_area(request)
+        # The result depends on these values alone, and they recur (standard doses and
+        # schedules, a BSA to two decimals): it is kept by them.
+        key = (
+            regimen.dose,
+            regimen.dose_unit,
+            regimen.doses_per_cycle,
+            regimen.cycle_length_days,
+            bsa,
+        )
+        found = self._kept.get(key)
+        if found is None:
+            found = self._evaluate(request, bsa)
+            if len(self._kept) < _MAX_KEPT:
+                self._kept[key] = found
+        return found[0], found[1], bsa
+
+    def _evaluate(self, request: Request, bsa: _Bsa) -> tuple[DosingResult, tuple[Missing, ...]]:
+        regimen = request.regimen
         dose, unit = regimen.dose, regimen.dose_unit
-        doses, days = regimen.doses_per_cycle, regimen.cycle_length_days
         missing: list[Missing] = []
         dose_mg_m2: float | None = None
         if dose is None:
@@ -103,16 +122,9 @@ class DosingEvaluator:
             dose_mg_m2 = round_half_up(dose / bsa.value, self.dosing.rounding.mg_per_m2_decimals)
         else:
             missing.append(_NO_BSA)
-        if doses is None or days is None:
+        if regimen.doses_per_cycle is None or regimen.cycle_length_days is None:
             missing.append(_NO_SCHEDULE_QUESTION)
-        # The fit depends only on these four values, which recur: it is kept by them.
-        key = (dose_mg_m2, doses, days, dose, unit)
-        fit = self._fits.get(key)
-        if fit is None:
-            fit = self._fit(dose_mg_m2, request)
-            if len(self._fits) < _MAX_KEPT:
-                self._fits[key] = fit
-        status, fitted, checks, requested = fit
+        status, fitted, checks, requested = self._fit(dose_mg_m2, request)
         result = DosingResult(
             status=status,
             requested=requested,
@@ -122,7 +134,7 @@ class DosingEvaluator:
             regimen=fitted,
             checks=checks,
         )
-        return result, (missing if status == "unknown" else []), bsa
+        return result, (tuple(missing) if status == "unknown" else ())
 
     def _fit(self, dose_mg_m2: float | None, request: Request) -> _Fit:
         regimen = request.regimen
