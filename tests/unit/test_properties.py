@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from priorauth import Determination, PolicySet
+from priorauth import Determination, PolicySet, parse_request
+from priorauth.engine.compiled import CompiledPolicy
 from priorauth.engine.criteria import compile_criteria
 from priorauth.engine.determination import FactResult
 from priorauth.engine.kleene import Truth
@@ -160,3 +161,23 @@ def test_filling_in_an_unknown_keeps_decided_outcomes(request: dict[str, Any], d
         assert "criteria-not-met" in after.reasons
     if "not-covered-indication" in before.reasons:
         assert "not-covered-indication" in after.reasons
+
+
+COMPILED = POLICIES.policies[0]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=st.lists(st.tuples(requests, st.booleans()), min_size=1, max_size=4))
+def test_results_kept_from_earlier_requests_never_change_an_answer(
+    batch: list[tuple[dict[str, Any], bool]],
+) -> None:
+    """The engine keeps facts, criteria results and dosing fits by their inputs. A policy that
+    has seen every earlier example must answer exactly as one compiled afresh."""
+    cold = CompiledPolicy(COMPILED.policy, COMPILED.safety)
+    as_of = dt.date(2026, 11, 20)
+    for request, in_mg in batch:
+        if in_mg and "dose" in request["regimen"]:
+            request["regimen"].update(dose=request["regimen"]["dose"] * 1.8, dose_unit="mg")
+        parsed = parse_request(request)
+        warm = COMPILED.evaluate(parsed, as_of, request)
+        assert cold.evaluate(parsed, as_of, request).model_dump_json() == warm.model_dump_json()
