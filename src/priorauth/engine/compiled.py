@@ -48,6 +48,9 @@ __all__ = [
 
 ENGINE = EngineRef(name="priorauth", version=__version__)
 _STATUS: dict[bool | None, Status] = {True: "met", False: "not-met", None: "unknown"}
+# Parts of a determination kept by the few recurring values they depend on, per policy; bounded
+# so that a stream of novel requests costs a little memory at most.
+_MAX_KEPT = 4096
 
 
 def safety_hash(data: SafetyData) -> str:
@@ -120,6 +123,7 @@ class CompiledPolicy:
         self._fields = {name: fields for name, (_, fields) in compiled_facts.items()}
         self._questions = {name: spec.question for name, spec in policy.facts.items()}
         self._questions_by_node: dict[int, tuple[CriterionResult, tuple[Missing, ...]]] = {}
+        self._approvals: dict[tuple[object, ...], tuple[Authorization, str]] = {}
         self._indications = [
             (indication, compile_criteria(indication.criteria)) for indication in policy.indications
         ]
@@ -185,20 +189,24 @@ class CompiledPolicy:
         if review.holds and not reasons:
             reasons.add("safety-review")
         if not reasons and dosing is not None:
-            authorization = self._authorize(
+            authorization, summary = self._approve(
                 request, indication.approval, service.date, dosing, bsa_m2
             )
-        ordered = tuple(r for r in REASON_ORDER if r in reasons) if reasons else ()
-        route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
+            ordered: tuple[Reason, ...] = ()
+            route = None
+        else:
+            ordered = tuple(r for r in REASON_ORDER if r in reasons)
+            route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
+            summary = explain.summary(
+                ordered, route, None, criteria, missing, conflicts, review.alerts
+            )
         return Determination(
             request_id=request.request_id,
             type=request.type,
             outcome="pended" if ordered else "approved",
             reasons=ordered,
             route=route,
-            summary=explain.summary(
-                ordered, route, authorization, criteria, missing, conflicts, review.alerts
-            ),
+            summary=summary,
             service_date=service.date,
             as_of=as_of,
             indication=self._indication_results[indication.id][gate],
@@ -241,9 +249,39 @@ class CompiledPolicy:
         for criterion_id, fact in unknown_leaves(criteria):
             by_fact.setdefault(fact, []).append(criterion_id)
         questions = tuple(self._question(fact, tuple(ids)) for fact, ids in by_fact.items())
-        if len(self._questions_by_node) < 4096:
+        if len(self._questions_by_node) < _MAX_KEPT:
             self._questions_by_node[id(criteria)] = (criteria, questions)
         return questions
+
+    def _approve(
+        self,
+        request: Request,
+        approval: Approval,
+        start: dt.date,
+        dosing: DosingResult,
+        bsa: float | None,
+    ) -> tuple[Authorization, str]:
+        """The authorization and the summary of an approval. Both follow from the values in
+        the key alone, and approvals of a standard regimen recur: they are kept by it."""
+        regimen = request.regimen
+        key = (
+            request.type,
+            request.prior_authorization_id,
+            start,
+            id(approval),  # the policy's own object, alive as long as the policy
+            regimen.dose,
+            regimen.dose_unit,
+            regimen.doses_per_cycle,
+            regimen.cycle_length_days,
+            bsa,
+        )
+        found = self._approvals.get(key)
+        if found is None:
+            authorization = self._authorize(request, approval, start, dosing, bsa)
+            found = authorization, explain.summary((), None, authorization, None, [])
+            if len(self._approvals) < _MAX_KEPT:
+                self._approvals[key] = found
+        return found
 
     def _authorize(
         self,
