@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -92,11 +93,18 @@ def request_hash(request: Mapping[str, Any] | Request) -> str:
 
 def service_date(request: Request, as_of: dt.date) -> ServiceDate:
     """The date the policy is applied on: the regimen start, else the received date, else as_of."""
-    if request.regimen.start_date is not None:
-        return ServiceDate(request.regimen.start_date, "regimen.start_date")
+    start = request.regimen.start_date
+    if start is not None:
+        return _on(start, "regimen.start_date")
     if request.received_at is not None:
-        return ServiceDate(request.received_at.date(), "received_at")
-    return ServiceDate(as_of, "as_of")
+        return _on(request.received_at.date(), "received_at")
+    return _on(as_of, "as_of")
+
+
+@lru_cache(maxsize=_MAX_KEPT)
+def _on(date: dt.date, field: str) -> ServiceDate:
+    # Service dates recur (a regimen's start, a received day): one record for each.
+    return ServiceDate(date, field)
 
 
 class CompiledPolicy:
