@@ -14,11 +14,8 @@ import argparse
 import asyncio
 import copy
 import json
-import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,48 +23,21 @@ from typing import Any
 
 import httpx
 
+from priorauth import devserver
+from priorauth.devserver import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"  # loopback only, by design
+HOST = devserver.LOOPBACK  # loopback only, by design
 TOKEN = "demo-submitter-token"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PRIORAUTH_DATABASE_URL": database_url}
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "priorauth"),
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--demo",
-            "--examples",
-            str(ROOT / "examples"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{HOST}:{port}/ready", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None:
-            raise SystemExit("the server exited during start")
-        time.sleep(0.2)
-    server.kill()
-    raise SystemExit("the server did not become ready in 60 s")
+    """`priorauth serve --demo` with the example queue, on loopback; exits the script if it
+    does not start."""
+    try:
+        return devserver.start(database_url, port, "--demo", "--examples", str(ROOT / "examples"))
+    except devserver.ServerDidNotStart as problem:
+        raise SystemExit(str(problem)) from problem
 
 
 class Phase:
@@ -175,8 +145,7 @@ def main() -> None:
         try:
             report = asyncio.run(run(args, port))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            devserver.stop(server, grace=30)
     report["database"] = url.split(":", 1)[0]
     print(json.dumps(report, indent=2))
 

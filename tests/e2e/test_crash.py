@@ -3,11 +3,8 @@ request and an intact audit chain: a 201 is sent only after the commit."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,42 +12,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from priorauth import devserver
+from priorauth.devserver import free_port
 from priorauth.service.config import Settings
 from priorauth.service.runtime import running_service
 from tests.conftest import example
 from tests.service_fixtures import BACKENDS, ROOT, TOKENS, database_url
 
-HOST = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+HOST = devserver.LOOPBACK
 
 
 def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "priorauth"), "serve", "--port", str(port)],
-        env={
-            **os.environ,
-            "PRIORAUTH_DATABASE_URL": url,
-            "PRIORAUTH_POLICY_DIR": str(ROOT / "policies"),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{HOST}:{port}/ready", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    server.kill()
-    server.wait()
-    raise AssertionError("the server did not start")
+    return devserver.start(url, port, env={"PRIORAUTH_POLICY_DIR": str(ROOT / "policies")})
 
 
 @pytest.mark.slow
@@ -61,7 +34,7 @@ def test_acknowledged_requests_survive_sigkill(backend: str, tmp_path: Path) -> 
     with running_service(settings) as service:
         service.add_user("clinic", "submitter", "Sunrise Oncology", token=TOKENS["clinic"])
         service.add_user("admin", "admin", token=TOKENS["admin"])
-    port = _free_port()
+    port = free_port()
     server = _serve(url, port)
     acknowledged: dict[str, str] = {}
     lock = threading.Lock()
@@ -103,7 +76,7 @@ def test_acknowledged_requests_survive_sigkill(backend: str, tmp_path: Path) -> 
             server.wait()
     assert len(acknowledged) >= 40
 
-    port = _free_port()
+    port = free_port()
     server = _serve(url, port)
     try:
         headers = {"Authorization": f"Bearer {TOKENS['admin']}"}

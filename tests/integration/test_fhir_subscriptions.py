@@ -5,7 +5,6 @@ arrives (with the full PAS response bundle) once it is up, even across a restart
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from priorauth.devserver import free_port
 from priorauth.entrypoints.api import create_app
 from priorauth.service.config import Settings
 from priorauth.service.outbox import OutboxWorker
@@ -28,13 +28,6 @@ TOPIC = "http://hl7.org/fhir/us/davinci-pas/SubscriptionTopic/PASSubscriptionTop
 CONTENT = (
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 class Subscriber:

@@ -1,0 +1,85 @@
+"""Run `priorauth serve` in a child process on a free loopback port and wait until it is ready.
+
+For end-to-end tests, benchmarks and local trials, which need a real server with a real socket:
+
+    port = free_port()
+    server = start("sqlite:///var/trial.db", port, "--demo")
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/ready")
+    finally:
+        stop(server)
+
+Only the loopback interface is used.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+__all__ = ["LOOPBACK", "ServerDidNotStart", "free_port", "start", "stop"]
+
+LOOPBACK = "127.0.0.1"
+
+
+class ServerDidNotStart(RuntimeError):
+    """The child server exited, or did not answer /ready in time."""
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def start(
+    database_url: str,
+    port: int,
+    *options: str,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> subprocess.Popen[bytes]:
+    """`priorauth serve --host 127.0.0.1 --port PORT [options]` on the given database, returned
+    once GET /ready answers 200. `env` adds to this process's environment. Raises
+    ServerDidNotStart, after stopping the child, when it exits or is not ready within `timeout`."""
+    command = [str(Path(sys.executable).parent / "priorauth"), "serve"]
+    command += ["--host", LOOPBACK, "--port", str(port), *options]
+    server = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {}), "PRIORAUTH_DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{LOOPBACK}:{port}/ready", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise ServerDidNotStart(f"priorauth serve exited with status {server.returncode}")
+        time.sleep(0.1)
+    stop(server)
+    raise ServerDidNotStart(f"priorauth serve did not answer /ready within {timeout:g} s")
+
+
+def stop(server: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Ask the server to stop (SIGTERM), and kill it if it has not within `grace` seconds."""
+    if server.poll() is not None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
