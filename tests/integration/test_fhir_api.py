@@ -203,6 +203,47 @@ def test_an_update_decides_the_pended_request_again(client: TestClient) -> None:
     assert action(inquiry["item"][0]) == "A1"
 
 
+def test_an_update_replaces_the_request_so_what_it_leaves_out_is_gone(
+    client: TestClient,
+) -> None:
+    # First sent with ketoconazole among the current medications: a strong CYP3A4 inhibitor
+    # with 40 mg/m2 holds the request for a pharmacist.
+    first = bundle("approvable")
+    claim = first["entry"][0]["resource"]
+    claim["identifier"][0]["value"] = "PAS-2026-0009"
+    statements = [
+        e for e in first["entry"] if e["resource"]["resourceType"] == "MedicationStatement"
+    ]
+    inhibitor = copy.deepcopy(statements[0])
+    inhibitor["fullUrl"] = inhibitor["fullUrl"].replace("med-1", "med-9")
+    inhibitor["resource"].update(id="med-9", medicationCodeableConcept={"text": "ketoconazole"})
+    first["entry"].append(inhibitor)
+    answer = post(client, "Claim/$submit", first)
+    assert answer.status_code == 200, answer.text
+    assert action(claim_response(answer.json())["item"][0]) == "A4"
+    case = only_case(client, "pharmacist")
+    # The update lists no current medications at all: the patient stopped them. Laid over the
+    # stored request, the ketoconazole would stay; the update replaces it, so it is gone.
+    update = bundle("approvable")
+    update["entry"] = [
+        e for e in update["entry"] if e["resource"]["resourceType"] != "MedicationStatement"
+    ]
+    claim = update["entry"][0]["resource"]
+    claim["identifier"][0]["value"] = "PAS-2026-0009-U1"
+    claim["related"] = [
+        {
+            "claim": {"identifier": {"value": "PAS-2026-0009"}},
+            "relationship": {"coding": [{"code": "prior"}]},
+        }
+    ]
+    answer = post(client, "Claim/$submit", update)
+    assert answer.status_code == 200, answer.text
+    assert action(claim_response(answer.json())["item"][0]) == "A1"
+    read = client.get(f"/v1/requests/{case['case_id']}", headers=auth("clinic")).json()
+    assert read["status"] == "approved"
+    assert "medications" not in read["request"]
+
+
 def test_certification_type_3_cancels(client: TestClient) -> None:
     post(client, "Claim/$submit", bundle("pended"))
     case = only_case(client)

@@ -355,9 +355,9 @@ class PasService:
                 continue
             reuse = earlier_cases[index] if index < len(earlier_cases) else None
             if reuse is not None and self._is_open(reuse):
-                # An update of an item still waiting: decide it again with the new facts.
-                patch = {k: v for k, v in item.request.items() if k != "request_id"}
-                case = self.service.add_information(actor, reuse, patch)
+                # An update of an item still waiting: the resubmitted claim is the whole
+                # request now, so it replaces the stored one and is decided again.
+                case = self.service.add_information(actor, reuse, item.request, replace=True)
             else:
                 case = self.service.submit(actor, item.request, member_id).case
             case_ids.append(case["case_id"])

@@ -618,15 +618,22 @@ class PriorAuthService:
     # ---------------------------------------------------------------- add information
 
     def add_information(
-        self, actor: Actor, case_id: str, patch: Mapping[str, Any]
+        self, actor: Actor, case_id: str, patch: Mapping[str, Any], replace: bool = False
     ) -> dict[str, Any]:
-        """Lay new facts over the stored request and decide it again at once."""
+        """Lay new facts over the stored request and decide it again at once.
+
+        With `replace`, `patch` is the whole request as now known (a resubmitted FHIR claim) and
+        takes the stored request's place: what it leaves out is no longer part of the request.
+        """
         if actor.role != "submitter":
             raise Forbidden("only the submitting organization adds information")
         with UnitOfWork(self.database) as uow:
             case = self._visible_case(uow, actor, case_id)
             stored = case.request_json
-            merged = deep_merge(json.loads(stored), patch)
+            if replace:
+                merged = {**patch, "request_id": case.request_id}
+            else:
+                merged = deep_merge(json.loads(stored), patch)
             if merged.get("request_id") != case.request_id:
                 raise Invalid([FieldProblem("request.request_id", "cannot be changed")])
         # Evaluated outside the write lock; the lock then checks nothing changed meanwhile.
@@ -644,7 +651,7 @@ class PriorAuthService:
             append_event(
                 uow.session,
                 actor.name,
-                "request.information-added",
+                "request.replaced" if replace else "request.information-added",
                 case.case_id,
                 {
                     "fields": sorted(patch),
