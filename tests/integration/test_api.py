@@ -407,3 +407,35 @@ def test_looking_up_a_members_authorizations_is_audited(client: TestClient, env:
     assert (last.actor, last.action) == ("pharmacist", "authorizations.read")
     assert '"member_id":"M-9"' in last.detail_json
     assert env.service.verify_audit()[1] is None
+
+
+def test_a_request_is_found_by_its_request_id_within_what_the_caller_may_see(
+    client: TestClient, env: Env
+) -> None:
+    ours = submit(client, "04-pended-criteria-not-met-age.json", request_id="PA-FIND-1")
+    theirs = submit(
+        client, "04-pended-criteria-not-met-age.json", who="other-clinic", request_id="PA-FIND-1"
+    )
+    found = client.get("/v1/requests?request_id=PA-FIND-1", headers=auth("clinic"))
+    assert found.status_code == 200, found.text
+    assert [c["case_id"] for c in found.json()] == [ours["case_id"]]
+    assert found.json()[0]["status"] == "pended"
+    # A reviewer finds both organizations' cases; an unknown id finds none (not an error).
+    both = client.get("/v1/requests?request_id=PA-FIND-1", headers=auth("pharmacist")).json()
+    assert {c["case_id"] for c in both} == {ours["case_id"], theirs["case_id"]}
+    nothing = client.get("/v1/requests?request_id=PA-NONE", headers=auth("clinic"))
+    assert nothing.status_code == 200 and nothing.json() == []
+    assert client.get("/v1/requests?request_id=PA-FIND-1").status_code == 401
+    for bad in ("", "a%20b", "x" * 65):
+        assert (
+            client.get(f"/v1/requests?request_id={bad}", headers=auth("clinic")).status_code == 422
+        )
+    assert client.get("/v1/requests", headers=auth("clinic")).status_code == 422
+    with env.service.database.engine.connect() as connection:
+        last = connection.execute(
+            text("SELECT actor, action, detail_json FROM audit_events ORDER BY id DESC LIMIT 1")
+        ).one()
+    # Every lookup is an audit event, an empty one too (the refused ones never reached it).
+    assert (last.actor, last.action) == ("clinic", "request.looked-up")
+    assert '"found":0' in last.detail_json and '"request_id":"PA-NONE"' in last.detail_json
+    assert env.service.verify_audit()[1] is None

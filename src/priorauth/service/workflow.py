@@ -499,6 +499,39 @@ class PriorAuthService:
             uow.commit()
         return view
 
+    def find(self, actor: Actor, request_id: str) -> list[dict[str, Any]]:
+        """The cases with a submitter's request id (an audited lookup): a submitter finds its
+        own organization's (one at most); reviewers and admins find every organization's. Each
+        is a case id with its status; `read` gives the rest."""
+        if actor.role == "submitter" and actor.organization is None:
+            raise Forbidden("a submitter account belongs to an organization")
+        query = select(CaseRow).where(CaseRow.request_id == request_id)
+        if actor.role == "submitter":
+            query = query.where(CaseRow.organization == actor.organization)
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            cases = list(uow.session.scalars(query.order_by(CaseRow.id)))
+            append_event(
+                uow.session,
+                actor.name,
+                "request.looked-up",
+                None,
+                {"role": actor.role, "request_id": request_id, "found": len(cases)},
+                self.clock(),
+            )
+            uow.commit()
+        return [
+            {
+                "case_id": case.case_id,
+                "request_id": case.request_id,
+                "organization": case.organization,
+                "status": case.status,
+                "queue": case.queue,
+                "received_at": case.received_at.isoformat(),
+            }
+            for case in cases
+        ]
+
     def _case_view(self, uow: UnitOfWork, case: CaseRow, full: bool) -> dict[str, Any]:
         rows = list(
             uow.session.scalars(

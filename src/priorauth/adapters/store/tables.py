@@ -111,7 +111,7 @@ class CaseRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[str] = mapped_column(String(40), unique=True)
-    request_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
     organization: Mapped[str] = mapped_column(String(200))
     submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     submission_hash: Mapped[str] = mapped_column(String(80))

@@ -291,6 +291,22 @@ def create_app(service: PriorAuthService) -> FastAPI:
         return Json(result.case, status_code=201 if result.created else 200)
 
     @app.get(
+        "/v1/requests",
+        tags=["requests"],
+        responses=_ERRORS,
+        response_model=list[dict[str, Any]],
+    )
+    def find(
+        caller: Caller,
+        request_id: Annotated[
+            str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+        ],
+    ) -> Response:
+        """The cases with the request_id their submitter gave (a submitter sees its own
+        organization's only): each case id with its status; read one for the rest."""
+        return Json(service.find(caller, request_id))
+
+    @app.get(
         "/v1/requests/{case_id}",
         tags=["requests"],
         responses=_ERRORS,
