@@ -31,7 +31,7 @@ from priorauth.engine.determination import (
     Reason,
     Status,
 )
-from priorauth.engine.dosing import DosingEvaluator, round_half_up
+from priorauth.engine.dosing import DosingEvaluator, dose_key, round_half_up
 from priorauth.engine.facts import FactDeriver, ServiceDate, compile_fact
 from priorauth.engine.request import Request
 from priorauth.engine.safety import SafetyReviewer
@@ -269,36 +269,14 @@ class CompiledPolicy:
         dosing: DosingResult,
         bsa: float | None,
     ) -> tuple[Authorization, str]:
-        """The authorization and the summary of an approval. Both follow from the values in
-        the key alone, and approvals of a standard regimen recur: they are kept by it."""
-        regimen = request.regimen
-        key = (
-            request.type,
-            request.prior_authorization_id,
-            start,
-            id(approval),  # the policy's own object, alive as long as the policy
-            regimen.dose,
-            regimen.dose_unit,
-            regimen.doses_per_cycle,
-            regimen.cycle_length_days,
-            bsa,
-        )
+        """The authorization and the summary of an approval. Both follow from the request type,
+        the service date and the regimen's values (as dosing keeps them), and approvals of a
+        standard regimen recur: they are kept by those."""
+        key: tuple[object, ...] = (request.type, request.prior_authorization_id, start)
+        key += (id(approval), *dose_key(request.regimen, bsa))
         found = self._approvals.get(key)
-        if found is None:
-            authorization = self._authorize(request, approval, start, dosing, bsa)
-            found = authorization, explain.summary((), None, authorization, None, [])
-            if len(self._approvals) < _MAX_KEPT:
-                self._approvals[key] = found
-        return found
-
-    def _authorize(
-        self,
-        request: Request,
-        approval: Approval,
-        start: dt.date,
-        dosing: DosingResult,
-        bsa: float | None,
-    ) -> Authorization:
+        if found is not None:
+            return found
         continuation = self.policy.continuation
         if request.type == "continuation" and continuation is not None:
             approval = continuation.approval
@@ -319,7 +297,7 @@ class CompiledPolicy:
             units_per_dose = math.ceil(mg_per_dose / billing.mg_per_unit - 1e-9)
             units = units_per_dose * doses * cycles
         policy_regimen = self._regimens[dosing.regimen or ""]
-        return Authorization(
+        authorization = Authorization(
             valid_from=start,
             valid_through=through,
             regimen=policy_regimen.id,
@@ -334,6 +312,10 @@ class CompiledPolicy:
             units=units,
             continues=request.prior_authorization_id if request.type == "continuation" else None,
         )
+        found = authorization, explain.summary((), None, authorization, None, [])
+        if len(self._approvals) < _MAX_KEPT:
+            self._approvals[key] = found
+        return found
 
 
 def no_policy_determination(

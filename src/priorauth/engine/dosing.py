@@ -28,10 +28,11 @@ from priorauth.engine.determination import (
     RegimenCheck,
     RequestedRegimen,
 )
+from priorauth.engine.request import Regimen as RequestedRegimenFields
 from priorauth.engine.request import Request
 from priorauth.policy.model import Dosing, Regimen
 
-__all__ = ["DosingEvaluator", "round_half_up"]
+__all__ = ["DoseKey", "DosingEvaluator", "dose_key", "round_half_up"]
 
 
 def round_half_up(value: float, decimals: int) -> float:
@@ -57,6 +58,18 @@ class _Bsa(NamedTuple):
 
 
 _NO_BSA_VALUE = _Bsa(None, None)
+DoseKey = tuple[float | int | str | object | None, ...]
+
+
+def dose_key(regimen: RequestedRegimenFields, bsa: object) -> DoseKey:
+    """What a dosing result depends on: the dose, its unit, the schedule and the BSA."""
+    return (
+        regimen.dose,
+        regimen.dose_unit,
+        regimen.doses_per_cycle,
+        regimen.cycle_length_days,
+        bsa,
+    )
 
 
 class DosingEvaluator:
@@ -74,9 +87,7 @@ class DosingEvaluator:
         }
         self._bsa_decimals = dosing.rounding.bsa_decimals
         self._bsa_source = f"{dosing.bsa_formula}(patient.height_cm, patient.weight_kg)"
-        self._kept: dict[
-            tuple[float | int | str | _Bsa | None, ...], tuple[DosingResult, tuple[Missing, ...]]
-        ] = {}
+        self._kept: dict[DoseKey, tuple[DosingResult, tuple[Missing, ...]]] = {}
 
     def body_surface_area(self, request: Request) -> _Bsa:
         """The BSA in m2 (rounded as the policy says) and where it came from, or unknown."""
@@ -95,13 +106,7 @@ class DosingEvaluator:
         bsa = self.body_surface_area(request)
         # The result depends on these values alone, and they recur (standard doses and
         # schedules, a BSA to two decimals): it is kept by them.
-        key = (
-            regimen.dose,
-            regimen.dose_unit,
-            regimen.doses_per_cycle,
-            regimen.cycle_length_days,
-            bsa,
-        )
+        key = dose_key(regimen, bsa)
         found = self._kept.get(key)
         if found is None:
             found = self._evaluate(request, bsa)
