@@ -178,18 +178,23 @@ def test_inquiries_see_only_the_organizations_own_matching_request(client: TestC
     assert answer.json()["resourceType"] == "OperationOutcome"
 
 
+def as_update_of(bundle: dict[str, Any], earlier: str) -> None:
+    """Make a bundle's Claim an update of the claim identified `earlier` (related.claim)."""
+    claim = bundle["entry"][0]["resource"]
+    claim["identifier"][0]["value"] = f"{earlier}-U1"
+    claim["related"] = [
+        {
+            "claim": {"identifier": {"value": earlier}},
+            "relationship": {"coding": [{"code": "prior"}]},
+        }
+    ]
+
+
 def test_an_update_decides_the_pended_request_again(client: TestClient) -> None:
     post(client, "Claim/$submit", bundle("pended"))
     case = only_case(client)
     update = bundle("approvable")
-    claim = update["entry"][0]["resource"]
-    claim["identifier"][0]["value"] = "PAS-2026-0002-U1"
-    claim["related"] = [
-        {
-            "claim": {"identifier": {"value": "PAS-2026-0002"}},
-            "relationship": {"coding": [{"code": "prior"}]},
-        }
-    ]
+    as_update_of(update, "PAS-2026-0002")
     answer = post(client, "Claim/$submit", update)
     assert answer.status_code == 200, answer.text
     [item] = claim_response(answer.json())["item"]
@@ -228,14 +233,7 @@ def test_an_update_replaces_the_request_so_what_it_leaves_out_is_gone(
     update["entry"] = [
         e for e in update["entry"] if e["resource"]["resourceType"] != "MedicationStatement"
     ]
-    claim = update["entry"][0]["resource"]
-    claim["identifier"][0]["value"] = "PAS-2026-0009-U1"
-    claim["related"] = [
-        {
-            "claim": {"identifier": {"value": "PAS-2026-0009"}},
-            "relationship": {"coding": [{"code": "prior"}]},
-        }
-    ]
+    as_update_of(update, "PAS-2026-0009")
     answer = post(client, "Claim/$submit", update)
     assert answer.status_code == 200, answer.text
     assert action(claim_response(answer.json())["item"][0]) == "A1"
