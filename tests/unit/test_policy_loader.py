@@ -22,9 +22,9 @@ def shipped_text() -> str:
 
 def test_shipped_policy_is_clean() -> None:
     result = check_policy_text(shipped_text())
-    assert result.policy is not None
+    assert result.value is not None
     assert result.issues == []
-    policy = result.policy
+    policy = result.value
     assert [n.id for n in policy.indications[0].criteria.walk()] == [
         "1", "A", "B", "B.i", "B.ii", "B.iii", "C",
     ]  # fmt: skip
@@ -49,7 +49,7 @@ def test_schema_errors_are_all_reported_with_lines() -> None:
     text = shipped_text().replace("at_least: 18", "at_least: eighteen")
     text = text.replace("max_doses_per_cycle: 3", "max_doses_per_cycle: 0")
     result = check_policy_text(text)
-    assert result.policy is None
+    assert result.value is None
     codes = {(i.code, i.path) for i in result.errors}
     assert ("PA201", "indications[0].criteria.all[0].at_least") in codes
     assert ("PA201", "dosing.regimens[1].max_doses_per_cycle") in codes
@@ -81,7 +81,7 @@ def test_lint_warns_about_unused_facts() -> None:
         "    question: Is she pregnant\n\nindications:",
     )
     result = check_policy_text(text)
-    assert result.policy is not None
+    assert result.value is not None
     assert {i.code for i in result.issues} == {"PA401", "PA402"}
     assert all(i.severity == "warning" for i in result.issues)
 

@@ -29,9 +29,9 @@ def _codes(text: str) -> list[tuple[str, int | None, str]]:
 
 def test_the_shipped_data_loads_cleanly() -> None:
     result = check_safety_text(DATA.read_text())
-    assert result.data is not None
+    assert result.value is not None
     assert result.issues == []
-    assert len(result.data.screens) == 12
+    assert len(result.value.screens) == 12
 
 
 MINIMAL = """\

@@ -206,13 +206,13 @@ def policy_validate(
             out.print(
                 f"{file}:{line}: [{style}]{issue.severity}[/] {issue.code}{at}: {issue.message}"
             )
-        if result.policy is not None:
+        if result.value is not None:
             out.print(
-                f"{file}: [green]ok[/] ({result.policy.id} version {result.policy.version}, "
-                f"{policy_hash(result.policy)[:19]})"
+                f"{file}: [green]ok[/] ({result.value.id} version {result.value.version}, "
+                f"{policy_hash(result.value)[:19]})"
             )
-            if result.policy.safety is not None and file.parent / result.policy.safety not in files:
-                errors += _validate_safety(file.parent / result.policy.safety)
+            if result.value.safety is not None and file.parent / result.value.safety not in files:
+                errors += _validate_safety(file.parent / result.value.safety)
         else:
             errors += 1
     if errors:
@@ -233,11 +233,11 @@ def _validate_safety(file: Path, text: str | None = None) -> int:
         at = f" at {issue.path}" if issue.path else ""
         style = "red" if issue.severity == "error" else "yellow"
         out.print(f"{file}:{line}: [{style}]{issue.severity}[/] {issue.code}{at}: {issue.message}")
-    if result.data is None:
+    if result.value is None:
         return 1
     out.print(
-        f"{file}: [green]ok[/] ({result.data.id} version {result.data.version}, "
-        f"{len(result.data.screens)} screens)"
+        f"{file}: [green]ok[/] ({result.value.id} version {result.value.version}, "
+        f"{len(result.value.screens)} screens)"
     )
     return 0
 

@@ -1,6 +1,7 @@
 """Load a policy from YAML text through named checking stages, collecting every problem.
 
-Stages, each with its own codes, in order (a stage runs only if the ones before found no error):
+Stages, each with its own codes, in order (a stage runs only if the ones before found no error;
+policy.staged runs them):
 
     parse       PA1xx  the text is YAML and a mapping at the top
     schema      PA2xx  the data fits the policy model (policy.model.Policy)
@@ -12,124 +13,14 @@ Every issue carries the path in the document and its line, so an author can go s
 
 from __future__ import annotations
 
-from typing import Any
+from priorauth.errors import PolicyError
+from priorauth.policy.model import AgeFact, CriterionSpec, Policy
+from priorauth.policy.staged import Checked, Path, Report, Stages, check_text
 
-import yaml
-from pydantic import ValidationError
-
-from priorauth.errors import PolicyError, PolicyIssue
-from priorauth.policy.model import (
-    AgeFact,
-    CriterionSpec,
-    Policy,
-)
-
-__all__ = ["LoadResult", "check_policy_text", "load_policy_text"]
-
-Path = tuple[str | int, ...]
+__all__ = ["check_policy_text", "load_policy_text"]
 
 
-class _Lines:
-    """Maps a path in the YAML document to the line it starts on (1-based)."""
-
-    def __init__(self, root: yaml.Node | None) -> None:
-        self._lines: dict[Path, int] = {}
-        if root is not None:
-            self._walk(root, ())
-
-    def _walk(self, node: yaml.Node, path: Path) -> None:
-        self._lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                name = key.value
-                self._lines[(*path, name)] = key.start_mark.line + 1
-                self._walk(value, (*path, name))
-                # Keep the key's own line for the path (a value's line may be the next one).
-                self._lines[(*path, name)] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self._walk(item, (*path, index))
-
-    def line(self, path: Path) -> int | None:
-        while path:
-            if path in self._lines:
-                return self._lines[path]
-            path = path[:-1]
-        return self._lines.get(())
-
-
-def _dotted(path: Path) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-class LoadResult:
-    """What the stages found: the policy (when no stage found an error) and every issue."""
-
-    def __init__(self, policy: Policy | None, issues: list[PolicyIssue]) -> None:
-        self.policy = policy
-        self.issues = issues
-
-    @property
-    def errors(self) -> list[PolicyIssue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-
-def _parse(text: str, lines: list[_Lines], issues: list[PolicyIssue]) -> Any:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        issues.append(
-            PolicyIssue("PA101", "parse", "", line, "error", f"not valid YAML: {problem}")
-        )
-        return None
-    lines.append(_Lines(node))
-    if not isinstance(data, dict):
-        issues.append(
-            PolicyIssue(
-                "PA102", "parse", "", 1, "error", "a policy is a YAML mapping (id:, title:, ...)"
-            )
-        )
-        return None
-    return data
-
-
-def _schema(data: Any, lines: _Lines, issues: list[PolicyIssue]) -> Policy | None:
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        for error in exc.errors():
-            # Drop the discriminated-union tags pydantic puts in paths (e.g. 'age').
-            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _is_tag(p, error)))
-            issues.append(
-                PolicyIssue("PA201", "schema", _dotted(loc), lines.line(loc), "error", error["msg"])
-            )
-        return None
-
-
-def _is_tag(part: str, error: Any) -> bool:
-    return part in {
-        "age",
-        "diagnosis",
-        "attested",
-        "attested-or-diagnosis",
-        "specialty",
-        "function-after",
-    }
-
-
-def _references(policy: Policy, lines: _Lines, issues: list[PolicyIssue]) -> None:
-    def add(code: str, path: Path, message: str) -> None:
-        issues.append(
-            PolicyIssue(code, "references", _dotted(path), lines.line(path), "error", message)
-        )
-
+def _references(policy: Policy, add: Report) -> None:
     for i, indication in enumerate(policy.indications):
         base: Path = ("indications", i)
         gate = policy.facts.get(indication.when)
@@ -180,12 +71,7 @@ def _nodes(node: CriterionSpec, path: Path) -> list[tuple[CriterionSpec, Path]]:
     return found
 
 
-def _lint(policy: Policy, lines: _Lines, issues: list[PolicyIssue]) -> None:
-    def warn(code: str, path: Path, message: str) -> None:
-        issues.append(
-            PolicyIssue(code, "lint", _dotted(path), lines.line(path), "warning", message)
-        )
-
+def _lint(policy: Policy, warn: Report) -> None:
     used = {ind.when for ind in policy.indications}
     for indication in policy.indications:
         used.update(n.fact for n, _ in _nodes(indication.criteria, ()) if n.fact)
@@ -198,27 +84,27 @@ def _lint(policy: Policy, lines: _Lines, issues: list[PolicyIssue]) -> None:
         warn("PA403", ("routing",), "no routing: every pended request goes to 'clinician'")
 
 
-def check_policy_text(text: str) -> LoadResult:
-    """Run every stage over a policy's YAML text and return the policy with all the findings."""
-    issues: list[PolicyIssue] = []
-    found_lines: list[_Lines] = []
-    data = _parse(text, found_lines, issues)
-    if data is None:
-        return LoadResult(None, issues)
-    lines = found_lines[0]
-    policy = _schema(data, lines, issues)
-    if policy is None:
-        return LoadResult(None, issues)
-    _references(policy, lines, issues)
-    if any(i.severity == "error" for i in issues):
-        return LoadResult(None, issues)
-    _lint(policy, lines, issues)
-    return LoadResult(policy, issues)
+POLICY_STAGES = Stages(
+    prefix="PA",
+    model=Policy,
+    not_a_mapping="a policy is a YAML mapping (id:, title:, ...)",
+    references=_references,
+    lint=_lint,
+    # The fact kinds (discriminated-union tags) pydantic puts in error paths.
+    hidden_path_parts=frozenset(
+        {"age", "diagnosis", "attested", "attested-or-diagnosis", "specialty", "function-after"}
+    ),
+)
+
+
+def check_policy_text(text: str) -> Checked[Policy]:
+    """Run every stage over a policy's YAML text: the policy (`.value`) and all the findings."""
+    return check_text(text, POLICY_STAGES)
 
 
 def load_policy_text(text: str, source: str = "<policy>") -> Policy:
     """The policy in `text`, or PolicyError listing every error the stages found."""
     result = check_policy_text(text)
-    if result.policy is None:
+    if result.value is None:
         raise PolicyError(source, result.issues)
-    return result.policy
+    return result.value

@@ -1,6 +1,7 @@
 """Load a policy's clinical-review data (safety screens, resistance windows) through named stages.
 
-The stages mirror the policy loader's, with their own codes; every issue has a path and a line:
+The stages are the policy loader's (policy.staged runs them), with their own codes; every issue
+has a path and a line:
 
     parse       PS1xx  the text is YAML and a mapping at the top
     schema      PS2xx  the data fits policy.safety_model.SafetyData
@@ -11,13 +12,8 @@ The stages mirror the policy loader's, with their own codes; every issue has a p
 from __future__ import annotations
 
 import string
-from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
-from priorauth.errors import PolicyError, PolicyIssue
-from priorauth.policy.loader import Path, _dotted, _Lines
+from priorauth.errors import PolicyError
 from priorauth.policy.safety_model import (
     AllergyScreen,
     AttestedScreen,
@@ -28,8 +24,9 @@ from priorauth.policy.safety_model import (
     LabScreen,
     SafetyData,
 )
+from priorauth.policy.staged import Checked, Path, Report, Stages, check_text
 
-__all__ = ["PLACEHOLDERS", "SafetyLoadResult", "check_safety_text", "load_safety_text"]
+__all__ = ["PLACEHOLDERS", "check_safety_text", "load_safety_text"]
 
 # The {placeholders} each kind of screen fills in its messages.
 PLACEHOLDERS: dict[type, frozenset[str]] = {
@@ -41,36 +38,13 @@ PLACEHOLDERS: dict[type, frozenset[str]] = {
     BsaCapScreen: frozenset({"bsa", "mg", "cap_mg", "dose"}),
     DiagnosisScreen: frozenset({"code"}),
 }
-_KIND_TAGS = {"labs", "hepatic-bands", "allergy", "patient-state", "interaction", "bsa-cap"}
-_KIND_TAGS |= {"diagnosis", "function-after"}
-
-
-class SafetyLoadResult:
-    """What the stages found: the data (when no stage found an error) and every issue."""
-
-    def __init__(self, data: SafetyData | None, issues: list[PolicyIssue]) -> None:
-        self.data = data
-        self.issues = issues
-
-    @property
-    def errors(self) -> list[PolicyIssue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-
-def _issue(code: str, stage: str, path: Path, lines: _Lines | None, message: str) -> PolicyIssue:
-    severity: Any = "warning" if stage == "lint" else "error"
-    line = lines.line(path) if lines is not None else None
-    return PolicyIssue(code, stage, _dotted(path), line, severity, message)
 
 
 def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
 
 
-def _references(data: SafetyData, lines: _Lines, issues: list[PolicyIssue]) -> None:
-    def add(code: str, path: Path, message: str) -> None:
-        issues.append(_issue(code, "references", path, lines, message))
-
+def _references(data: SafetyData, add: Report) -> None:
     seen: set[str] = set()
     for i, screen in enumerate(data.screens):
         base: Path = ("screens", i)
@@ -111,7 +85,7 @@ def _references(data: SafetyData, lines: _Lines, issues: list[PolicyIssue]) -> N
         _resistance(data, add)
 
 
-def _bands(screen: HepaticBandsScreen, base: Path, add: Any) -> None:
+def _bands(screen: HepaticBandsScreen, base: Path, add: Report) -> None:
     last = len(screen.bands) - 1
     previous: tuple[float, float] = (0.0, 0.0)
     for k, band in enumerate(screen.bands):
@@ -130,7 +104,7 @@ def _bands(screen: HepaticBandsScreen, base: Path, add: Any) -> None:
         previous = current
 
 
-def _resistance(data: SafetyData, add: Any) -> None:
+def _resistance(data: SafetyData, add: Report) -> None:
     resistance = data.resistance
     assert resistance is not None
     owner: dict[str, str] = {}
@@ -156,52 +130,36 @@ def _resistance(data: SafetyData, add: Any) -> None:
                     )
 
 
-def _lint(data: SafetyData, lines: _Lines, issues: list[PolicyIssue]) -> None:
+def _lint(data: SafetyData, warn: Report) -> None:
     used = {s.drug_list for s in data.screens if isinstance(s, InteractionScreen)}
     for list_id in data.drug_lists:
         if list_id not in used:
-            issues.append(
-                _issue("PS401", "lint", ("drug_lists", list_id), lines, "no screen uses this list")
-            )
+            warn("PS401", ("drug_lists", list_id), "no screen uses this list")
 
 
-def check_safety_text(text: str) -> SafetyLoadResult:
-    """Run every stage over the YAML text of a safety data file."""
-    issues: list[PolicyIssue] = []
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        line = mark.line + 1 if mark is not None else None
-        issues.append(
-            PolicyIssue("PS101", "parse", "", line, "error", f"not valid YAML: {problem}")
-        )
-        return SafetyLoadResult(None, issues)
-    lines = _Lines(node)
-    if not isinstance(raw, dict):
-        issues.append(
-            _issue("PS102", "parse", (), lines, "safety data is a YAML mapping (id:, screens:)")
-        )
-        return SafetyLoadResult(None, issues)
-    try:
-        data = SafetyData.model_validate(raw)
-    except ValidationError as exc:
-        for error in exc.errors():
-            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p in _KIND_TAGS))
-            issues.append(_issue("PS201", "schema", loc, lines, error["msg"]))
-        return SafetyLoadResult(None, issues)
-    _references(data, lines, issues)
-    if any(i.severity == "error" for i in issues):
-        return SafetyLoadResult(None, issues)
-    _lint(data, lines, issues)
-    return SafetyLoadResult(data, issues)
+SAFETY_STAGES = Stages(
+    prefix="PS",
+    model=SafetyData,
+    not_a_mapping="safety data is a YAML mapping (id:, screens:)",
+    references=_references,
+    lint=_lint,
+    # The screen kinds (discriminated-union tags) pydantic puts in error paths.
+    hidden_path_parts=frozenset(
+        {"labs", "hepatic-bands", "allergy", "patient-state", "interaction", "bsa-cap"}
+        | {"diagnosis", "function-after"}
+    ),
+)
+
+
+def check_safety_text(text: str) -> Checked[SafetyData]:
+    """Run every stage over the YAML text of a safety data file: the data (`.value`) and all
+    the findings."""
+    return check_text(text, SAFETY_STAGES)
 
 
 def load_safety_text(text: str, source: str = "<safety>") -> SafetyData:
     """The safety data in `text`, or PolicyError listing every error the stages found."""
     result = check_safety_text(text)
-    if result.data is None:
+    if result.value is None:
         raise PolicyError(source, result.issues)
-    return result.data
+    return result.value
