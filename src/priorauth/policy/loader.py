@@ -13,9 +13,8 @@ Every issue carries the path in the document and its line, so an author can go s
 
 from __future__ import annotations
 
-from priorauth.errors import PolicyError
 from priorauth.policy.model import AgeFact, CriterionSpec, Policy
-from priorauth.policy.staged import Checked, Path, Report, Stages, check_text
+from priorauth.policy.staged import Checked, Path, Report, Stages, check_text, load_text
 
 __all__ = ["check_policy_text", "load_policy_text"]
 
@@ -104,7 +103,4 @@ def check_policy_text(text: str) -> Checked[Policy]:
 
 def load_policy_text(text: str, source: str = "<policy>") -> Policy:
     """The policy in `text`, or PolicyError listing every error the stages found."""
-    result = check_policy_text(text)
-    if result.value is None:
-        raise PolicyError(source, result.issues)
-    return result.value
+    return load_text(text, POLICY_STAGES, source)

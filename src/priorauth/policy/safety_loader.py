@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import string
 
-from priorauth.errors import PolicyError
 from priorauth.policy.safety_model import (
     AllergyScreen,
     AttestedScreen,
@@ -24,7 +23,7 @@ from priorauth.policy.safety_model import (
     LabScreen,
     SafetyData,
 )
-from priorauth.policy.staged import Checked, Path, Report, Stages, check_text
+from priorauth.policy.staged import Checked, Path, Report, Stages, check_text, load_text
 
 __all__ = ["PLACEHOLDERS", "check_safety_text", "load_safety_text"]
 
@@ -159,7 +158,4 @@ def check_safety_text(text: str) -> Checked[SafetyData]:
 
 def load_safety_text(text: str, source: str = "<safety>") -> SafetyData:
     """The safety data in `text`, or PolicyError listing every error the stages found."""
-    result = check_safety_text(text)
-    if result.value is None:
-        raise PolicyError(source, result.issues)
-    return result.value
+    return load_text(text, SAFETY_STAGES, source)

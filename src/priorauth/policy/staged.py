@@ -20,9 +20,9 @@ from typing import Any, Generic, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from priorauth.errors import PolicyIssue
+from priorauth.errors import PolicyError, PolicyIssue
 
-__all__ = ["Checked", "Lines", "Path", "Report", "Stages", "check_text", "dotted"]
+__all__ = ["Checked", "Lines", "Path", "Report", "Stages", "check_text", "dotted", "load_text"]
 
 Path = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -135,3 +135,11 @@ def check_text(text: str, stages: Stages[M]) -> Checked[M]:
         return Checked(None, issues)
     stages.lint(document, Report("lint", lines, issues))
     return Checked(document, issues)
+
+
+def load_text(text: str, stages: Stages[M], source: str) -> M:
+    """The document in `text`, or PolicyError (naming `source`) with every issue found."""
+    result = check_text(text, stages)
+    if result.value is None:
+        raise PolicyError(source, result.issues)
+    return result.value
