@@ -178,6 +178,26 @@ def test_inquiries_see_only_the_organizations_own_matching_request(client: TestC
     assert answer.json()["resourceType"] == "OperationOutcome"
 
 
+def test_an_item_known_only_by_a_cpt_code_reaches_the_intake_queue(client: TestClient) -> None:
+    sent = bundle("approvable")
+    claim = sent["entry"][0]["resource"]
+    claim["item"].append(
+        {
+            "sequence": 2,
+            "productOrService": {
+                "coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "96413"}]
+            },
+        }
+    )
+    answer = post(client, "Claim/$submit", sent)
+    assert answer.status_code == 200, answer.text
+    assert [action(i) for i in claim_response(answer.json())["item"]] == ["A1", "A4"]
+    queue = client.get("/v1/queue?queue=intake", headers=auth("pharmacist")).json()
+    assert len(queue) == 1
+    case = client.get(f"/v1/requests/{queue[0]['case_id']}", headers=auth("pharmacist")).json()
+    assert case["request"]["drug"] == {"code": "96413", "system": "http://www.ama-assn.org/go/cpt"}
+
+
 def as_update_of(bundle: dict[str, Any], earlier: str) -> None:
     """Make a bundle's Claim an update of the claim identified `earlier` (related.claim)."""
     claim = bundle["entry"][0]["resource"]

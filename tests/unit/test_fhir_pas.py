@@ -165,12 +165,27 @@ def test_items_no_policy_governs_are_pended_not_errors(policies: PolicySet) -> N
     assert [i["itemSequence"] for i in response["item"]] == [1, 2, 3]
     assert [review_code(i) for i in response["item"]] == ["A1", "A4", "A4"]
     assert "preAuthRef" not in response  # more than one item: numbers are per item
+    # A drug no policy governs, and a visit known only by its CPT code, are both requests
+    # pended for intake (so a person's queue has them), each by its own code.
     determinations = answer.determinations
     assert determinations[1] is not None and determinations[1].reasons == ("no-policy",)
-    assert determinations[2] is None
+    assert determinations[2] is not None and determinations[2].reasons == ("no-policy",)
+    assert determinations[2].route == "intake"
+    assert "http://www.ama-assn.org/go/cpt 99213" in determinations[2].summary
     notes = " ".join(n["text"] for n in response["processNote"])
     assert "Item 2: pended (no-policy)" in notes
-    assert "Item 3: pended for intake: the item names no HCPCS code" in notes
+    assert "Item 3: pended (no-policy)" in notes
+
+
+def test_an_item_with_no_code_at_all_is_pended_with_the_reason(policies: PolicySet) -> None:
+    bundle = fhir_example("pas-approvable.json")
+    claim = resource(bundle, "Claim/claim-1")
+    claim["item"].append({"sequence": 2, "productOrService": {"text": "an office visit"}})
+    answer = submit(bundle, policies=policies, created=CREATED)
+    assert answer.status == 200
+    assert answer.determinations[1] is None
+    notes = " ".join(n["text"] for n in claim_response(answer.body)["processNote"])
+    assert "Item 2: pended for intake: the item names no code" in notes
 
 
 def test_a_dose_exception_says_why(policies: PolicySet) -> None:

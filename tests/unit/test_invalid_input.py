@@ -63,6 +63,23 @@ def test_ndc_forms(policies: PolicySet, approvable: dict[str, Any]) -> None:
         assert determination.policy is not None, ndc
 
 
+def test_a_request_known_by_another_code_is_pended_for_intake(
+    policies: PolicySet, approvable: dict[str, Any]
+) -> None:
+    approvable["drug"] = {"code": "96413", "system": "http://www.ama-assn.org/go/cpt"}
+    determination = policies.evaluate(approvable)
+    assert determination.outcome == "pended" and determination.reasons == ("no-policy",)
+    assert determination.route == "intake"
+    assert "http://www.ama-assn.org/go/cpt 96413" in determination.summary
+    approvable["drug"] = {"code": "96413"}
+    assert "drug 96413" in policies.evaluate(approvable).summary
+    # A code still has to be something.
+    approvable["drug"] = {"code": ""}
+    with pytest.raises(InvalidRequest) as caught:
+        policies.evaluate(approvable)
+    assert caught.value.problems[0].field == "drug.code"
+
+
 # --- the CLI --------------------------------------------------------------------------------
 
 

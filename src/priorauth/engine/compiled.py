@@ -323,7 +323,7 @@ def no_policy_determination(
 ) -> Determination:
     """The answer for a drug no loaded policy governs: pended for intake, never an error."""
     service = service_date(request, as_of)
-    drug = request.drug.hcpcs or request.drug.ndc
+    drug = request.drug.label()
     return Determination(
         request_id=request.request_id,
         type=request.type,

@@ -64,17 +64,30 @@ class _Part(BaseModel):
 
 
 class DrugRef(_Part):
-    """The drug requested, by HCPCS code or NDC (either form); `name` is for people only."""
+    """The drug (or service) requested, by HCPCS code or NDC (either form), else by a code in
+    another system (`code`, with its `system`: a CPT code, say). Policies govern drugs by HCPCS
+    and NDC, so a request known only by another code is pended for intake. `name` is for
+    people only."""
 
     hcpcs: Annotated[str, Field(pattern=r"^[A-Za-z][0-9]{4}$")] | None = None
     ndc: Ndc | None = None
+    code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    system: Annotated[str, Field(min_length=1, max_length=256)] | None = None
     name: str | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> DrugRef:
-        if self.hcpcs is None and self.ndc is None:
-            raise ValueError("give the drug's hcpcs code or its ndc")
+        if self.hcpcs is None and self.ndc is None and self.code is None:
+            raise ValueError("give the drug's hcpcs code or its ndc (or another code)")
         return self
+
+    def label(self) -> str:
+        """How people see the drug named: `J9207`, `70020-1910-01`, or `CPT 99213`."""
+        if self.hcpcs is not None:
+            return self.hcpcs
+        if self.ndc is not None:
+            return self.ndc
+        return f"{self.system} {self.code}" if self.system else str(self.code)
 
 
 class Patient(_Part):

@@ -605,7 +605,7 @@ class _Mapper:
                 item.sequence or 0,
                 path,
                 None,
-                "the item names no HCPCS code, NDC or governed drug name that priorauth reads",
+                "the item names no code, and no drug that priorauth reads",
             )
         if item.servicedDate is not None:
             facts.set(
@@ -676,6 +676,13 @@ class _Mapper:
             name = _concept_name(concept)
             if name and self._drug_by_name(facts, name, source):
                 return True
+        # Not a drug any policy could govern (a CPT visit, say): the item is still a request,
+        # known by its own code, and is pended for intake like any drug no policy governs.
+        for system, code, where in _codings(item.productOrService, concepts[0][1]):
+            facts.set("drug.code", code, where)
+            if system:
+                facts.set("drug.system", system, where)
+            return True
         return False
 
     def _drug_by_name(self, facts: _Facts, name: str, source: str) -> bool:
