@@ -171,3 +171,36 @@ def test_nothing_connects_at_import() -> None:
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     assert time.monotonic() - started < 30
+
+
+def test_an_account_is_deactivated_and_its_token_rotated(env: Env) -> None:
+    runner = CliRunner()
+    url = ["--database-url", env.url]
+    clinic = env.service.authenticate(TOKENS["clinic"])
+    deactivated = runner.invoke(cli, ["users", "deactivate", clinic.name, *url])
+    assert deactivated.exit_code == 0, deactivated.output
+    with pytest.raises(Unauthenticated):
+        env.service.authenticate(TOKENS["clinic"])
+    listed = runner.invoke(cli, ["users", "list", *url])
+    assert listed.exit_code == 0 and clinic.name in listed.output
+    assert TOKENS["clinic"] not in listed.output
+    # A new token brings the account back; the old one stays refused.
+    rotated = runner.invoke(cli, ["users", "rotate", clinic.name, *url])
+    assert rotated.exit_code == 0, rotated.output
+    token = rotated.output.strip()
+    assert token.startswith("pa_")
+    assert env.service.authenticate(token).name == clinic.name
+    with pytest.raises(Unauthenticated):
+        env.service.authenticate(TOKENS["clinic"])
+    unknown = runner.invoke(cli, ["users", "rotate", "nobody", *url])
+    assert unknown.exit_code == 2 and "no user named 'nobody'" in unknown.output
+    assert all(row["active"] for row in env.service.users())
+    assert env.service.verify_audit()[1] is None
+    with env.service.database.engine.connect() as connection:
+        events = connection.execute(
+            text("SELECT action FROM audit_events WHERE action LIKE 'user.%' ORDER BY id")
+        ).scalars()
+        assert [e for e in events if e != "user.added"] == [
+            "user.deactivated",
+            "user.token-rotated",
+        ]

@@ -1,4 +1,5 @@
-"""The service commands of `priorauth`: serve, users add, audit verify, replay, metrics.
+"""The service commands of `priorauth`: serve, users add/list/deactivate/rotate, audit verify,
+replay, metrics.
 
 Each command builds the service from the environment (PRIORAUTH_DATABASE_URL, default a SQLite
 file under var/) and calls one use case; none opens a database session itself.
@@ -14,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from priorauth.service.config import Settings
 from priorauth.service.errors import ServiceError
@@ -105,6 +107,54 @@ def users_add(
     with running_service(_settings(database_url)) as service:
         try:
             token = service.add_user(name, role, organization, npi, specialty)
+        except ServiceError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
+    out.print(token)
+
+
+@users_app.command("list")
+def users_list(database_url: DatabaseOption = None) -> None:
+    """List the accounts: name, role, organization, active or not (tokens are never shown)."""
+    with running_service(_settings(database_url)) as service:
+        accounts = service.users()
+    table = Table("name", "role", "organization", "active", "created")
+    for account in accounts:
+        table.add_row(
+            account["name"],
+            account["role"],
+            account["organization"] or "-",
+            "yes" if account["active"] else "[red]no[/]",
+            account["created_at"][:19],
+        )
+    out.print(table)
+
+
+@users_app.command("deactivate")
+def users_deactivate(
+    name: Annotated[str, typer.Argument(help="The account to stop.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Stop an account: its token is refused from now on (its history is kept)."""
+    with running_service(_settings(database_url)) as service:
+        try:
+            service.deactivate_user(name)
+        except ServiceError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
+    out.print(f"{name}: deactivated")
+
+
+@users_app.command("rotate")
+def users_rotate(
+    name: Annotated[str, typer.Argument(help="The account that gets a new token.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Print a new bearer token for an account (shown once) and refuse its old one. An
+    inactive account is active again with the new token."""
+    with running_service(_settings(database_url)) as service:
+        try:
+            token = service.rotate_token(name)
         except ServiceError as exc:
             err.print(f"error: {exc}")
             raise typer.Exit(2) from exc

@@ -1063,6 +1063,58 @@ class PriorAuthService:
                 # A break stops the check early: close the (server-side) cursor before the session.
                 events.close()
 
+    # ---------------------------------------------------------------- accounts
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every account: name, role, organization, whether it is active (never a token)."""
+        with UnitOfWork(self.database) as uow:
+            rows = list(uow.session.scalars(select(UserRow).order_by(UserRow.id)))
+            return [
+                {
+                    "name": row.name,
+                    "role": row.role,
+                    "organization": row.organization,
+                    "active": row.active,
+                    "created_at": row.created_at.isoformat(),
+                }
+                for row in rows
+            ]
+
+    def deactivate_user(self, name: str) -> None:
+        """Stop an account: its token is refused from now on. Its history stays as it was."""
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            user = self._user(uow, name)
+            if not user.active:
+                return
+            user.active = False
+            append_event(
+                uow.session, "system", "user.deactivated", None, {"name": name}, self.clock()
+            )
+            uow.commit()
+
+    def rotate_token(self, name: str) -> str:
+        """Give an account a new bearer token (shown once) and refuse the old one; an inactive
+        account becomes active again with it."""
+        token = new_token()
+        with UnitOfWork(self.database) as uow:
+            uow.lock_writes()
+            user = self._user(uow, name)
+            user.token_hash = hash_token(token)
+            user.active = True
+            append_event(
+                uow.session, "system", "user.token-rotated", None, {"name": name}, self.clock()
+            )
+            uow.commit()
+        return token
+
+    @staticmethod
+    def _user(uow: UnitOfWork, name: str) -> UserRow:
+        user = uow.session.scalar(select(UserRow).where(UserRow.name == name))
+        if user is None:
+            raise NotFound(f"no user named {name!r}")
+        return user
+
     def replay(self, ref: str) -> list[ReplayResult]:
         """Re-evaluate each stored determination of a case (by case id or request_id) under the
         policy version it recorded, and compare with what was stored."""
