@@ -8,11 +8,14 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from priorauth import PolicySet
 from priorauth.adapters.fhir import submit
+from priorauth.adapters.fhir.bundle import _shape, _validate
+from priorauth.adapters.fhir.problems import problems_from_validation
 from tests.unit.test_fhir_support import CREATED, fhir_example
 
 APPROVABLE = fhir_example("pas-approvable.json")
@@ -81,3 +84,22 @@ def test_a_mutated_bundle_gets_an_answer_never_an_exception(
     else:
         assert answer.status == 200
         Bundle.model_validate(answer.body)
+
+
+@settings(max_examples=int(os.environ.get("PRIORAUTH_FUZZ_EXAMPLES", "60")), deadline=None)
+@given(edits=st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3))
+def test_reading_resource_by_resource_finds_what_the_whole_bundle_model_finds(
+    edits: list[tuple[tuple[Any, ...], Any]],
+) -> None:
+    """The reader validates each entry's resource by its own class and the Bundle's own
+    elements apart: every element the whole Bundle model refuses is refused, and no other."""
+    document = mutated(edits)
+    classes, shape = _shape(document)
+    assume(not shape)  # the outer shape is checked before any model, by the reader itself
+    try:
+        Bundle.model_validate(document)
+        whole: set[str] = set()
+    except ValidationError as exc:
+        whole = {p.path for p in problems_from_validation("Bundle", exc)}
+    _, found = _validate(document, classes)
+    assert {p.path for p in found} == whole
