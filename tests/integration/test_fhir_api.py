@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from priorauth.adapters.fhir import validate_response
 from tests.service_fixtures import Env, auth
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,10 @@ def post(client: TestClient, path: str, body: dict[str, Any] | bytes, who: str =
 
 
 def claim_response(answer: dict[str, Any]) -> dict[str, Any]:
+    """The ClaimResponse of a PAS response bundle, after checking the whole bundle with
+    fhir.resources (the service does not on its hot path: every shape is checked here)."""
     assert answer["resourceType"] == "Bundle", answer
+    validate_response(answer)
     resource: dict[str, Any] = answer["entry"][0]["resource"]
     assert resource["resourceType"] == "ClaimResponse"
     return resource

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from priorauth.adapters.fhir import validate_response
 from priorauth.devserver import free_port
 from priorauth.entrypoints.api import create_app
 from priorauth.service.config import Settings
@@ -166,6 +167,7 @@ def test_a_notification_waits_for_a_subscriber_that_is_down_and_survives_a_resta
     [(path, notification, content_type)] = subscribers[0].received
     assert path == "/clinic" and content_type == "application/fhir+json"
     assert notification["resourceType"] == "Bundle" and notification["type"] == "history"
+    validate_response(notification)
     status, response = (entry["resource"] for entry in notification["entry"])
     assert status["resourceType"] == "Parameters"
     parameters = {p["name"]: p for p in status["parameter"]}

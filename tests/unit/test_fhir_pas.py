@@ -19,6 +19,7 @@ from priorauth.adapters.fhir import (
     decide,
     map_bundle,
     submit,
+    validate_response,
 )
 from tests.unit.test_fhir_support import CREATED, fhir_example, resource
 
@@ -224,15 +225,13 @@ def test_the_code_table_is_data() -> None:
 
 
 def test_a_response_that_does_not_validate_is_a_defect_not_an_answer() -> None:
-    from priorauth.adapters.fhir.response import _validate
-
     broken = {
         "resourceType": "Bundle",
         "type": "collection",
         "entry": [{"fullUrl": "urn:x", "resource": {"resourceType": "ClaimResponse"}}],
     }
     with pytest.raises(InvalidResponse, match="required"):
-        _validate(broken, [])
+        validate_response(broken)
 
 
 def test_item_trace_numbers_come_back(policies: PolicySet) -> None:

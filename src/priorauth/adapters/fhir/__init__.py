@@ -12,7 +12,8 @@ The steps, each usable alone:
   FHIRPath); `operation_outcome(problems)` renders them.
 - `map_bundle(data)` -> `Submission`: one request dict per Claim item, with `sources`.
 - `decide(submission)` -> a determination per item; `build_response(submission, determinations)`
-  -> the PAS response bundle.
+  -> the PAS response bundle; `validate_response(bundle)` checks one with fhir.resources
+  (the tests do, for every shape; the hot path does not: it is built from checked parts).
 - `submit(data)` does all of it and answers like `$submit` would (status + body).
 """
 
@@ -26,6 +27,7 @@ from priorauth.adapters.fhir.response import (
     authorization_number,
     build_response,
     item_notes,
+    validate_response,
 )
 
 __all__ = [
@@ -49,4 +51,5 @@ __all__ = [
     "operation_outcome",
     "read_bundle",
     "submit",
+    "validate_response",
 ]
