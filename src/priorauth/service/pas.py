@@ -20,11 +20,11 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from priorauth.adapters import fhir
@@ -45,6 +45,7 @@ from priorauth.adapters.store import (
     OutboxRow,
     ReviewRow,
     SubscriptionRow,
+    insert_row,
 )
 from priorauth.engine.determination import Determination
 from priorauth.service.audit import append_event
@@ -113,13 +114,20 @@ def _keys_of(row: FhirClaimRow) -> ClaimKeys:
     )
 
 
+_CLAIMS = cast(Table, FhirClaimRow.__table__)
+_CLAIM_ID = select(_CLAIMS.c.id).where(
+    _CLAIMS.c.organization == bindparam("organization"),
+    _CLAIMS.c.claim_identifier == bindparam("claim_identifier"),
+)
+
+
 def _find(session: Session, organization: str, claim_identifier: str) -> FhirClaimRow | None:
-    return session.scalar(
-        select(FhirClaimRow).where(
-            FhirClaimRow.organization == organization,
-            FhirClaimRow.claim_identifier == claim_identifier,
-        )
-    )
+    """The organization's stored claim with this identifier. Looked up by key first: a new
+    claim, the usual case, loads no row."""
+    found = session.execute(
+        _CLAIM_ID, {"organization": organization, "claim_identifier": claim_identifier}
+    ).scalar()
+    return None if found is None else session.get_one(FhirClaimRow, found)
 
 
 def _item_review(
@@ -423,8 +431,7 @@ class PasService:
                 ]
         now = self.service.clock()
         row = _claim_row(actor.organization, keys, submission_hash, stored, case_ids, None, now)
-        uow.session.add(row)
-        uow.session.flush()
+        insert_row(uow.session, row)
         append_event(
             uow.session,
             actor.name,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from priorauth.adapters.store import (
@@ -33,6 +33,7 @@ from priorauth.adapters.store import (
     ReviewRow,
     SafetyVersionRow,
     UserRow,
+    insert_row,
 )
 from priorauth.catalog import PolicySet, default_policy_dir
 from priorauth.engine.compiled import policy_hash, safety_hash
@@ -63,6 +64,11 @@ __all__ = [
 OPEN_STATUSES = ("pended", "information-requested", "appealed")
 # Built once and reused: every submission inserts a determination.
 _INSERT_DETERMINATION = insert(cast(Table, DeterminationRow.__table__))
+_CASES = cast(Table, CaseRow.__table__)
+_SUBMITTED = select(_CASES.c.id, _CASES.c.submission_hash).where(
+    _CASES.c.organization == bindparam("organization"),
+    _CASES.c.request_id == bindparam("request_id"),
+)
 Action = Literal["approve", "approve-modified", "deny", "request-info"]
 DecisionHook = Callable[["PriorAuthService", UnitOfWork, CaseRow, dt.datetime], None]
 
@@ -309,17 +315,17 @@ class PriorAuthService:
             )
         )
         request_id = determination.request_id
-        existing = uow.session.scalar(
-            select(CaseRow).where(
-                CaseRow.organization == actor.organization, CaseRow.request_id == request_id
-            )
-        )
+        # The key and hash alone (a new request, the usual case, loads no row).
+        existing = uow.session.execute(
+            _SUBMITTED, {"organization": actor.organization, "request_id": request_id}
+        ).first()
         if existing is not None:
             if existing.submission_hash != submission_hash:
                 raise Conflict(
                     f"request_id {request_id} was already submitted with a different body"
                 )
-            return Submitted(self._case_view(uow, existing, full=False), created=False)
+            earlier = uow.session.get_one(CaseRow, existing.id)
+            return Submitted(self._case_view(uow, earlier, full=False), created=False)
         now = self.clock()
         approved = determination.outcome == "approved"
         case = CaseRow(
@@ -343,9 +349,8 @@ class PriorAuthService:
             appealed=False,
             updated_at=now,
         )
-        uow.session.add(case)
         try:
-            uow.session.flush()
+            insert_row(uow.session, case)
         except IntegrityError as exc:  # a concurrent twin won (should the lock be bypassed)
             raise Conflict(f"request_id {request_id} is being submitted already") from exc
         latest, authorization = self._apply_determination(uow, case, determination, request, now)
@@ -470,7 +475,7 @@ class PriorAuthService:
             continues_id=continues_id,
             created_at=now,
         )
-        uow.session.add(authorization)
+        insert_row(uow.session, authorization)
         return authorization
 
     # ---------------------------------------------------------------- read
