@@ -64,6 +64,17 @@ __all__ = [
 OPEN_STATUSES = ("pended", "information-requested", "appealed")
 # Built once and reused: every submission inserts a determination.
 _INSERT_DETERMINATION = insert(cast(Table, DeterminationRow.__table__))
+_USERS = cast(Table, UserRow.__table__)
+# Every call authenticates: the columns an Actor needs, without loading the ORM row.
+_USER = select(
+    _USERS.c.id,
+    _USERS.c.name,
+    _USERS.c.role,
+    _USERS.c.organization,
+    _USERS.c.npi,
+    _USERS.c.specialty,
+    _USERS.c.active,
+).where(_USERS.c.token_hash == bindparam("token_hash"))
 _CASES = cast(Table, CaseRow.__table__)
 _SUBMITTED = select(_CASES.c.id, _CASES.c.submission_hash).where(
     _CASES.c.organization == bindparam("organization"),
@@ -262,9 +273,7 @@ class PriorAuthService:
         if not token:
             raise Unauthenticated("a bearer token is required")
         with UnitOfWork(self.database) as uow:
-            user = uow.session.scalar(
-                select(UserRow).where(UserRow.token_hash == hash_token(token))
-            )
+            user = uow.session.execute(_USER, {"token_hash": hash_token(token)}).first()
             if user is None or not user.active:
                 raise Unauthenticated("unknown token")
             return Actor(user.id, user.name, user.role, user.organization, user.npi, user.specialty)

@@ -81,12 +81,19 @@ def fhir_router(pas: PasService) -> APIRouter:
     service = pas.service
 
     async def call(request: Request, use_case: Any, *args: Any) -> Response:
-        try:
-            actor: Actor = await run_in_threadpool(service.authenticate, _token(request))
-            answer: FhirAnswer = await run_in_threadpool(use_case, actor, *args)
-        except ServiceError as exc:
-            return _refused(exc)
-        return _fhir(answer.status, answer.body)
+        token = _token(request)
+
+        def authenticated() -> Response:
+            # The caller, the use case and the JSON, in one trip to a worker thread.
+            try:
+                actor: Actor = service.authenticate(token)
+                answer: FhirAnswer = use_case(actor, *args)
+            except ServiceError as exc:
+                return _refused(exc)
+            return _fhir(answer.status, answer.body)
+
+        response: Response = await run_in_threadpool(authenticated)
+        return response
 
     @router.post("/Claim/$submit", responses=_ANSWERS, openapi_extra={"requestBody": _BODY})
     async def submit(request: Request) -> Response:
