@@ -25,7 +25,6 @@ Run: .venv/bin/python benchmarks/submit.py [calls]. The issue's target: median <
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import os
 import statistics
@@ -43,7 +42,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from priorauth import PolicySet  # noqa: E402
+from priorauth import PolicySet, devserver  # noqa: E402
 from priorauth.adapters.fhir import submit  # noqa: E402
 from priorauth.entrypoints.api import create_app  # noqa: E402
 from priorauth.service.config import Settings  # noqa: E402
@@ -133,23 +132,20 @@ def in_process(
 
 def over_loopback(template: dict[str, object], calls: int) -> list[float]:
     """$submit against `priorauth serve` on 127.0.0.1 (a real socket, uvicorn), demo accounts."""
-    spec = importlib.util.spec_from_file_location("priorauth_load", HERE / "load.py")
-    assert spec is not None and spec.loader is not None
-    load = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(load)
     headers = {
         "Authorization": "Bearer demo-submitter-token",
         "Content-Type": "application/fhir+json",
     }
     with tempfile.TemporaryDirectory() as folder:
-        port = load.free_port()
-        server = load.start_server(f"sqlite:///{folder}/bench.db", port)
+        port = devserver.free_port()
+        demo = ("--demo", "--examples", str(ROOT / "examples"))
+        server = devserver.start(f"sqlite:///{folder}/bench.db", port, *demo)
         try:
-            with httpx.Client(base_url=f"http://{load.HOST}:{port}", timeout=30) as client:
+            base_url = f"http://{devserver.LOOPBACK}:{port}"
+            with httpx.Client(base_url=base_url, timeout=30) as client:
                 return _timed(_over_http(client, headers), template, "SERVE", calls)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            devserver.stop(server)
 
 
 def main(calls: int = 200) -> None:
