@@ -8,6 +8,7 @@ file under var/) and calls one use case; none opens a database session itself.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 from pathlib import Path
@@ -83,8 +84,14 @@ def serve(
     # Subscription notifications are delivered from the outbox while the server runs.
     worker = OutboxWorker(service.database)
     worker.start()
+    app = create_app(service)
+    # What startup built (modules, policies, the app) lives as long as the server: moved out of
+    # the collector's sight, so full collections scan only what requests allocate (shorter
+    # pauses in the tail latency).
+    gc.collect()
+    gc.freeze()
     try:
-        uvicorn.run(create_app(service), host=host, port=port, access_log=False, log_level="info")
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
     finally:
         worker.stop()
         service.close()
