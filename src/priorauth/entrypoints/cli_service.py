@@ -11,6 +11,7 @@ import datetime as dt
 import gc
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -43,16 +44,14 @@ audit_app = typer.Typer(help="Check the audit trail.", no_args_is_help=True)
 
 
 def _settings(database_url: str | None) -> Settings:
-    settings = Settings.from_env()
-    if database_url:
-        settings = Settings(
-            database_url=database_url,
-            policy_dir=settings.policy_dir,
-            clocks=settings.clocks,
-            extension_hours=settings.extension_hours,
-            max_body_bytes=settings.max_body_bytes,
-        )
-    return settings
+    """The settings from the PRIORAUTH_* variables, with --database-url over them; a variable
+    that cannot be read ends the command with a one-line error (exit 2)."""
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    return replace(settings, database_url=database_url) if database_url else settings
 
 
 def serve(

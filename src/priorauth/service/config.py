@@ -37,15 +37,22 @@ class Settings:
     # Hosts a subscription may send notifications to. Notifications carry health information,
     # so an endpoint anywhere else is refused; loopback only unless configured.
     subscription_hosts: frozenset[str] = frozenset({"127.0.0.1", "localhost", "::1"})
+    # Calls each account may make, e.g. "20/second;1000/hour" (service.throttle); None: no limit.
+    rate_limit: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from PRIORAUTH_* variables (DATABASE_URL, POLICY_DIR, CLOCKS as JSON,
-        SUBSCRIPTION_HOSTS as a comma-separated list of host names)."""
+        SUBSCRIPTION_HOSTS as a comma-separated list of host names, RATE_LIMIT like
+        20/second;1000/hour)."""
         env = os.environ if environ is None else environ
         clocks: dict[str, Mapping[str, float]] = dict(DEFAULT_CLOCKS)
         if env.get("PRIORAUTH_CLOCKS"):
-            clocks.update(json.loads(env["PRIORAUTH_CLOCKS"]))
+            try:
+                clocks.update(json.loads(env["PRIORAUTH_CLOCKS"]))
+            except ValueError as exc:
+                message = f"PRIORAUTH_CLOCKS is not JSON hours by line of business: {exc}"
+                raise ValueError(message) from exc
         policy_dir = env.get("PRIORAUTH_POLICY_DIR")
         return cls(
             database_url=env.get("PRIORAUTH_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -60,6 +67,7 @@ class Settings:
                 )
                 if h.strip()
             ),
+            rate_limit=_rate_limit(env.get("PRIORAUTH_RATE_LIMIT")),
         )
 
     def clock(self, line_of_business: str, urgency: str) -> dt.timedelta:
@@ -68,3 +76,13 @@ class Settings:
         if hours is None:
             hours = self.clocks["default"][urgency]
         return dt.timedelta(hours=hours)
+
+
+def _rate_limit(text: str | None) -> str | None:
+    """The rate limit as given, once it is known to read (ValueError saying what is expected)."""
+    if not text:
+        return None
+    from priorauth.service.throttle import parse_rate_limit
+
+    parse_rate_limit(text)
+    return text

@@ -15,7 +15,15 @@ from __future__ import annotations
 
 from priorauth.errors import FieldProblem
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError", "Unauthenticated"]
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "ServiceError",
+    "Throttled",
+    "Unauthenticated",
+]
 
 
 class ServiceError(Exception):
@@ -44,3 +52,11 @@ class Invalid(ServiceError):
     def __init__(self, problems: list[FieldProblem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+
+class Throttled(ServiceError):
+    """An account over its rate limit; `retry_after` is how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

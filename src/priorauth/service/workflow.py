@@ -49,6 +49,7 @@ from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from priorauth.service.metrics import compute_metrics
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
+from priorauth.service.throttle import Throttle
 from priorauth.service.uow import UnitOfWork
 
 __all__ = [
@@ -179,6 +180,7 @@ class PriorAuthService:
         # Called inside a decision's unit of work, before it commits (the FHIR notifications
         # outbox is written this way, in the same transaction as the decision).
         self.decision_hooks: list[DecisionHook] = []
+        self._throttle = Throttle(settings.rate_limit) if settings.rate_limit else None
 
     # ---------------------------------------------------------------- start and accounts
 
@@ -269,14 +271,17 @@ class PriorAuthService:
         return token
 
     def authenticate(self, token: str | None) -> Actor:
-        """The account a bearer token belongs to; Unauthenticated otherwise."""
+        """The account a bearer token belongs to; Unauthenticated otherwise, and Throttled
+        when the account is over its rate limit (settings.rate_limit)."""
         if not token:
             raise Unauthenticated("a bearer token is required")
         with UnitOfWork(self.database) as uow:
             user = uow.session.execute(_USER, {"token_hash": hash_token(token)}).first()
-            if user is None or not user.active:
-                raise Unauthenticated("unknown token")
-            return Actor(user.id, user.name, user.role, user.organization, user.npi, user.specialty)
+        if user is None or not user.active:
+            raise Unauthenticated("unknown token")
+        if self._throttle is not None:
+            self._throttle.admit(user.name)
+        return Actor(user.id, user.name, user.role, user.organization, user.npi, user.specialty)
 
     # ---------------------------------------------------------------- submit
 

@@ -30,6 +30,7 @@ from priorauth.service.errors import (
     Invalid,
     NotFound,
     ServiceError,
+    Throttled,
     Unauthenticated,
 )
 from priorauth.service.metrics import metrics_csv
@@ -102,6 +103,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "Conflict with the request's state or an earlier submission"},
     413: {"description": "Body too large"},
     422: {"description": "Field-level problems"},
+    429: {"description": "The account is over its rate limit (see Retry-After)"},
 }
 
 
@@ -233,12 +235,18 @@ def create_app(service: PriorAuthService) -> FastAPI:
                 "invalid input",
                 detail=[{"field": p.field, "message": p.message} for p in exc.problems],
             )
-        status = {Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409}.get(
-            type(exc), 400
-        )
+        status = {
+            Unauthenticated: 401,
+            Forbidden: 403,
+            NotFound: 404,
+            Conflict: 409,
+            Throttled: 429,
+        }.get(type(exc), 400)
         response = _problem(status, str(exc))
         if status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, Throttled):
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.exception_handler(RequestValidationError)

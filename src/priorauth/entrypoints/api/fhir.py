@@ -20,6 +20,7 @@ from priorauth.service.errors import (
     Invalid,
     NotFound,
     ServiceError,
+    Throttled,
     Unauthenticated,
 )
 from priorauth.service.pas import FhirAnswer, PasService
@@ -40,6 +41,7 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
     403: {"description": "OperationOutcome: only submitters use these endpoints"},
     404: {"description": "OperationOutcome: no matching request"},
     409: {"description": "OperationOutcome: the claim identifier was used for another bundle"},
+    429: {"description": "OperationOutcome: the account is over its rate limit (Retry-After)"},
 }
 
 
@@ -54,6 +56,7 @@ def _refused(exc: ServiceError) -> Response:
         NotFound: (404, "not-found"),
         Conflict: (409, "conflict"),
         Invalid: (400, "invalid"),
+        Throttled: (429, "throttled"),
     }.get(type(exc), (400, "processing"))
     if isinstance(exc, Invalid):
         problems = [
@@ -67,6 +70,8 @@ def _refused(exc: ServiceError) -> Response:
     response = _fhir(status, body)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, Throttled):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
