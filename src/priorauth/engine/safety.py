@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, le
 from typing import Any, NamedTuple, TypeVar
 
 from priorauth.clinical.codes import CodeSet
@@ -486,6 +486,11 @@ def _any(values: list[bool | None]) -> bool | None:
     return None if None in values else False
 
 
+_THERAPY = attrgetter(
+    "agent", "setting", "start_date", "end_date", "progression_date", "progressed_on_therapy"
+)
+
+
 class _LabelIndications:
     """The label's resistance rules prepared once: agent look-up, windows, indications."""
 
@@ -514,7 +519,13 @@ class _LabelIndications:
         }
         # Without prior therapies the answer depends only on the agents given alongside.
         self._no_history: dict[tuple[str, ...], LabelIndication] = {}
+        # A history (plain tuples) and the agents given alongside -> the indication.
         self._labels: dict[tuple[Any, ...], LabelIndication] = {}
+        # For a history not seen before: by place in the list, a therapy's fields -> its
+        # findings and what they decided; what the therapies decided and the agents given
+        # alongside -> flags, indications and fit (its therapies are another request's).
+        self._therapies: list[dict[tuple[Any, ...], Any]] = []
+        self._decided: dict[tuple[Any, ...], LabelIndication] = {}
 
     def _classify(self, agent: str) -> list[str]:
         """The classes of an agent; a combination written `doxorubicin + cyclophosphamide` (or
@@ -527,21 +538,63 @@ class _LabelIndications:
         classes = [self._class_of.get(p.strip()) for p in parts]
         return sorted({c for c in classes if c is not None})
 
-    def evaluate(
-        self, history: tuple[tuple[Any, ...], ...], given: tuple[str, ...]
-    ) -> LabelIndication:
-        """The label indication for a therapy history (plain tuples, see `_THERAPY`) and the
-        agents given alongside."""
-        if not history:
+    def evaluate(self, therapies: tuple[Any, ...], given: tuple[str, ...]) -> LabelIndication:
+        """The label indication for a request's prior therapies and the agents given alongside.
+
+        Kept by the whole history; for a new history each therapy is judged once by its place
+        in the list and its fields, and the flags, indications and fit once by what the
+        therapies decided, so a new history of therapies seen before costs a few look-ups.
+        """
+        if not therapies:
             known = self._no_history.get(given)
             if known is None:
                 known = _remember(self._no_history, given, self._build((), _agents(given)))
             return known
+        history = tuple(map(_THERAPY, therapies))
         key = (history, given)
-        found = self._labels.get(key)
-        if found is None:
-            found = _remember(self._labels, key, self._judge(history, _agents(given)))
-        return found
+        known = self._labels.get(key)
+        if known is not None:
+            return known
+        findings: tuple[TherapyFinding, ...] = ()
+        decided: tuple[tuple[str, bool | None], ...] = ()
+        by_place = self._therapies
+        for index, fields in enumerate(history):
+            if index == len(by_place):
+                by_place.append({})
+            judged = by_place[index].get(fields)
+            if judged is None:
+                judged = _remember(by_place[index], fields, self._therapy(index, fields))
+            findings += judged[0]
+            decided += judged[1]
+        shared = self._decided.get((decided, given))
+        if shared is None:
+            label = _remember(
+                self._decided, (decided, given), self._build(findings, _agents(given))
+            )
+        else:
+            label = LabelIndication(
+                shared.flags, shared.requested, shared.fits, shared.indications, findings
+            )
+        return _remember(self._labels, key, label)
+
+    def _therapy(
+        self, index: int, fields: tuple[Any, ...]
+    ) -> tuple[tuple[TherapyFinding, ...], tuple[tuple[str, bool | None], ...]]:
+        """One therapy judged against its class's window: its findings, and (class, resistant)
+        for each, which is all the flags and indications read."""
+        agent, setting, start, end, progression, on_therapy = fields
+        found = []
+        for class_id in self._classify(agent):
+            windows = self._windows[class_id][setting]
+            truth, detail = resistance(on_therapy, start, end, progression, windows)
+            found.append(TherapyFinding(index, agent, class_id, setting, truth, detail))
+        return tuple(found), tuple((f.agent_class, f.resistant) for f in found)
+
+    def judge(
+        self, history: tuple[tuple[Any, ...], ...], given: tuple[str, ...]
+    ) -> LabelIndication:
+        """The same answer worked out afresh, nothing kept (`SafetyReviewer.reference_review`)."""
+        return self._judge(history, _agents(given))
 
     def _judge(
         self, history: tuple[tuple[Any, ...], ...], with_: frozenset[str]
@@ -591,9 +644,10 @@ class _Receptors:
         disease = request.disease
         key = (request.diagnoses, disease.her2, disease.hormone_receptor, disease.triple_negative)
         found = self._memo.get(key)
-        return found if found is not None else _remember(self._memo, key, self._judge(request))
+        return found if found is not None else _remember(self._memo, key, self.judge(request))
 
-    def _judge(self, request: Request) -> GuidelineContext:
+    def judge(self, request: Request) -> GuidelineContext:
+        """The context worked out afresh, nothing kept."""
         disease = request.disease
         markers: dict[str, tuple[str, str]] = {}
         for i, code in enumerate(request.diagnoses):
@@ -646,14 +700,7 @@ class _Receptors:
         )
 
 
-_LABS = attrgetter(*LAB_FIELDS, "collected_on")
-_THERAPY = attrgetter(
-    "agent", "setting", "start_date", "end_date", "progression_date", "progressed_on_therapy"
-)
-_MEDICATION = attrgetter("name", "rxnorm")
-_ALLERGY = attrgetter("name", "rxnorm", "severity")
-# What each kind of screen reads, in the order of the keys `SafetyReviewer.review` builds: the
-# screens of a group are judged together and their findings kept by the group's inputs.
+# What each kind of screen reads, in the order `SafetyReviewer.review` judges the groups.
 _GROUP_OF: dict[type, int] = {
     LabScreen: 0,  # labs, the agents given alongside, the dose, the request type
     HepaticBandsScreen: 0,
@@ -664,35 +711,290 @@ _GROUP_OF: dict[type, int] = {
     DiagnosisScreen: 4,  # diagnoses
 }
 Found = tuple[tuple[Alert, ...], tuple[ScreenNotRun, ...]]
+# One group of screens on one request: (request, dosing, bsa, dose) -> its alerts and the
+# screens that could not run, each in file order.
+GroupFn = Callable[[Request, DosingResult | None, float | None, float | None], Found]
+_CLEAR: Found = ((), ())  # nothing found, every screen ran
+_INF = float("inf")
+_MEDICATION = attrgetter("name", "rxnorm")
+_ALLERGY = attrgetter("name", "rxnorm", "severity")
+
+
+def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
+    """Every screen of a group run in full, in file order."""
+    results = [screen(ctx) for screen in screens]
+    alerts = tuple(r for r in results if type(r) is Alert)
+    not_run = tuple(r for r in results if type(r) is ScreenNotRun)
+    return (alerts, not_run) if alerts or not_run else _CLEAR
+
+
+def _reader(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """Read attributes as a tuple, even one or none (attrgetter of one name returns the value)."""
+    if not fields:
+        return lambda _: ()
+    if len(fields) == 1:
+        field = fields[0]
+        return lambda obj: (getattr(obj, field),)
+    return attrgetter(*fields)
+
+
+_READ_LABS = attrgetter(*LAB_FIELDS, "collected_on")
+
+
+def _bounds(
+    conditions: list[tuple[str, float | None, float | None]],
+) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
+    """Lab limits that, when all hold, mean none of the screens behind them fires.
+
+    `conditions` are (lab, lowest allowed, highest allowed). Returns where those labs sit in
+    `_READ_LABS`'s tuple and the tightest lower and upper limit of each, so that two C-level
+    passes check them all (`None not in` first: a missing lab is not within).
+    """
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    for lab, at_least, at_most in conditions:
+        low[lab] = max(low.get(lab, -_INF), -_INF if at_least is None else at_least)
+        high[lab] = min(high.get(lab, _INF), _INF if at_most is None else at_most)
+    labs = tuple(lab for lab in LAB_FIELDS if lab in low)
+    return (
+        tuple(LAB_FIELDS.index(lab) for lab in labs),
+        tuple(low[lab] for lab in labs),
+        tuple(high[lab] for lab in labs),
+    )
+
+
+def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> GroupFn:
+    """The lab screens. When every lab they read is given and inside every limit (and, for the
+    drug alone, the dose within the first liver band's) none fires: nothing more is done.
+    Otherwise they run in full, kept by their inputs (labs often all missing, or repeated)."""
+    alone: list[tuple[str, float | None, float | None]] = []  # the drug given alone
+    combined: list[tuple[str, float | None, float | None]] = []  # given with other agents
+    dose_cap: float | None = _INF  # a dose at most this exceeds no first band's dose
+    for spec in specs:
+        if isinstance(spec, LabScreen):
+            limits = [(c.lab, c.below, c.above) for c in spec.any]
+            combined += limits
+            if not spec.given_with:
+                alone += limits
+        elif isinstance(spec, HepaticBandsScreen):
+            first = spec.bands[0]
+            amino, bilirubin = first.aminotransferases_at_most, first.bilirubin_at_most
+            alone += [
+                ("ast_uln_ratio", None, amino),
+                ("alt_uln_ratio", None, amino),
+                ("bilirubin_uln_ratio", None, bilirubin),
+            ]
+            if first.dose_mg_per_m2 is None:  # not recommended even in the first band
+                dose_cap = None
+            elif dose_cap is not None:
+                dose_cap = min(dose_cap, first.dose_mg_per_m2)
+    at_alone, low_alone, high_alone = _bounds(alone)
+    read_alone = _reader(tuple(LAB_FIELDS[i] for i in at_alone))
+    at_combined, low_combined, high_combined = _bounds(combined)
+    read_combined = _reader(tuple(LAB_FIELDS[i] for i in at_combined))
+    kept: dict[Hashable, Found] = {}
+
+    def run(
+        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+    ) -> Found:
+        labs, with_ = request.labs, request.regimen.with_
+        if with_:
+            values = read_combined(labs)
+            if (
+                None not in values
+                and all(map(le, low_combined, values))
+                and all(map(le, values, high_combined))
+            ):
+                return _CLEAR
+        elif dose_cap is not None and (dose_cap == _INF or (dose is not None and dose <= dose_cap)):
+            values = read_alone(labs)
+            if (
+                None not in values
+                and all(map(le, low_alone, values))
+                and all(map(le, values, high_alone))
+            ):
+                return _CLEAR
+        key = (_READ_LABS(labs), with_, dose, request.type)
+        found = kept.get(key)
+        if found is None:
+            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run
+
+
+def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> GroupFn:
+    """Allergies and medications. When both lists are given and no name or code in them is one
+    a screen looks for, none fires (names are judged once and kept). Otherwise the screens run
+    in full, kept by the two lists and the dose."""
+    allergens: list[str] = []
+    allergen_codes: set[str | None] = set()
+    listed: set[str] = set()
+    listed_codes: set[str | None] = set()
+    for spec in specs:
+        if isinstance(spec, AllergyScreen):
+            allergens += (name_key(s) for s in spec.substances)
+            allergen_codes.update(spec.rxnorm)
+        elif isinstance(spec, InteractionScreen):
+            by_name, by_code = _drug_index(
+                data.drug_lists[spec.drug_list].drugs, frozenset(spec.strengths)
+            )
+            listed.update(by_name)
+            listed_codes.update(by_code)
+    needs_allergies = any(isinstance(s, AllergyScreen) for s in specs)
+    needs_medications = any(isinstance(s, InteractionScreen) for s in specs)
+    # A name as given -> whether a screen may be looking for it (allergies match substrings).
+    allergy_names: dict[str, bool] = {}
+    medication_names: dict[str, bool] = {}
+    kept: dict[Hashable, Found] = {}
+
+    def allergen(name: str) -> bool:
+        key = name_key(name)
+        return _remember(allergy_names, name, any(s in key for s in allergens))
+
+    def listed_name(name: str) -> bool:
+        return _remember(medication_names, name, name_key(name) in listed)
+
+    def run(
+        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+    ) -> Found:
+        allergies, medications = request.allergies, request.medications
+        if (allergies or not needs_allergies) and (medications or not needs_medications):
+            for allergy in allergies:
+                hit = allergy_names.get(allergy.name)
+                if hit is None:
+                    hit = allergen(allergy.name)
+                if hit or allergy.rxnorm in allergen_codes:
+                    break
+            else:
+                for medication in medications:
+                    hit = medication_names.get(medication.name)
+                    if hit is None:
+                        hit = listed_name(medication.name)
+                    if hit or medication.rxnorm in listed_codes:
+                        break
+                else:
+                    return _CLEAR
+        key = (
+            tuple(map(_ALLERGY, allergies)) if allergies else (),
+            tuple(map(_MEDICATION, medications)) if medications else (),
+            dose,
+        )
+        found = kept.get(key)
+        if found is None:
+            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run
+
+
+def _patient_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> GroupFn:
+    """Patient state: nothing fires when every attested field is false; the few other
+    combinations of yes / no / unknown and sex are each judged once and kept."""
+    fields = tuple(
+        dict.fromkeys(
+            s.attested.removeprefix("patient.") for s in specs if isinstance(s, AttestedScreen)
+        )
+    )
+    read = _reader(fields)
+    denied = (False,) * len(fields)
+    read_all = _reader((*fields, "sex"))
+    kept: dict[Hashable, Found] = {}
+
+    def run(
+        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+    ) -> Found:
+        patient = request.patient
+        if read(patient) == denied:
+            return _CLEAR
+        key = read_all(patient)
+        found = kept.get(key)
+        if found is None:
+            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run
+
+
+def _bsa_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> GroupFn:
+    """Body size: a body surface area at or below every cap's threshold fires nothing;
+    otherwise the screens run in full, kept by the body surface area and the dose."""
+    floor = min(s.bsa_above_m2 for s in specs if isinstance(s, BsaCapScreen))
+    kept: dict[Hashable, Found] = {}
+
+    def run(
+        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+    ) -> Found:
+        if bsa is not None and bsa <= floor:
+            return _CLEAR
+        regimen = request.regimen
+        key = (bsa, regimen.dose, regimen.dose_unit)
+        found = kept.get(key)
+        if found is None:
+            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run
+
+
+def _diagnoses_group(
+    specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData
+) -> GroupFn:
+    """Diagnoses: requests repeat the same code lists, so each list is judged once and kept."""
+    kept: dict[Hashable, Found] = {}
+
+    def run(
+        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+    ) -> Found:
+        diagnoses = request.diagnoses
+        found = kept.get(diagnoses)
+        if found is None:
+            found = _remember(kept, diagnoses, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run
+
+
+_GROUPS = (_labs_group, _drugs_group, _patient_group, _bsa_group, _diagnoses_group)
 
 
 class SafetyReviewer:
     """A policy's safety data prepared once; `review` screens one request.
 
     Screens are grouped by what they read (labs, medication and allergy lists, patient state,
-    body size, diagnoses); a group's findings are kept by its inputs, and the whole review by
-    all of them, so a request seen before costs one look-up and a new one re-judges only the
-    groups whose inputs are new. Alerts come most serious first; screens of one severity in
-    group order, within a group in file order. Kept results are immutable and bounded
-    (`_MEMO_LIMIT` each); a property test checks they equal freshly computed ones.
+    body size, diagnoses). Each group first asks a cheap question that proves none of its
+    screens can fire (every lab given and inside every limit, no name a screen looks for among
+    the drugs, nothing attested); only when that fails are its screens run in full, and those
+    findings are kept by the group's inputs, as are each prior therapy's findings, the label
+    indication and the guideline context. Kept results are immutable and bounded
+    (`_MEMO_LIMIT` each). Alerts come most serious first; screens of one severity in group
+    order, within a group in file order. `reference_review` runs every screen in full and keeps
+    nothing: a property test checks that `review` always answers as it does.
     """
 
     def __init__(self, data: SafetyData | None) -> None:
         self.data = data
-        self._groups: list[tuple[tuple[ScreenFn, ...], dict[Hashable, Found]]] = []
+        self._groups: tuple[GroupFn, ...] = ()
+        self._screens: tuple[tuple[ScreenFn, ...], ...] = ()
         self._label: _LabelIndications | None = None
         self._receptors: _Receptors | None = None
         if data is not None:
-            by_group: list[list[ScreenFn]] = [[] for _ in range(5)]
+            specs: list[list[Screen]] = [[] for _ in _GROUPS]
             for spec in data.screens:
-                by_group[_GROUP_OF[type(spec)]].append(_compile_screen(spec, data))
-            self._groups = [(tuple(screens), {}) for screens in by_group]
+                specs[_GROUP_OF[type(spec)]].append(spec)
+            self._screens = tuple(
+                tuple(_compile_screen(spec, data) for spec in group) for group in specs
+            )
+            self._groups = tuple(
+                make(group, screens, data)
+                for make, group, screens in zip(_GROUPS, specs, self._screens, strict=True)
+                if screens
+            )
             if data.resistance is not None:
                 self._label = _LabelIndications(data.resistance)
             if data.guideline is not None:
                 self._receptors = _Receptors(data.guideline)
         self._nothing = Review((), (), None, None, False)
-        self._reviews: dict[Hashable, Review] = {}
 
     def review(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> Review:
         """Screen one request. `dosing` and `bsa` are the dosing step's results (or None)."""
@@ -701,56 +1003,50 @@ class SafetyReviewer:
         dose = dosing.dose_mg_per_m2 if dosing is not None else None
         alerts: tuple[Alert, ...] = ()
         not_run: tuple[ScreenNotRun, ...] = ()
-        ctx: _Context | None = None
-        regimen, patient = request.regimen, request.patient
-        allergies, medications = request.allergies, request.medications
-        # Plain values and tuples: they hash in C (the request's models would not).
-        keys: tuple[Hashable, ...] = (
-            (_LABS(request.labs), regimen.with_, dose, request.type),
-            (
-                tuple(map(_ALLERGY, allergies)) if allergies else (),
-                tuple(map(_MEDICATION, medications)) if medications else (),
-                dose,
-            ),
-            (patient.pregnant, patient.breastfeeding, patient.sex),
-            (bsa, regimen.dose, regimen.dose_unit),
-            request.diagnoses,
-        )
-        therapies, disease = request.prior_therapies, request.disease
-        history = tuple(map(_THERAPY, therapies)) if therapies else ()
-        # Everything the review reads: a request seen before (resubmitted, re-evaluated) is
-        # answered with one look-up.
-        whole = (keys, history, disease.her2, disease.hormone_receptor, disease.triple_negative)
-        seen = self._reviews.get(whole)
-        if seen is not None:
-            return seen
-        for key, (screens, kept) in zip(keys, self._groups, strict=True):
-            if not screens:
-                continue
-            found = kept.get(key)
-            if found is None:
-                ctx = ctx or _Context(request, dosing, bsa)
-                found = _remember(kept, key, _judge(screens, ctx))
-            if found[0]:
-                alerts += found[0]
-            if found[1]:
-                not_run += found[1]
+        for group in self._groups:
+            found, missing = group(request, dosing, bsa, dose)
+            if found:
+                alerts += found
+            if missing:
+                not_run += missing
         holds = False
         if alerts:
             if len(alerts) > 1:
                 alerts = tuple(sorted(alerts, key=_severity_rank))
             holds = alerts[0].severity in _HOLDING
-        label = self._label.evaluate(history, regimen.with_) if self._label is not None else None
-        context = self._receptors.evaluate(request) if self._receptors is not None else None
-        return _remember(self._reviews, whole, Review(alerts, not_run, label, context, holds))
+        label = self._label
+        receptors = self._receptors
+        return Review(
+            alerts,
+            not_run,
+            label.evaluate(request.prior_therapies, request.regimen.with_) if label else None,
+            receptors.evaluate(request) if receptors else None,
+            holds,
+        )
+
+    def reference_review(
+        self, request: Request, dosing: DosingResult | None, bsa: float | None
+    ) -> Review:
+        """What `review` answers, worked out the plain way: every screen run in full, the label
+        indication and the guideline context judged afresh, nothing kept. For tests."""
+        if self.data is None:
+            return self._nothing
+        ctx = _Context(request, dosing, bsa)
+        results = [screen(ctx) for screens in self._screens for screen in screens]
+        alerts = sorted((r for r in results if type(r) is Alert), key=_severity_rank)
+        label = None
+        if self._label is not None:
+            history = tuple(map(_THERAPY, request.prior_therapies))
+            label = self._label.judge(history, request.regimen.with_)
+        context = self._receptors.judge(request) if self._receptors is not None else None
+        return Review(
+            tuple(alerts),
+            tuple(r for r in results if type(r) is ScreenNotRun),
+            label,
+            context,
+            bool(alerts) and alerts[0].severity in _HOLDING,
+        )
 
 
 def _severity_rank(alert: Alert) -> int:
     return SEVERITY_ORDER[alert.severity]
-
-
-def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
-    results = [screen(ctx) for screen in screens]
-    alerts = tuple(r for r in results if type(r) is Alert)
-    not_run = tuple(r for r in results if type(r) is ScreenNotRun)
-    return alerts, not_run
