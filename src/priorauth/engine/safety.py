@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from functools import lru_cache
-from operator import attrgetter, le
+from itertools import chain
+from operator import attrgetter, itemgetter, le
 from typing import Any, NamedTuple, TypeVar
 
 from priorauth.clinical.codes import CodeSet
@@ -106,9 +107,10 @@ class Review(NamedTuple):
 
 
 class _Context:
-    """The per-request values several screens read, worked out once."""
+    """The per-request values several screens read, worked out once (the drug lists only when
+    a drug screen asks)."""
 
-    __slots__ = ("allergies", "bsa", "dose_mg_per_m2", "medications", "request", "with_")
+    __slots__ = ("_allergies", "_medications", "bsa", "dose_mg_per_m2", "request", "with_")
 
     def __init__(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> None:
         self.request = request
@@ -116,12 +118,22 @@ class _Context:
         self.with_ = _agents(regimen.with_) if regimen.with_ else _NONE
         self.bsa = bsa
         self.dose_mg_per_m2 = dosing.dose_mg_per_m2 if dosing is not None else None
-        # Plain tuples, so that screens can keep their results by them (they hash in C).
-        meds, allergies = request.medications, request.allergies
-        self.medications = tuple((m.name, m.rxnorm) for m in meds) if meds else ()
-        self.allergies = (
-            tuple((a.name, a.rxnorm, a.severity) for a in allergies) if allergies else ()
-        )
+        self._medications: tuple[tuple[str, str | None], ...] | None = None
+        self._allergies: tuple[tuple[str, str | None, str | None], ...] | None = None
+
+    @property
+    def medications(self) -> tuple[tuple[str, str | None], ...]:
+        """(name, rxnorm) of each medication: plain tuples, so that results can be kept."""
+        if self._medications is None:
+            self._medications = tuple((m.name, m.rxnorm) for m in self.request.medications)
+        return self._medications
+
+    @property
+    def allergies(self) -> tuple[tuple[str, str | None, str | None], ...]:
+        """(name, rxnorm, severity) of each allergy."""
+        if self._allergies is None:
+            self._allergies = tuple((a.name, a.rxnorm, a.severity) for a in self.request.allergies)
+        return self._allergies
 
 
 _NONE: frozenset[str] = frozenset()
@@ -222,24 +234,22 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
         ast, alt, bili = labs.ast_uln_ratio, labs.alt_uln_ratio, labs.bilirubin_uln_ratio
         chosen = None
         for band, amino, bilirubin_limit, start_dose, max_dose in bands:
-            # Kleene AND of "each value within the band's limit"; a catch-all band holds.
-            truth: bool | None = True
-            for value, limit in ((ast, amino), (alt, amino), (bili, bilirubin_limit)):
-                if limit is None:
-                    continue
-                if value is None:
-                    truth = None
-                elif value > limit:
-                    truth = False
-                    break
-            if truth is None:
+            # Kleene AND of "each value within the band's limit" (a catch-all band holds):
+            # false when a given value is above its limit, else unknown when one is missing.
+            if (
+                amino is not None
+                and ((ast is not None and ast > amino) or (alt is not None and alt > amino))
+            ) or (bilirubin_limit is not None and bili is not None and bili > bilirubin_limit):
+                continue
+            if (amino is not None and (ast is None or alt is None)) or (
+                bilirubin_limit is not None and bili is None
+            ):
                 fields = ("labs.ast_uln_ratio", "labs.alt_uln_ratio", "labs.bilirubin_uln_ratio")
                 return screen.not_run(
                     tuple(f for f, v in zip(fields, (ast, alt, bili), strict=True) if v is None)
                 )
-            if truth:
-                chosen = (band, start_dose, max_dose)
-                break
+            chosen = (band, start_dose, max_dose)
+            break
         if chosen is None:  # the bands always end with a catch-all; kept for safety
             return None
         band, start_dose, max_dose = chosen
@@ -486,7 +496,8 @@ def _any(values: list[bool | None]) -> bool | None:
     return None if None in values else False
 
 
-_THERAPY = attrgetter(
+# A prior therapy's fields, read from its `__dict__` (see `_ALLERGY` below).
+_THERAPY = itemgetter(
     "agent", "setting", "start_date", "end_date", "progression_date", "progressed_on_therapy"
 )
 
@@ -550,22 +561,20 @@ class _LabelIndications:
             if known is None:
                 known = _remember(self._no_history, given, self._build((), _agents(given)))
             return known
-        history = tuple(map(_THERAPY, therapies))
+        history = tuple(map(_THERAPY, map(vars, therapies)))
         key = (history, given)
         known = self._labels.get(key)
         if known is not None:
             return known
-        findings: tuple[TherapyFinding, ...] = ()
-        decided: tuple[tuple[str, bool | None], ...] = ()
         by_place = self._therapies
+        while len(by_place) < len(history):
+            by_place.append({})
+        judged: list[Any] = list(map(dict.get, by_place, history))
         for index, fields in enumerate(history):
-            if index == len(by_place):
-                by_place.append({})
-            judged = by_place[index].get(fields)
-            if judged is None:
-                judged = _remember(by_place[index], fields, self._therapy(index, fields))
-            findings += judged[0]
-            decided += judged[1]
+            if judged[index] is None:
+                judged[index] = _remember(by_place[index], fields, self._therapy(index, fields))
+        findings = tuple(chain.from_iterable(map(itemgetter(0), judged)))
+        decided = tuple(map(itemgetter(1), judged))
         shared = self._decided.get((decided, given))
         if shared is None:
             label = _remember(
@@ -631,6 +640,9 @@ class _LabelIndications:
         return LabelIndication(flags, requested, fits, tuple(checks), findings)
 
 
+_RECEPTOR_FIELDS = itemgetter("her2", "hormone_receptor", "triple_negative")
+
+
 class _Receptors:
     """Receptor status from explicit fields, else Z17.* codes, and the guideline summary."""
 
@@ -638,16 +650,9 @@ class _Receptors:
         self._codes = {code.replace(".", ""): rc for code, rc in spec.receptor_codes.items()}
         self._summary, self._source = spec.summary, spec.source
         self._empty = GuidelineContext(None, None, None, {}, (), spec.summary, spec.source)
-        self._memo: dict[tuple[Any, ...], GuidelineContext] = {}
-
-    def evaluate(self, request: Request) -> GuidelineContext:
-        disease = request.disease
-        key = (request.diagnoses, disease.her2, disease.hormone_receptor, disease.triple_negative)
-        found = self._memo.get(key)
-        return found if found is not None else _remember(self._memo, key, self.judge(request))
 
     def judge(self, request: Request) -> GuidelineContext:
-        """The context worked out afresh, nothing kept."""
+        """The context for a request (kept by `SafetyReviewer._by_codes`)."""
         disease = request.disease
         markers: dict[str, tuple[str, str]] = {}
         for i, code in enumerate(request.diagnoses):
@@ -708,16 +713,26 @@ _GROUP_OF: dict[type, int] = {
     InteractionScreen: 1,
     AttestedScreen: 2,  # pregnant, breastfeeding, sex
     BsaCapScreen: 3,  # body surface area, the dose as requested
-    DiagnosisScreen: 4,  # diagnoses
+    DiagnosisScreen: 4,  # diagnoses (with the guideline context: `SafetyReviewer._by_codes`)
 }
 Found = tuple[tuple[Alert, ...], tuple[ScreenNotRun, ...]]
-# One group of screens on one request: (request, dosing, bsa, dose) -> its alerts and the
-# screens that could not run, each in file order.
-GroupFn = Callable[[Request, DosingResult | None, float | None, float | None], Found]
+Fields = dict[str, Any]
+# One group of screens on one request: (request, its fields, the agents given alongside, the
+# dose in mg/m2, dosing, bsa) -> its alerts and the screens that could not run, in file order.
+GroupFn = Callable[
+    [Request, Fields, tuple[str, ...], float | None, DosingResult | None, float | None], Found
+]
+# A group's run and what its first check reads, for `_all_clear` to ask the same in one go.
+Group = tuple[GroupFn, dict[str, Any]]
 _CLEAR: Found = ((), ())  # nothing found, every screen ran
 _INF = float("inf")
-_MEDICATION = attrgetter("name", "rxnorm")
-_ALLERGY = attrgetter("name", "rxnorm", "severity")
+# The request's parts are pydantic models, which keep their fields in `__dict__`: one look-up
+# of `__dict__` and plain dict look-ups cost far less than an attribute look-up per field (a
+# model's attribute goes through its class's `__getattr__` hook). `reference_review` reads the
+# same fields as attributes, and the property test holds the two to the same answers.
+_ALLERGY = itemgetter("name", "rxnorm", "severity")
+_NAMED = itemgetter("name", "rxnorm")
+_READ_LABS = itemgetter(*LAB_FIELDS, "collected_on")
 
 
 def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
@@ -728,27 +743,24 @@ def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
     return (alerts, not_run) if alerts or not_run else _CLEAR
 
 
-def _reader(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    """Read attributes as a tuple, even one or none (attrgetter of one name returns the value)."""
+def _reader(fields: tuple[str, ...]) -> Callable[[Fields], tuple[Any, ...]]:
+    """Read fields as a tuple, even one or none (itemgetter of one key returns the value)."""
     if not fields:
         return lambda _: ()
     if len(fields) == 1:
         field = fields[0]
-        return lambda obj: (getattr(obj, field),)
-    return attrgetter(*fields)
-
-
-_READ_LABS = attrgetter(*LAB_FIELDS, "collected_on")
+        return lambda values: (values[field],)
+    return itemgetter(*fields)
 
 
 def _bounds(
     conditions: list[tuple[str, float | None, float | None]],
-) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
+) -> tuple[Callable[[Fields], tuple[Any, ...]], tuple[float, ...], tuple[float, ...]]:
     """Lab limits that, when all hold, mean none of the screens behind them fires.
 
-    `conditions` are (lab, lowest allowed, highest allowed). Returns where those labs sit in
-    `_READ_LABS`'s tuple and the tightest lower and upper limit of each, so that two C-level
-    passes check them all (`None not in` first: a missing lab is not within).
+    `conditions` are (lab, lowest allowed, highest allowed). Returns a reader of those labs and
+    the tightest lower and upper limit of each, so that two C-level passes check them all
+    (`None not in` first: a missing lab is not within).
     """
     low: dict[str, float] = {}
     high: dict[str, float] = {}
@@ -756,14 +768,10 @@ def _bounds(
         low[lab] = max(low.get(lab, -_INF), -_INF if at_least is None else at_least)
         high[lab] = min(high.get(lab, _INF), _INF if at_most is None else at_most)
     labs = tuple(lab for lab in LAB_FIELDS if lab in low)
-    return (
-        tuple(LAB_FIELDS.index(lab) for lab in labs),
-        tuple(low[lab] for lab in labs),
-        tuple(high[lab] for lab in labs),
-    )
+    return _reader(labs), tuple(low[lab] for lab in labs), tuple(high[lab] for lab in labs)
 
 
-def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> GroupFn:
+def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> Group:
     """The lab screens. When every lab they read is given and inside every limit (and, for the
     drug alone, the dose within the first liver band's) none fires: nothing more is done.
     Otherwise they run in full, kept by their inputs (labs often all missing, or repeated)."""
@@ -788,16 +796,21 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
                 dose_cap = None
             elif dose_cap is not None:
                 dose_cap = min(dose_cap, first.dose_mg_per_m2)
-    at_alone, low_alone, high_alone = _bounds(alone)
-    read_alone = _reader(tuple(LAB_FIELDS[i] for i in at_alone))
-    at_combined, low_combined, high_combined = _bounds(combined)
-    read_combined = _reader(tuple(LAB_FIELDS[i] for i in at_combined))
+    read_alone, low_alone, high_alone = _bounds(alone)
+    read_combined, low_combined, high_combined = _bounds(combined)
+    # Without a liver band any dose will do; with one whose first band allows none, none will.
+    any_dose = dose_cap == _INF
     kept: dict[Hashable, Found] = {}
 
     def run(
-        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+        request: Request,
+        fields: Fields,
+        with_: tuple[str, ...],
+        dose: float | None,
+        dosing: DosingResult | None,
+        bsa: float | None,
     ) -> Found:
-        labs, with_ = request.labs, request.regimen.with_
+        labs = fields["labs"].__dict__
         if with_:
             values = read_combined(labs)
             if (
@@ -806,7 +819,7 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
                 and all(map(le, values, high_combined))
             ):
                 return _CLEAR
-        elif dose_cap is not None and (dose_cap == _INF or (dose is not None and dose <= dose_cap)):
+        elif any_dose or (dose is not None and dose_cap is not None and dose <= dose_cap):
             values = read_alone(labs)
             if (
                 None not in values
@@ -814,21 +827,30 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
                 and all(map(le, values, high_alone))
             ):
                 return _CLEAR
-        key = (_READ_LABS(labs), with_, dose, request.type)
+        key = (_READ_LABS(labs), with_, dose, fields["type"])
         found = kept.get(key)
         if found is None:
             found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
         return found
 
-    return run
+    return run, {
+        "read_alone": read_alone,
+        "low_alone": low_alone,
+        "high_alone": high_alone,
+        "read_combined": read_combined,
+        "low_combined": low_combined,
+        "high_combined": high_combined,
+        "any_dose": any_dose,
+        "dose_cap": dose_cap,
+    }
 
 
-def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> GroupFn:
+def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> Group:
     """Allergies and medications. When both lists are given and no name or code in them is one
     a screen looks for, none fires (names are judged once and kept). Otherwise the screens run
     in full, kept by the two lists and the dose."""
     allergens: list[str] = []
-    allergen_codes: set[str | None] = set()
+    allergen_codes: set[str | None] = set()  # never None: a drug without a code
     listed: set[str] = set()
     listed_codes: set[str | None] = set()
     for spec in specs:
@@ -856,28 +878,35 @@ def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safet
         return _remember(medication_names, name, name_key(name) in listed)
 
     def run(
-        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+        request: Request,
+        fields: Fields,
+        with_: tuple[str, ...],
+        dose: float | None,
+        dosing: DosingResult | None,
+        bsa: float | None,
     ) -> Found:
-        allergies, medications = request.allergies, request.medications
+        allergies, medications = fields["allergies"], fields["medications"]
         if (allergies or not needs_allergies) and (medications or not needs_medications):
             for allergy in allergies:
-                hit = allergy_names.get(allergy.name)
+                name, code = _NAMED(allergy.__dict__)
+                hit = allergy_names.get(name)
                 if hit is None:
-                    hit = allergen(allergy.name)
-                if hit or allergy.rxnorm in allergen_codes:
+                    hit = allergen(name)
+                if hit or code in allergen_codes:
                     break
             else:
                 for medication in medications:
-                    hit = medication_names.get(medication.name)
+                    name, code = _NAMED(medication.__dict__)
+                    hit = medication_names.get(name)
                     if hit is None:
-                        hit = listed_name(medication.name)
-                    if hit or medication.rxnorm in listed_codes:
+                        hit = listed_name(name)
+                    if hit or code in listed_codes:
                         break
                 else:
                     return _CLEAR
         key = (
-            tuple(map(_ALLERGY, allergies)) if allergies else (),
-            tuple(map(_MEDICATION, medications)) if medications else (),
+            tuple(_ALLERGY(a.__dict__) for a in allergies),
+            tuple(_NAMED(m.__dict__) for m in medications),
             dose,
         )
         found = kept.get(key)
@@ -885,26 +914,40 @@ def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safet
             found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
         return found
 
-    return run
+    return run, {
+        "needs_allergies": needs_allergies,
+        "needs_medications": needs_medications,
+        "allergy_names": allergy_names,
+        "medication_names": medication_names,
+        "allergen": allergen,
+        "listed_name": listed_name,
+        "allergen_codes": allergen_codes,
+        "listed_codes": listed_codes,
+    }
 
 
-def _patient_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> GroupFn:
+def _patient_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> Group:
     """Patient state: nothing fires when every attested field is false; the few other
     combinations of yes / no / unknown and sex are each judged once and kept."""
-    fields = tuple(
+    attested = tuple(
         dict.fromkeys(
             s.attested.removeprefix("patient.") for s in specs if isinstance(s, AttestedScreen)
         )
     )
-    read = _reader(fields)
-    denied = (False,) * len(fields)
-    read_all = _reader((*fields, "sex"))
+    read = _reader(attested)
+    denied = (False,) * len(attested)
+    read_all = _reader((*attested, "sex"))
     kept: dict[Hashable, Found] = {}
 
     def run(
-        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+        request: Request,
+        fields: Fields,
+        with_: tuple[str, ...],
+        dose: float | None,
+        dosing: DosingResult | None,
+        bsa: float | None,
     ) -> Found:
-        patient = request.patient
+        patient = fields["patient"].__dict__
         if read(patient) == denied:
             return _CLEAR
         key = read_all(patient)
@@ -913,49 +956,105 @@ def _patient_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Saf
             found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
         return found
 
-    return run
+    return run, {"read": read, "denied": denied}
 
 
-def _bsa_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> GroupFn:
+def _bsa_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> Group:
     """Body size: a body surface area at or below every cap's threshold fires nothing;
     otherwise the screens run in full, kept by the body surface area and the dose."""
     floor = min(s.bsa_above_m2 for s in specs if isinstance(s, BsaCapScreen))
     kept: dict[Hashable, Found] = {}
 
     def run(
-        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
+        request: Request,
+        fields: Fields,
+        with_: tuple[str, ...],
+        dose: float | None,
+        dosing: DosingResult | None,
+        bsa: float | None,
     ) -> Found:
         if bsa is not None and bsa <= floor:
             return _CLEAR
-        regimen = request.regimen
-        key = (bsa, regimen.dose, regimen.dose_unit)
+        regimen = fields["regimen"].__dict__
+        key = (bsa, regimen["dose"], regimen["dose_unit"])
         found = kept.get(key)
         if found is None:
             found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
         return found
 
-    return run
+    return run, {"floor": floor}
 
 
-def _diagnoses_group(
-    specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData
-) -> GroupFn:
-    """Diagnoses: requests repeat the same code lists, so each list is judged once and kept."""
-    kept: dict[Hashable, Found] = {}
-
-    def run(
-        request: Request, dosing: DosingResult | None, bsa: float | None, dose: float | None
-    ) -> Found:
-        diagnoses = request.diagnoses
-        found = kept.get(diagnoses)
-        if found is None:
-            found = _remember(kept, diagnoses, _judge(screens, _Context(request, dosing, bsa)))
-        return found
-
-    return run
+_GROUPS = (_labs_group, _drugs_group, _patient_group, _bsa_group)
+ClearFn = Callable[[Fields, tuple[str, ...], float | None, float | None], bool]
 
 
-_GROUPS = (_labs_group, _drugs_group, _patient_group, _bsa_group, _diagnoses_group)
+def _all_clear(pieces: dict[Any, dict[str, Any]]) -> ClearFn:
+    """The first checks of the lab, drug, patient and body-size groups asked in one call (the
+    common request passes them all): True means none of those groups can find anything. Each
+    group asks its own again when this says no. `pieces` holds, by group maker, what the
+    group's check reads; a group without screens is not asked."""
+    labs = pieces.get(_labs_group)
+    drugs = pieces.get(_drugs_group)
+    patient = pieces.get(_patient_group)
+    body = pieces.get(_bsa_group)
+    if labs is not None:
+        read_alone, low_alone, high_alone = (
+            labs[k] for k in ("read_alone", "low_alone", "high_alone")
+        )
+        read_combined, low_combined, high_combined = (
+            labs[k] for k in ("read_combined", "low_combined", "high_combined")
+        )
+        any_dose, dose_cap = labs["any_dose"], labs["dose_cap"]
+    if drugs is not None:
+        needs_allergies, needs_medications = drugs["needs_allergies"], drugs["needs_medications"]
+        allergy_names, medication_names = drugs["allergy_names"], drugs["medication_names"]
+        allergen, listed_name = drugs["allergen"], drugs["listed_name"]
+        allergen_codes, listed_codes = drugs["allergen_codes"], drugs["listed_codes"]
+    if patient is not None:
+        read_attested, denied = patient["read"], patient["denied"]
+    floor = body["floor"] if body is not None else None
+
+    def clear(
+        fields: Fields, with_: tuple[str, ...], dose: float | None, bsa: float | None
+    ) -> bool:
+        if labs is not None:
+            values = fields["labs"].__dict__
+            if with_:
+                values = read_combined(values)
+                low, high = low_combined, high_combined
+            elif any_dose or (dose is not None and dose_cap is not None and dose <= dose_cap):
+                values = read_alone(values)
+                low, high = low_alone, high_alone
+            else:
+                return False
+            if None in values or not all(map(le, low, values)) or not all(map(le, values, high)):
+                return False
+        if patient is not None and read_attested(fields["patient"].__dict__) != denied:
+            return False
+        if floor is not None and (bsa is None or bsa > floor):
+            return False
+        if drugs is not None:
+            allergies, medications = fields["allergies"], fields["medications"]
+            if (not allergies and needs_allergies) or (not medications and needs_medications):
+                return False
+            for allergy in allergies:
+                name, code = _NAMED(allergy.__dict__)
+                hit = allergy_names.get(name)
+                if hit is None:
+                    hit = allergen(name)
+                if hit or code in allergen_codes:
+                    return False
+            for medication in medications:
+                name, code = _NAMED(medication.__dict__)
+                hit = medication_names.get(name)
+                if hit is None:
+                    hit = listed_name(name)
+                if hit or code in listed_codes:
+                    return False
+        return True
+
+    return clear
 
 
 class SafetyReviewer:
@@ -975,21 +1074,30 @@ class SafetyReviewer:
     def __init__(self, data: SafetyData | None) -> None:
         self.data = data
         self._groups: tuple[GroupFn, ...] = ()
+        self._clear: ClearFn = _all_clear({})
+        self._diagnosis_screens: tuple[ScreenFn, ...] = ()
+        # (diagnoses, her2, hormone receptor, triple negative) -> what the diagnosis screens
+        # found and the guideline context: both read only these, and code lists repeat.
+        self._codes: dict[Hashable, tuple[Found, GuidelineContext | None]] = {}
         self._screens: tuple[tuple[ScreenFn, ...], ...] = ()
         self._label: _LabelIndications | None = None
         self._receptors: _Receptors | None = None
         if data is not None:
-            specs: list[list[Screen]] = [[] for _ in _GROUPS]
+            specs: list[list[Screen]] = [[] for _ in range(5)]
             for spec in data.screens:
                 specs[_GROUP_OF[type(spec)]].append(spec)
             self._screens = tuple(
                 tuple(_compile_screen(spec, data) for spec in group) for group in specs
             )
-            self._groups = tuple(
-                make(group, screens, data)
-                for make, group, screens in zip(_GROUPS, specs, self._screens, strict=True)
+            # The diagnoses (the last group) are kept with the guideline context instead.
+            made = {
+                make: make(group, screens, data)
+                for make, group, screens in zip(_GROUPS, specs[:4], self._screens[:4], strict=True)
                 if screens
-            )
+            }
+            self._groups = tuple(run for run, _ in made.values())
+            self._clear = _all_clear({make: pieces for make, (_, pieces) in made.items()})
+            self._diagnosis_screens = self._screens[4]
             if data.resistance is not None:
                 self._label = _LabelIndications(data.resistance)
             if data.guideline is not None:
@@ -1000,29 +1108,50 @@ class SafetyReviewer:
         """Screen one request. `dosing` and `bsa` are the dosing step's results (or None)."""
         if self.data is None:
             return self._nothing
+        fields = request.__dict__
+        with_ = fields["regimen"].__dict__["with_"]
         dose = dosing.dose_mg_per_m2 if dosing is not None else None
         alerts: tuple[Alert, ...] = ()
         not_run: tuple[ScreenNotRun, ...] = ()
-        for group in self._groups:
-            found, missing = group(request, dosing, bsa, dose)
-            if found:
-                alerts += found
-            if missing:
-                not_run += missing
+        if not self._clear(fields, with_, dose, bsa):
+            for group in self._groups:
+                found = group(request, fields, with_, dose, dosing, bsa)
+                if found is not _CLEAR:
+                    alerts += found[0]
+                    not_run += found[1]
+        found, context = self._by_codes(request, fields)
+        if found is not _CLEAR:
+            alerts += found[0]
+            not_run += found[1]
         holds = False
         if alerts:
             if len(alerts) > 1:
                 alerts = tuple(sorted(alerts, key=_severity_rank))
             holds = alerts[0].severity in _HOLDING
         label = self._label
-        receptors = self._receptors
-        return Review(
-            alerts,
-            not_run,
-            label.evaluate(request.prior_therapies, request.regimen.with_) if label else None,
-            receptors.evaluate(request) if receptors else None,
-            holds,
+        # A NamedTuple is a tuple: made in C, without its Python-level __new__.
+        return _new_tuple(
+            Review,
+            (
+                alerts,
+                not_run,
+                label.evaluate(fields["prior_therapies"], with_) if label else None,
+                context,
+                holds,
+            ),
         )
+
+    def _by_codes(self, request: Request, fields: Fields) -> tuple[Found, GuidelineContext | None]:
+        """The diagnosis screens' findings and the guideline context, kept by what they read."""
+        key = (fields["diagnoses"], *_RECEPTOR_FIELDS(fields["disease"].__dict__))
+        known = self._codes.get(key)
+        if known is None:
+            screens, receptors = self._diagnosis_screens, self._receptors
+            found = _judge(screens, _Context(request, None, None)) if screens else _CLEAR
+            known = _remember(
+                self._codes, key, (found, receptors.judge(request) if receptors else None)
+            )
+        return known
 
     def reference_review(
         self, request: Request, dosing: DosingResult | None, bsa: float | None
@@ -1036,7 +1165,17 @@ class SafetyReviewer:
         alerts = sorted((r for r in results if type(r) is Alert), key=_severity_rank)
         label = None
         if self._label is not None:
-            history = tuple(map(_THERAPY, request.prior_therapies))
+            history = tuple(
+                (
+                    t.agent,
+                    t.setting,
+                    t.start_date,
+                    t.end_date,
+                    t.progression_date,
+                    t.progressed_on_therapy,
+                )
+                for t in request.prior_therapies
+            )
             label = self._label.judge(history, request.regimen.with_)
         context = self._receptors.judge(request) if self._receptors is not None else None
         return Review(
@@ -1046,6 +1185,9 @@ class SafetyReviewer:
             context,
             bool(alerts) and alerts[0].severity in _HOLDING,
         )
+
+
+_new_tuple = tuple.__new__
 
 
 def _severity_rank(alert: Alert) -> int:
