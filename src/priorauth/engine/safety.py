@@ -737,9 +737,14 @@ _READ_LABS = itemgetter(*LAB_FIELDS, "collected_on")
 
 def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
     """Every screen of a group run in full, in file order."""
-    results = [screen(ctx) for screen in screens]
-    alerts = tuple(r for r in results if type(r) is Alert)
-    not_run = tuple(r for r in results if type(r) is ScreenNotRun)
+    alerts: tuple[Alert, ...] = ()
+    not_run: tuple[ScreenNotRun, ...] = ()
+    for screen in screens:
+        result = screen(ctx)
+        if isinstance(result, Alert):
+            alerts += (result,)
+        elif result is not None:
+            not_run += (result,)
     return (alerts, not_run) if alerts or not_run else _CLEAR
 
 
@@ -905,8 +910,8 @@ def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safet
                 else:
                     return _CLEAR
         key = (
-            tuple(_ALLERGY(a.__dict__) for a in allergies),
-            tuple(_NAMED(m.__dict__) for m in medications),
+            tuple(map(_ALLERGY, map(vars, allergies))),
+            tuple(map(_NAMED, map(vars, medications))),
             dose,
         )
         found = kept.get(key)
@@ -986,14 +991,22 @@ def _bsa_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyD
 
 
 _GROUPS = (_labs_group, _drugs_group, _patient_group, _bsa_group)
-ClearFn = Callable[[Fields, tuple[str, ...], float | None, float | None], bool]
+ClearFn = Callable[[Fields, tuple[str, ...], float | None, float | None], tuple[GroupFn, ...]]
 
 
-def _all_clear(pieces: dict[Any, dict[str, Any]]) -> ClearFn:
+def _all_clear(made: dict[Any, Group]) -> ClearFn:
     """The first checks of the lab, drug, patient and body-size groups asked in one call (the
-    common request passes them all): True means none of those groups can find anything. Each
-    group asks its own again when this says no. `pieces` holds, by group maker, what the
-    group's check reads; a group without screens is not asked."""
+    common request passes them all). Returns the groups still to run: none when no group can
+    find anything, else every group from the first whose check fails (each asks its own check
+    again). `made` holds, by group maker, each group's run and what its check reads; a group
+    without screens is not asked."""
+    pieces = {make: found for make, (_, found) in made.items()}
+    runs = [(make, run) for make, (run, _) in made.items()]
+    # By group maker: that group's run and every later one's.
+    start = {make: tuple(run for _, run in runs[i:]) for i, (make, _) in enumerate(runs)}
+    from_labs, from_drugs, from_patient, from_body = (
+        start.get(make, ()) for make in (_labs_group, _drugs_group, _patient_group, _bsa_group)
+    )
     labs = pieces.get(_labs_group)
     drugs = pieces.get(_drugs_group)
     patient = pieces.get(_patient_group)
@@ -1017,7 +1030,7 @@ def _all_clear(pieces: dict[Any, dict[str, Any]]) -> ClearFn:
 
     def clear(
         fields: Fields, with_: tuple[str, ...], dose: float | None, bsa: float | None
-    ) -> bool:
+    ) -> tuple[GroupFn, ...]:
         if labs is not None:
             values = fields["labs"].__dict__
             if with_:
@@ -1027,32 +1040,32 @@ def _all_clear(pieces: dict[Any, dict[str, Any]]) -> ClearFn:
                 values = read_alone(values)
                 low, high = low_alone, high_alone
             else:
-                return False
+                return from_labs
             if None in values or not all(map(le, low, values)) or not all(map(le, values, high)):
-                return False
-        if patient is not None and read_attested(fields["patient"].__dict__) != denied:
-            return False
-        if floor is not None and (bsa is None or bsa > floor):
-            return False
+                return from_labs
         if drugs is not None:
             allergies, medications = fields["allergies"], fields["medications"]
             if (not allergies and needs_allergies) or (not medications and needs_medications):
-                return False
+                return from_drugs
             for allergy in allergies:
                 name, code = _NAMED(allergy.__dict__)
                 hit = allergy_names.get(name)
                 if hit is None:
                     hit = allergen(name)
                 if hit or code in allergen_codes:
-                    return False
+                    return from_drugs
             for medication in medications:
                 name, code = _NAMED(medication.__dict__)
                 hit = medication_names.get(name)
                 if hit is None:
                     hit = listed_name(name)
                 if hit or code in listed_codes:
-                    return False
-        return True
+                    return from_drugs
+        if patient is not None and read_attested(fields["patient"].__dict__) != denied:
+            return from_patient
+        if floor is not None and (bsa is None or bsa > floor):
+            return from_body
+        return ()
 
     return clear
 
@@ -1073,7 +1086,6 @@ class SafetyReviewer:
 
     def __init__(self, data: SafetyData | None) -> None:
         self.data = data
-        self._groups: tuple[GroupFn, ...] = ()
         self._clear: ClearFn = _all_clear({})
         self._diagnosis_screens: tuple[ScreenFn, ...] = ()
         # (diagnoses, her2, hormone receptor, triple negative) -> what the diagnosis screens
@@ -1095,8 +1107,7 @@ class SafetyReviewer:
                 for make, group, screens in zip(_GROUPS, specs[:4], self._screens[:4], strict=True)
                 if screens
             }
-            self._groups = tuple(run for run, _ in made.values())
-            self._clear = _all_clear({make: pieces for make, (_, pieces) in made.items()})
+            self._clear = _all_clear(made)
             self._diagnosis_screens = self._screens[4]
             if data.resistance is not None:
                 self._label = _LabelIndications(data.resistance)
@@ -1113,12 +1124,11 @@ class SafetyReviewer:
         dose = dosing.dose_mg_per_m2 if dosing is not None else None
         alerts: tuple[Alert, ...] = ()
         not_run: tuple[ScreenNotRun, ...] = ()
-        if not self._clear(fields, with_, dose, bsa):
-            for group in self._groups:
-                found = group(request, fields, with_, dose, dosing, bsa)
-                if found is not _CLEAR:
-                    alerts += found[0]
-                    not_run += found[1]
+        for group in self._clear(fields, with_, dose, bsa):
+            found = group(request, fields, with_, dose, dosing, bsa)
+            if found is not _CLEAR:
+                alerts += found[0]
+                not_run += found[1]
         found, context = self._by_codes(request, fields)
         if found is not _CLEAR:
             alerts += found[0]
