@@ -101,6 +101,8 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     }
     for lab in draw(st.lists(st.sampled_from(sorted(limits)), max_size=3, unique=True)):
         labs[lab] = None if lab == "collected_on" else draw(_around(*limits[lab]))
+    if draw(st.integers(0, 5)) == 0:  # no labs at all
+        labs = {}
     unit = draw(st.sampled_from(["mg/m2", "mg"]))
     regimen: dict[str, Any] = {
         "dose": draw(st.none() | st.sampled_from([16, 20, 20.01, 30, 32, 40, 88, 88.01, 100])),

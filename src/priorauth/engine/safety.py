@@ -806,6 +806,14 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
     # Without a liver band any dose will do; with one whose first band allows none, none will.
     any_dose = dose_cap == _INF
     kept: dict[Hashable, Found] = {}
+    no_labs = (None,) * (len(LAB_FIELDS) + 1)
+    # Without labs a liver band whose first band has a limit cannot be chosen (unknown).
+    bands_need_labs = all(
+        s.bands[0].aminotransferases_at_most is not None or s.bands[0].bilirubin_at_most is not None
+        for s in specs
+        if isinstance(s, HepaticBandsScreen)
+    )
+    without_labs: dict[tuple[str, ...], Found] = {}
 
     def run(
         request: Request,
@@ -832,7 +840,16 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
                 and all(map(le, values, high_alone))
             ):
                 return _CLEAR
-        key = (_READ_LABS(labs), with_, dose, fields["type"])
+        values = _READ_LABS(labs)
+        if values == no_labs and bands_need_labs:
+            # No lab given: every lab screen either does not apply (another regimen) or could
+            # not run, whatever the dose: the answer depends on the agents alone.
+            found = without_labs.get(with_)
+            if found is None:
+                ctx = _Context(request, dosing, bsa)
+                found = _remember(without_labs, with_, _judge(screens, ctx))
+            return found
+        key = (values, with_, dose, fields["type"])
         found = kept.get(key)
         if found is None:
             found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
@@ -870,6 +887,7 @@ def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safet
             listed_codes.update(by_code)
     needs_allergies = any(isinstance(s, AllergyScreen) for s in specs)
     needs_medications = any(isinstance(s, InteractionScreen) for s in specs)
+    neither: list[Found] = []  # the answer when neither list is given, once worked out
     # A name as given -> whether a screen may be looking for it (allergies match substrings).
     allergy_names: dict[str, bool] = {}
     medication_names: dict[str, bool] = {}
@@ -909,6 +927,11 @@ def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safet
                         break
                 else:
                     return _CLEAR
+        if not allergies and not medications:
+            # Neither list given: the screens could not run, whatever else the request says.
+            if not neither:
+                neither.append(_judge(screens, _Context(request, dosing, bsa)))
+            return neither[0]
         key = (
             tuple(map(_ALLERGY, map(vars, allergies))),
             tuple(map(_NAMED, map(vars, medications))),
