@@ -6,6 +6,9 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import given
+from hypothesis import strategies as st
 
 from priorauth import PolicySet
 from priorauth.clinical.resistance import resistance, window_end
@@ -55,6 +58,16 @@ def test_window_boundary(
 def test_window_end_uses_calendar_months() -> None:
     assert window_end(D("2026-01-31"), 1) == D("2026-02-28")
     assert window_end(D("2026-01-15"), 12) == D("2027-01-15")
+
+
+@given(
+    last_dose=st.dates(dt.date(1900, 1, 1), dt.date(2199, 12, 31)),
+    months=st.integers(0, 60),
+)
+def test_window_end_counts_months_as_relativedelta_does(last_dose: dt.date, months: int) -> None:
+    """Plain calendar arithmetic, checked against dateutil over the dates a request may carry
+    and the windows a policy may set (0 to 60 months)."""
+    assert window_end.__wrapped__(last_dose, months) == last_dose + relativedelta(months=months)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from functools import lru_cache
-from operator import attrgetter
+from itertools import chain
+from operator import attrgetter, itemgetter, le
 from typing import Any, NamedTuple, TypeVar
 
 from priorauth.clinical.codes import CodeSet
@@ -106,9 +107,10 @@ class Review(NamedTuple):
 
 
 class _Context:
-    """The per-request values several screens read, worked out once."""
+    """The per-request values several screens read, worked out once (the drug lists only when
+    a drug screen asks)."""
 
-    __slots__ = ("allergies", "bsa", "dose_mg_per_m2", "medications", "request", "with_")
+    __slots__ = ("_allergies", "_medications", "bsa", "dose_mg_per_m2", "request", "with_")
 
     def __init__(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> None:
         self.request = request
@@ -116,12 +118,22 @@ class _Context:
         self.with_ = _agents(regimen.with_) if regimen.with_ else _NONE
         self.bsa = bsa
         self.dose_mg_per_m2 = dosing.dose_mg_per_m2 if dosing is not None else None
-        # Plain tuples, so that screens can keep their results by them (they hash in C).
-        meds, allergies = request.medications, request.allergies
-        self.medications = tuple((m.name, m.rxnorm) for m in meds) if meds else ()
-        self.allergies = (
-            tuple((a.name, a.rxnorm, a.severity) for a in allergies) if allergies else ()
-        )
+        self._medications: tuple[tuple[str, str | None], ...] | None = None
+        self._allergies: tuple[tuple[str, str | None, str | None], ...] | None = None
+
+    @property
+    def medications(self) -> tuple[tuple[str, str | None], ...]:
+        """(name, rxnorm) of each medication: plain tuples, so that results can be kept."""
+        if self._medications is None:
+            self._medications = tuple((m.name, m.rxnorm) for m in self.request.medications)
+        return self._medications
+
+    @property
+    def allergies(self) -> tuple[tuple[str, str | None, str | None], ...]:
+        """(name, rxnorm, severity) of each allergy."""
+        if self._allergies is None:
+            self._allergies = tuple((a.name, a.rxnorm, a.severity) for a in self.request.allergies)
+        return self._allergies
 
 
 _NONE: frozenset[str] = frozenset()
@@ -222,24 +234,22 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
         ast, alt, bili = labs.ast_uln_ratio, labs.alt_uln_ratio, labs.bilirubin_uln_ratio
         chosen = None
         for band, amino, bilirubin_limit, start_dose, max_dose in bands:
-            # Kleene AND of "each value within the band's limit"; a catch-all band holds.
-            truth: bool | None = True
-            for value, limit in ((ast, amino), (alt, amino), (bili, bilirubin_limit)):
-                if limit is None:
-                    continue
-                if value is None:
-                    truth = None
-                elif value > limit:
-                    truth = False
-                    break
-            if truth is None:
+            # Kleene AND of "each value within the band's limit" (a catch-all band holds):
+            # false when a given value is above its limit, else unknown when one is missing.
+            if (
+                amino is not None
+                and ((ast is not None and ast > amino) or (alt is not None and alt > amino))
+            ) or (bilirubin_limit is not None and bili is not None and bili > bilirubin_limit):
+                continue
+            if (amino is not None and (ast is None or alt is None)) or (
+                bilirubin_limit is not None and bili is None
+            ):
                 fields = ("labs.ast_uln_ratio", "labs.alt_uln_ratio", "labs.bilirubin_uln_ratio")
                 return screen.not_run(
                     tuple(f for f, v in zip(fields, (ast, alt, bili), strict=True) if v is None)
                 )
-            if truth:
-                chosen = (band, start_dose, max_dose)
-                break
+            chosen = (band, start_dose, max_dose)
+            break
         if chosen is None:  # the bands always end with a catch-all; kept for safety
             return None
         band, start_dose, max_dose = chosen
@@ -486,6 +496,12 @@ def _any(values: list[bool | None]) -> bool | None:
     return None if None in values else False
 
 
+# A prior therapy's fields, read from its `__dict__` (see `_ALLERGY` below).
+_THERAPY = itemgetter(
+    "agent", "setting", "start_date", "end_date", "progression_date", "progressed_on_therapy"
+)
+
+
 class _LabelIndications:
     """The label's resistance rules prepared once: agent look-up, windows, indications."""
 
@@ -514,7 +530,13 @@ class _LabelIndications:
         }
         # Without prior therapies the answer depends only on the agents given alongside.
         self._no_history: dict[tuple[str, ...], LabelIndication] = {}
+        # A history (plain tuples) and the agents given alongside -> the indication.
         self._labels: dict[tuple[Any, ...], LabelIndication] = {}
+        # For a history not seen before: by place in the list, a therapy's fields -> its
+        # findings and what they decided; what the therapies decided and the agents given
+        # alongside -> flags, indications and fit (its therapies are another request's).
+        self._therapies: list[dict[tuple[Any, ...], Any]] = []
+        self._decided: dict[tuple[Any, ...], LabelIndication] = {}
 
     def _classify(self, agent: str) -> list[str]:
         """The classes of an agent; a combination written `doxorubicin + cyclophosphamide` (or
@@ -527,21 +549,61 @@ class _LabelIndications:
         classes = [self._class_of.get(p.strip()) for p in parts]
         return sorted({c for c in classes if c is not None})
 
-    def evaluate(
-        self, history: tuple[tuple[Any, ...], ...], given: tuple[str, ...]
-    ) -> LabelIndication:
-        """The label indication for a therapy history (plain tuples, see `_THERAPY`) and the
-        agents given alongside."""
-        if not history:
+    def evaluate(self, therapies: tuple[Any, ...], given: tuple[str, ...]) -> LabelIndication:
+        """The label indication for a request's prior therapies and the agents given alongside.
+
+        Kept by the whole history; for a new history each therapy is judged once by its place
+        in the list and its fields, and the flags, indications and fit once by what the
+        therapies decided, so a new history of therapies seen before costs a few look-ups.
+        """
+        if not therapies:
             known = self._no_history.get(given)
             if known is None:
                 known = _remember(self._no_history, given, self._build((), _agents(given)))
             return known
+        history = tuple(map(_THERAPY, map(vars, therapies)))
         key = (history, given)
-        found = self._labels.get(key)
-        if found is None:
-            found = _remember(self._labels, key, self._judge(history, _agents(given)))
-        return found
+        known = self._labels.get(key)
+        if known is not None:
+            return known
+        by_place = self._therapies
+        while len(by_place) < len(history):
+            by_place.append({})
+        judged: list[Any] = list(map(dict.get, by_place, history))
+        for index, fields in enumerate(history):
+            if judged[index] is None:
+                judged[index] = _remember(by_place[index], fields, self._therapy(index, fields))
+        findings = tuple(chain.from_iterable(map(itemgetter(0), judged)))
+        decided = tuple(map(itemgetter(1), judged))
+        shared = self._decided.get((decided, given))
+        if shared is None:
+            label = _remember(
+                self._decided, (decided, given), self._build(findings, _agents(given))
+            )
+        else:
+            label = LabelIndication(
+                shared.flags, shared.requested, shared.fits, shared.indications, findings
+            )
+        return _remember(self._labels, key, label)
+
+    def _therapy(
+        self, index: int, fields: tuple[Any, ...]
+    ) -> tuple[tuple[TherapyFinding, ...], tuple[tuple[str, bool | None], ...]]:
+        """One therapy judged against its class's window: its findings, and (class, resistant)
+        for each, which is all the flags and indications read."""
+        agent, setting, start, end, progression, on_therapy = fields
+        found = []
+        for class_id in self._classify(agent):
+            windows = self._windows[class_id][setting]
+            truth, detail = resistance(on_therapy, start, end, progression, windows)
+            found.append(TherapyFinding(index, agent, class_id, setting, truth, detail))
+        return tuple(found), tuple((f.agent_class, f.resistant) for f in found)
+
+    def judge(
+        self, history: tuple[tuple[Any, ...], ...], given: tuple[str, ...]
+    ) -> LabelIndication:
+        """The same answer worked out afresh, nothing kept (`SafetyReviewer.reference_review`)."""
+        return self._judge(history, _agents(given))
 
     def _judge(
         self, history: tuple[tuple[Any, ...], ...], with_: frozenset[str]
@@ -578,6 +640,9 @@ class _LabelIndications:
         return LabelIndication(flags, requested, fits, tuple(checks), findings)
 
 
+_RECEPTOR_FIELDS = itemgetter("her2", "hormone_receptor", "triple_negative")
+
+
 class _Receptors:
     """Receptor status from explicit fields, else Z17.* codes, and the guideline summary."""
 
@@ -585,15 +650,9 @@ class _Receptors:
         self._codes = {code.replace(".", ""): rc for code, rc in spec.receptor_codes.items()}
         self._summary, self._source = spec.summary, spec.source
         self._empty = GuidelineContext(None, None, None, {}, (), spec.summary, spec.source)
-        self._memo: dict[tuple[Any, ...], GuidelineContext] = {}
 
-    def evaluate(self, request: Request) -> GuidelineContext:
-        disease = request.disease
-        key = (request.diagnoses, disease.her2, disease.hormone_receptor, disease.triple_negative)
-        found = self._memo.get(key)
-        return found if found is not None else _remember(self._memo, key, self._judge(request))
-
-    def _judge(self, request: Request) -> GuidelineContext:
+    def judge(self, request: Request) -> GuidelineContext:
+        """The context for a request (kept by `SafetyReviewer._by_codes`)."""
         disease = request.disease
         markers: dict[str, tuple[str, str]] = {}
         for i, code in enumerate(request.diagnoses):
@@ -646,14 +705,7 @@ class _Receptors:
         )
 
 
-_LABS = attrgetter(*LAB_FIELDS, "collected_on")
-_THERAPY = attrgetter(
-    "agent", "setting", "start_date", "end_date", "progression_date", "progressed_on_therapy"
-)
-_MEDICATION = attrgetter("name", "rxnorm")
-_ALLERGY = attrgetter("name", "rxnorm", "severity")
-# What each kind of screen reads, in the order of the keys `SafetyReviewer.review` builds: the
-# screens of a group are judged together and their findings kept by the group's inputs.
+# What each kind of screen reads, in the order `SafetyReviewer.review` judges the groups.
 _GROUP_OF: dict[type, int] = {
     LabScreen: 0,  # labs, the agents given alongside, the dose, the request type
     HepaticBandsScreen: 0,
@@ -661,96 +713,515 @@ _GROUP_OF: dict[type, int] = {
     InteractionScreen: 1,
     AttestedScreen: 2,  # pregnant, breastfeeding, sex
     BsaCapScreen: 3,  # body surface area, the dose as requested
-    DiagnosisScreen: 4,  # diagnoses
+    DiagnosisScreen: 4,  # diagnoses (with the guideline context: `SafetyReviewer._by_codes`)
 }
 Found = tuple[tuple[Alert, ...], tuple[ScreenNotRun, ...]]
+Fields = dict[str, Any]
+# One group of screens on one request: (request, its fields, the agents given alongside, the
+# dose in mg/m2, dosing, bsa) -> its alerts and the screens that could not run, in file order.
+GroupFn = Callable[
+    [Request, Fields, tuple[str, ...], float | None, DosingResult | None, float | None], Found
+]
+# A group's run and what its first check reads, for `_all_clear` to ask the same in one go.
+Group = tuple[GroupFn, dict[str, Any]]
+_CLEAR: Found = ((), ())  # nothing found, every screen ran
+_INF = float("inf")
+# The request's parts are pydantic models, which keep their fields in `__dict__`: one look-up
+# of `__dict__` and plain dict look-ups cost far less than an attribute look-up per field (a
+# model's attribute goes through its class's `__getattr__` hook). `reference_review` reads the
+# same fields as attributes, and the property test holds the two to the same answers.
+_ALLERGY = itemgetter("name", "rxnorm", "severity")
+_NAMED = itemgetter("name", "rxnorm")
+_READ_LABS = itemgetter(*LAB_FIELDS, "collected_on")
+
+
+def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
+    """Every screen of a group run in full, in file order."""
+    alerts: tuple[Alert, ...] = ()
+    not_run: tuple[ScreenNotRun, ...] = ()
+    for screen in screens:
+        result = screen(ctx)
+        if isinstance(result, Alert):
+            alerts += (result,)
+        elif result is not None:
+            not_run += (result,)
+    return (alerts, not_run) if alerts or not_run else _CLEAR
+
+
+def _reader(fields: tuple[str, ...]) -> Callable[[Fields], tuple[Any, ...]]:
+    """Read fields as a tuple, even one or none (itemgetter of one key returns the value)."""
+    if not fields:
+        return lambda _: ()
+    if len(fields) == 1:
+        field = fields[0]
+        return lambda values: (values[field],)
+    return itemgetter(*fields)
+
+
+def _bounds(
+    conditions: list[tuple[str, float | None, float | None]],
+) -> tuple[Callable[[Fields], tuple[Any, ...]], tuple[float, ...], tuple[float, ...]]:
+    """Lab limits that, when all hold, mean none of the screens behind them fires.
+
+    `conditions` are (lab, lowest allowed, highest allowed). Returns a reader of those labs and
+    the tightest lower and upper limit of each, so that two C-level passes check them all
+    (`None not in` first: a missing lab is not within).
+    """
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    for lab, at_least, at_most in conditions:
+        low[lab] = max(low.get(lab, -_INF), -_INF if at_least is None else at_least)
+        high[lab] = min(high.get(lab, _INF), _INF if at_most is None else at_most)
+    labs = tuple(lab for lab in LAB_FIELDS if lab in low)
+    return _reader(labs), tuple(low[lab] for lab in labs), tuple(high[lab] for lab in labs)
+
+
+def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> Group:
+    """The lab screens. When every lab they read is given and inside every limit (and, for the
+    drug alone, the dose within the first liver band's) none fires: nothing more is done.
+    Otherwise they run in full, kept by their inputs (labs often all missing, or repeated)."""
+    alone: list[tuple[str, float | None, float | None]] = []  # the drug given alone
+    combined: list[tuple[str, float | None, float | None]] = []  # given with other agents
+    dose_cap: float | None = _INF  # a dose at most this exceeds no first band's dose
+    for spec in specs:
+        if isinstance(spec, LabScreen):
+            limits = [(c.lab, c.below, c.above) for c in spec.any]
+            combined += limits
+            if not spec.given_with:
+                alone += limits
+        elif isinstance(spec, HepaticBandsScreen):
+            first = spec.bands[0]
+            amino, bilirubin = first.aminotransferases_at_most, first.bilirubin_at_most
+            alone += [
+                ("ast_uln_ratio", None, amino),
+                ("alt_uln_ratio", None, amino),
+                ("bilirubin_uln_ratio", None, bilirubin),
+            ]
+            if first.dose_mg_per_m2 is None:  # not recommended even in the first band
+                dose_cap = None
+            elif dose_cap is not None:
+                dose_cap = min(dose_cap, first.dose_mg_per_m2)
+    read_alone, low_alone, high_alone = _bounds(alone)
+    read_combined, low_combined, high_combined = _bounds(combined)
+    # Without a liver band any dose will do; with one whose first band allows none, none will.
+    any_dose = dose_cap == _INF
+    kept: dict[Hashable, Found] = {}
+    no_labs = (None,) * (len(LAB_FIELDS) + 1)
+    # Without labs a liver band whose first band has a limit cannot be chosen (unknown).
+    bands_need_labs = all(
+        s.bands[0].aminotransferases_at_most is not None or s.bands[0].bilirubin_at_most is not None
+        for s in specs
+        if isinstance(s, HepaticBandsScreen)
+    )
+    without_labs: dict[tuple[str, ...], Found] = {}
+
+    def run(
+        request: Request,
+        fields: Fields,
+        with_: tuple[str, ...],
+        dose: float | None,
+        dosing: DosingResult | None,
+        bsa: float | None,
+    ) -> Found:
+        labs = fields["labs"].__dict__
+        if with_:
+            values = read_combined(labs)
+            if (
+                None not in values
+                and all(map(le, low_combined, values))
+                and all(map(le, values, high_combined))
+            ):
+                return _CLEAR
+        elif any_dose or (dose is not None and dose_cap is not None and dose <= dose_cap):
+            values = read_alone(labs)
+            if (
+                None not in values
+                and all(map(le, low_alone, values))
+                and all(map(le, values, high_alone))
+            ):
+                return _CLEAR
+        values = _READ_LABS(labs)
+        if values == no_labs and bands_need_labs:
+            # No lab given: every lab screen either does not apply (another regimen) or could
+            # not run, whatever the dose: the answer depends on the agents alone.
+            found = without_labs.get(with_)
+            if found is None:
+                ctx = _Context(request, dosing, bsa)
+                found = _remember(without_labs, with_, _judge(screens, ctx))
+            return found
+        key = (values, with_, dose, fields["type"])
+        found = kept.get(key)
+        if found is None:
+            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run, {
+        "read_alone": read_alone,
+        "low_alone": low_alone,
+        "high_alone": high_alone,
+        "read_combined": read_combined,
+        "low_combined": low_combined,
+        "high_combined": high_combined,
+        "any_dose": any_dose,
+        "dose_cap": dose_cap,
+    }
+
+
+def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> Group:
+    """Allergies and medications. When both lists are given and no name or code in them is one
+    a screen looks for, none fires (names are judged once and kept). Otherwise the screens run
+    in full, kept by the two lists and the dose."""
+    allergens: list[str] = []
+    allergen_codes: set[str | None] = set()  # never None: a drug without a code
+    listed: set[str] = set()
+    listed_codes: set[str | None] = set()
+    for spec in specs:
+        if isinstance(spec, AllergyScreen):
+            allergens += (name_key(s) for s in spec.substances)
+            allergen_codes.update(spec.rxnorm)
+        elif isinstance(spec, InteractionScreen):
+            by_name, by_code = _drug_index(
+                data.drug_lists[spec.drug_list].drugs, frozenset(spec.strengths)
+            )
+            listed.update(by_name)
+            listed_codes.update(by_code)
+    needs_allergies = any(isinstance(s, AllergyScreen) for s in specs)
+    needs_medications = any(isinstance(s, InteractionScreen) for s in specs)
+    neither: list[Found] = []  # the answer when neither list is given, once worked out
+    # A name as given -> whether a screen may be looking for it (allergies match substrings).
+    allergy_names: dict[str, bool] = {}
+    medication_names: dict[str, bool] = {}
+    kept: dict[Hashable, Found] = {}
+
+    def allergen(name: str) -> bool:
+        key = name_key(name)
+        return _remember(allergy_names, name, any(s in key for s in allergens))
+
+    def listed_name(name: str) -> bool:
+        return _remember(medication_names, name, name_key(name) in listed)
+
+    def run(
+        request: Request,
+        fields: Fields,
+        with_: tuple[str, ...],
+        dose: float | None,
+        dosing: DosingResult | None,
+        bsa: float | None,
+    ) -> Found:
+        allergies, medications = fields["allergies"], fields["medications"]
+        if (allergies or not needs_allergies) and (medications or not needs_medications):
+            for allergy in allergies:
+                name, code = _NAMED(allergy.__dict__)
+                hit = allergy_names.get(name)
+                if hit is None:
+                    hit = allergen(name)
+                if hit or code in allergen_codes:
+                    break
+            else:
+                for medication in medications:
+                    name, code = _NAMED(medication.__dict__)
+                    hit = medication_names.get(name)
+                    if hit is None:
+                        hit = listed_name(name)
+                    if hit or code in listed_codes:
+                        break
+                else:
+                    return _CLEAR
+        if not allergies and not medications:
+            # Neither list given: the screens could not run, whatever else the request says.
+            if not neither:
+                neither.append(_judge(screens, _Context(request, dosing, bsa)))
+            return neither[0]
+        key = (
+            tuple(map(_ALLERGY, map(vars, allergies))),
+            tuple(map(_NAMED, map(vars, medications))),
+            dose,
+        )
+        found = kept.get(key)
+        if found is None:
+            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run, {
+        "needs_allergies": needs_allergies,
+        "needs_medications": needs_medications,
+        "allergy_names": allergy_names,
+        "medication_names": medication_names,
+        "allergen": allergen,
+        "listed_name": listed_name,
+        "allergen_codes": allergen_codes,
+        "listed_codes": listed_codes,
+    }
+
+
+def _patient_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> Group:
+    """Patient state: nothing fires when every attested field is false; the few other
+    combinations of yes / no / unknown and sex are each judged once and kept."""
+    attested = tuple(
+        dict.fromkeys(
+            s.attested.removeprefix("patient.") for s in specs if isinstance(s, AttestedScreen)
+        )
+    )
+    read = _reader(attested)
+    denied = (False,) * len(attested)
+    read_all = _reader((*attested, "sex"))
+    kept: dict[Hashable, Found] = {}
+
+    def run(
+        request: Request,
+        fields: Fields,
+        with_: tuple[str, ...],
+        dose: float | None,
+        dosing: DosingResult | None,
+        bsa: float | None,
+    ) -> Found:
+        patient = fields["patient"].__dict__
+        if read(patient) == denied:
+            return _CLEAR
+        key = read_all(patient)
+        found = kept.get(key)
+        if found is None:
+            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run, {"read": read, "denied": denied}
+
+
+def _bsa_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyData) -> Group:
+    """Body size: a body surface area at or below every cap's threshold fires nothing;
+    otherwise the screens run in full, kept by the body surface area and the dose."""
+    floor = min(s.bsa_above_m2 for s in specs if isinstance(s, BsaCapScreen))
+    kept: dict[Hashable, Found] = {}
+
+    def run(
+        request: Request,
+        fields: Fields,
+        with_: tuple[str, ...],
+        dose: float | None,
+        dosing: DosingResult | None,
+        bsa: float | None,
+    ) -> Found:
+        if bsa is not None and bsa <= floor:
+            return _CLEAR
+        regimen = fields["regimen"].__dict__
+        key = (bsa, regimen["dose"], regimen["dose_unit"])
+        found = kept.get(key)
+        if found is None:
+            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+        return found
+
+    return run, {"floor": floor}
+
+
+_GROUPS = (_labs_group, _drugs_group, _patient_group, _bsa_group)
+ClearFn = Callable[[Fields, tuple[str, ...], float | None, float | None], tuple[GroupFn, ...]]
+
+
+def _all_clear(made: dict[Any, Group]) -> ClearFn:
+    """The first checks of the lab, drug, patient and body-size groups asked in one call (the
+    common request passes them all). Returns the groups still to run: none when no group can
+    find anything, else every group from the first whose check fails (each asks its own check
+    again). `made` holds, by group maker, each group's run and what its check reads; a group
+    without screens is not asked."""
+    pieces = {make: found for make, (_, found) in made.items()}
+    runs = [(make, run) for make, (run, _) in made.items()]
+    # By group maker: that group's run and every later one's.
+    start = {make: tuple(run for _, run in runs[i:]) for i, (make, _) in enumerate(runs)}
+    from_labs, from_drugs, from_patient, from_body = (
+        start.get(make, ()) for make in (_labs_group, _drugs_group, _patient_group, _bsa_group)
+    )
+    labs = pieces.get(_labs_group)
+    drugs = pieces.get(_drugs_group)
+    patient = pieces.get(_patient_group)
+    body = pieces.get(_bsa_group)
+    if labs is not None:
+        read_alone, low_alone, high_alone = (
+            labs[k] for k in ("read_alone", "low_alone", "high_alone")
+        )
+        read_combined, low_combined, high_combined = (
+            labs[k] for k in ("read_combined", "low_combined", "high_combined")
+        )
+        any_dose, dose_cap = labs["any_dose"], labs["dose_cap"]
+    if drugs is not None:
+        needs_allergies, needs_medications = drugs["needs_allergies"], drugs["needs_medications"]
+        allergy_names, medication_names = drugs["allergy_names"], drugs["medication_names"]
+        allergen, listed_name = drugs["allergen"], drugs["listed_name"]
+        allergen_codes, listed_codes = drugs["allergen_codes"], drugs["listed_codes"]
+    if patient is not None:
+        read_attested, denied = patient["read"], patient["denied"]
+    floor = body["floor"] if body is not None else None
+
+    def clear(
+        fields: Fields, with_: tuple[str, ...], dose: float | None, bsa: float | None
+    ) -> tuple[GroupFn, ...]:
+        if labs is not None:
+            values = fields["labs"].__dict__
+            if with_:
+                values = read_combined(values)
+                low, high = low_combined, high_combined
+            elif any_dose or (dose is not None and dose_cap is not None and dose <= dose_cap):
+                values = read_alone(values)
+                low, high = low_alone, high_alone
+            else:
+                return from_labs
+            if None in values or not all(map(le, low, values)) or not all(map(le, values, high)):
+                return from_labs
+        if drugs is not None:
+            allergies, medications = fields["allergies"], fields["medications"]
+            if (not allergies and needs_allergies) or (not medications and needs_medications):
+                return from_drugs
+            for allergy in allergies:
+                name, code = _NAMED(allergy.__dict__)
+                hit = allergy_names.get(name)
+                if hit is None:
+                    hit = allergen(name)
+                if hit or code in allergen_codes:
+                    return from_drugs
+            for medication in medications:
+                name, code = _NAMED(medication.__dict__)
+                hit = medication_names.get(name)
+                if hit is None:
+                    hit = listed_name(name)
+                if hit or code in listed_codes:
+                    return from_drugs
+        if patient is not None and read_attested(fields["patient"].__dict__) != denied:
+            return from_patient
+        if floor is not None and (bsa is None or bsa > floor):
+            return from_body
+        return ()
+
+    return clear
 
 
 class SafetyReviewer:
     """A policy's safety data prepared once; `review` screens one request.
 
     Screens are grouped by what they read (labs, medication and allergy lists, patient state,
-    body size, diagnoses); a group's findings are kept by its inputs, and the whole review by
-    all of them, so a request seen before costs one look-up and a new one re-judges only the
-    groups whose inputs are new. Alerts come most serious first; screens of one severity in
-    group order, within a group in file order. Kept results are immutable and bounded
-    (`_MEMO_LIMIT` each); a property test checks they equal freshly computed ones.
+    body size, diagnoses). Each group first asks a cheap question that proves none of its
+    screens can fire (every lab given and inside every limit, no name a screen looks for among
+    the drugs, nothing attested); only when that fails are its screens run in full, and those
+    findings are kept by the group's inputs, as are each prior therapy's findings, the label
+    indication and the guideline context. Kept results are immutable and bounded
+    (`_MEMO_LIMIT` each). Alerts come most serious first; screens of one severity in group
+    order, within a group in file order. `reference_review` runs every screen in full and keeps
+    nothing: a property test checks that `review` always answers as it does.
     """
 
     def __init__(self, data: SafetyData | None) -> None:
         self.data = data
-        self._groups: list[tuple[tuple[ScreenFn, ...], dict[Hashable, Found]]] = []
+        self._clear: ClearFn = _all_clear({})
+        self._diagnosis_screens: tuple[ScreenFn, ...] = ()
+        # (diagnoses, her2, hormone receptor, triple negative) -> what the diagnosis screens
+        # found and the guideline context: both read only these, and code lists repeat.
+        self._codes: dict[Hashable, tuple[Found, GuidelineContext | None]] = {}
+        self._screens: tuple[tuple[ScreenFn, ...], ...] = ()
         self._label: _LabelIndications | None = None
         self._receptors: _Receptors | None = None
         if data is not None:
-            by_group: list[list[ScreenFn]] = [[] for _ in range(5)]
+            specs: list[list[Screen]] = [[] for _ in range(5)]
             for spec in data.screens:
-                by_group[_GROUP_OF[type(spec)]].append(_compile_screen(spec, data))
-            self._groups = [(tuple(screens), {}) for screens in by_group]
+                specs[_GROUP_OF[type(spec)]].append(spec)
+            self._screens = tuple(
+                tuple(_compile_screen(spec, data) for spec in group) for group in specs
+            )
+            # The diagnoses (the last group) are kept with the guideline context instead.
+            made = {
+                make: make(group, screens, data)
+                for make, group, screens in zip(_GROUPS, specs[:4], self._screens[:4], strict=True)
+                if screens
+            }
+            self._clear = _all_clear(made)
+            self._diagnosis_screens = self._screens[4]
             if data.resistance is not None:
                 self._label = _LabelIndications(data.resistance)
             if data.guideline is not None:
                 self._receptors = _Receptors(data.guideline)
         self._nothing = Review((), (), None, None, False)
-        self._reviews: dict[Hashable, Review] = {}
 
     def review(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> Review:
         """Screen one request. `dosing` and `bsa` are the dosing step's results (or None)."""
         if self.data is None:
             return self._nothing
+        fields = request.__dict__
+        with_ = fields["regimen"].__dict__["with_"]
         dose = dosing.dose_mg_per_m2 if dosing is not None else None
         alerts: tuple[Alert, ...] = ()
         not_run: tuple[ScreenNotRun, ...] = ()
-        ctx: _Context | None = None
-        regimen, patient = request.regimen, request.patient
-        allergies, medications = request.allergies, request.medications
-        # Plain values and tuples: they hash in C (the request's models would not).
-        keys: tuple[Hashable, ...] = (
-            (_LABS(request.labs), regimen.with_, dose, request.type),
-            (
-                tuple(map(_ALLERGY, allergies)) if allergies else (),
-                tuple(map(_MEDICATION, medications)) if medications else (),
-                dose,
-            ),
-            (patient.pregnant, patient.breastfeeding, patient.sex),
-            (bsa, regimen.dose, regimen.dose_unit),
-            request.diagnoses,
-        )
-        therapies, disease = request.prior_therapies, request.disease
-        history = tuple(map(_THERAPY, therapies)) if therapies else ()
-        # Everything the review reads: a request seen before (resubmitted, re-evaluated) is
-        # answered with one look-up.
-        whole = (keys, history, disease.her2, disease.hormone_receptor, disease.triple_negative)
-        seen = self._reviews.get(whole)
-        if seen is not None:
-            return seen
-        for key, (screens, kept) in zip(keys, self._groups, strict=True):
-            if not screens:
-                continue
-            found = kept.get(key)
-            if found is None:
-                ctx = ctx or _Context(request, dosing, bsa)
-                found = _remember(kept, key, _judge(screens, ctx))
-            if found[0]:
+        for group in self._clear(fields, with_, dose, bsa):
+            found = group(request, fields, with_, dose, dosing, bsa)
+            if found is not _CLEAR:
                 alerts += found[0]
-            if found[1]:
                 not_run += found[1]
+        found, context = self._by_codes(request, fields)
+        if found is not _CLEAR:
+            alerts += found[0]
+            not_run += found[1]
         holds = False
         if alerts:
             if len(alerts) > 1:
                 alerts = tuple(sorted(alerts, key=_severity_rank))
             holds = alerts[0].severity in _HOLDING
-        label = self._label.evaluate(history, regimen.with_) if self._label is not None else None
-        context = self._receptors.evaluate(request) if self._receptors is not None else None
-        return _remember(self._reviews, whole, Review(alerts, not_run, label, context, holds))
+        label = self._label
+        # A NamedTuple is a tuple: made in C, without its Python-level __new__.
+        return _new_tuple(
+            Review,
+            (
+                alerts,
+                not_run,
+                label.evaluate(fields["prior_therapies"], with_) if label else None,
+                context,
+                holds,
+            ),
+        )
+
+    def _by_codes(self, request: Request, fields: Fields) -> tuple[Found, GuidelineContext | None]:
+        """The diagnosis screens' findings and the guideline context, kept by what they read."""
+        key = (fields["diagnoses"], *_RECEPTOR_FIELDS(fields["disease"].__dict__))
+        known = self._codes.get(key)
+        if known is None:
+            screens, receptors = self._diagnosis_screens, self._receptors
+            found = _judge(screens, _Context(request, None, None)) if screens else _CLEAR
+            known = _remember(
+                self._codes, key, (found, receptors.judge(request) if receptors else None)
+            )
+        return known
+
+    def reference_review(
+        self, request: Request, dosing: DosingResult | None, bsa: float | None
+    ) -> Review:
+        """What `review` answers, worked out the plain way: every screen run in full, the label
+        indication and the guideline context judged afresh, nothing kept. For tests."""
+        if self.data is None:
+            return self._nothing
+        ctx = _Context(request, dosing, bsa)
+        results = [screen(ctx) for screens in self._screens for screen in screens]
+        alerts = sorted((r for r in results if type(r) is Alert), key=_severity_rank)
+        label = None
+        if self._label is not None:
+            history = tuple(
+                (
+                    t.agent,
+                    t.setting,
+                    t.start_date,
+                    t.end_date,
+                    t.progression_date,
+                    t.progressed_on_therapy,
+                )
+                for t in request.prior_therapies
+            )
+            label = self._label.judge(history, request.regimen.with_)
+        context = self._receptors.judge(request) if self._receptors is not None else None
+        return Review(
+            tuple(alerts),
+            tuple(r for r in results if type(r) is ScreenNotRun),
+            label,
+            context,
+            bool(alerts) and alerts[0].severity in _HOLDING,
+        )
+
+
+_new_tuple = tuple.__new__
 
 
 def _severity_rank(alert: Alert) -> int:
     return SEVERITY_ORDER[alert.severity]
-
-
-def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
-    results = [screen(ctx) for screen in screens]
-    alerts = tuple(r for r in results if type(r) is Alert)
-    not_run = tuple(r for r in results if type(r) is ScreenNotRun)
-    return alerts, not_run
