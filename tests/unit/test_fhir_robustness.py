@@ -103,3 +103,15 @@ def test_reading_resource_by_resource_finds_what_the_whole_bundle_model_finds(
         whole = {p.path for p in problems_from_validation("Bundle", exc)}
     _, found = _validate(document, classes)
     assert {p.path for p in found} == whole
+
+
+def test_nulls_where_lists_go_are_read_as_nothing(policies: PolicySet) -> None:
+    """JSON null for a list (an item's extensions, a resource's contained, the items) is as good
+    as leaving it out: the models read it so, and so do the parts that read the raw JSON."""
+    document = copy.deepcopy(APPROVABLE)
+    claim = document["entry"][0]["resource"]
+    claim["item"][0]["extension"] = None
+    claim["contained"] = None
+    answer = submit(document, policies=policies, created=CREATED)
+    assert answer.status == 200, answer.body
+    Bundle.model_validate(answer.body)

@@ -315,7 +315,7 @@ def _check(resources: list[Resource], document: dict[str, Any]) -> PasBundle | R
         problems.extend(_check_claim(claim, claim_entry.path))
     for here in located:
         contained = {
-            f"#{c.get('id')}" for c in here.raw.get("contained", ()) if isinstance(c, dict)
+            f"#{c.get('id')}" for c in (here.raw.get("contained") or ()) if isinstance(c, dict)
         }
         for path, reference in _references(here.raw, here.path):
             if reference in contained or reference in by_reference:

@@ -70,7 +70,8 @@ def item_notes(item: ItemRequest, determination: Determination | None) -> list[s
 
 
 def _raw_item(raw_claim: dict[str, Any], sequence: int) -> dict[str, Any]:
-    for item in raw_claim.get("item", ()):
+    # The raw JSON as sent: a null list is as good as none (the models read it so too).
+    for item in raw_claim.get("item") or ():
         if isinstance(item, dict) and item.get("sequence") == sequence:
             return item
     return {}
@@ -121,7 +122,7 @@ def build_response(
         # PAS: the item trace numbers the submitter gave come back on the response item.
         extensions: list[dict[str, Any]] = [
             extension
-            for extension in _raw_item(raw_claim, item.sequence).get("extension", ())
+            for extension in _raw_item(raw_claim, item.sequence).get("extension") or ()
             if isinstance(extension, dict)
             and extension.get("url") == codes.extensions["item_trace_number"]
         ]
