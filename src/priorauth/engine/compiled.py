@@ -33,6 +33,7 @@ from priorauth.engine.determination import (
 )
 from priorauth.engine.dosing import DosingEvaluator, dose_key, round_half_up
 from priorauth.engine.facts import FactDeriver, ServiceDate, compile_fact
+from priorauth.engine.kept import LIMIT, remember
 from priorauth.engine.request import Request
 from priorauth.engine.safety import SafetyReviewer
 from priorauth.policy.model import Approval, Indication, Policy
@@ -49,9 +50,6 @@ __all__ = [
 
 ENGINE = EngineRef(name="priorauth", version=__version__)
 _STATUS: dict[bool | None, Status] = {True: "met", False: "not-met", None: "unknown"}
-# Parts of a determination kept by the few recurring values they depend on, per policy; bounded
-# so that a stream of novel requests costs a little memory at most.
-_MAX_KEPT = 4096
 
 
 def safety_hash(data: SafetyData) -> str:
@@ -101,7 +99,7 @@ def service_date(request: Request, as_of: dt.date) -> ServiceDate:
     return _on(as_of, "as_of")
 
 
-@lru_cache(maxsize=_MAX_KEPT)
+@lru_cache(maxsize=LIMIT)
 def _on(date: dt.date, field: str) -> ServiceDate:
     # Service dates recur (a regimen's start, a received day): one record for each.
     return ServiceDate(date, field)
@@ -257,9 +255,7 @@ class CompiledPolicy:
         for criterion_id, fact in unknown_leaves(criteria):
             by_fact.setdefault(fact, []).append(criterion_id)
         questions = tuple(self._question(fact, tuple(ids)) for fact, ids in by_fact.items())
-        if len(self._questions_by_node) < _MAX_KEPT:
-            self._questions_by_node[id(criteria)] = (criteria, questions)
-        return questions
+        return remember(self._questions_by_node, id(criteria), (criteria, questions))[1]
 
     def _approve(
         self,
@@ -312,10 +308,8 @@ class CompiledPolicy:
             units=units,
             continues=request.prior_authorization_id if request.type == "continuation" else None,
         )
-        found = authorization, explain.summary((), None, authorization, None, [])
-        if len(self._approvals) < _MAX_KEPT:
-            self._approvals[key] = found
-        return found
+        summary = explain.summary((), None, authorization, None, [])
+        return remember(self._approvals, key, (authorization, summary))
 
 
 def no_policy_determination(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from operator import itemgetter
 
 from priorauth.engine.determination import CriterionResult, FactResult, Operator, Status
+from priorauth.engine.kept import remember
 from priorauth.engine.kleene import Truth, all_of, any_of, not_
 from priorauth.policy.model import CriterionSpec
 
@@ -20,8 +21,6 @@ __all__ = ["CriterionEvaluator", "compile_criteria", "unknown_leaves"]
 CriterionEvaluator = Callable[[Mapping[str, FactResult]], tuple[Truth, CriterionResult]]
 
 _STATUS: dict[Truth, Status] = {True: "met", False: "not-met", None: "unknown"}
-# Distinct result nodes kept per inner criterion; past this, nodes are built and not kept.
-_MAX_SHARED_NODES = 4096
 
 
 def _compile_leaf(spec: CriterionSpec) -> CriterionEvaluator:
@@ -66,9 +65,7 @@ def compile_criteria(spec: CriterionSpec) -> CriterionEvaluator:
         key = (found.value,) if single else tuple([fact.value for fact in found])
         result = kept.get(key)
         if result is None:
-            result = tree(facts)
-            if len(kept) < _MAX_SHARED_NODES:
-                kept[key] = result
+            result = remember(kept, key, tree(facts))
         return result
 
     return evaluate
@@ -102,9 +99,8 @@ def _compile_node(spec: CriterionSpec) -> CriterionEvaluator:
         key = tuple(map(id, nodes))
         found = shared.get(key)
         if found is None:
-            found = CriterionResult(node_id, text, operator, _STATUS[result], (), tuple(nodes))
-            if len(shared) < _MAX_SHARED_NODES:
-                shared[key] = found
+            node = CriterionResult(node_id, text, operator, _STATUS[result], (), tuple(nodes))
+            found = remember(shared, key, node)
         return result, found
 
     return evaluate

@@ -28,6 +28,7 @@ from priorauth.engine.determination import (
     RegimenCheck,
     RequestedRegimen,
 )
+from priorauth.engine.kept import remember
 from priorauth.engine.request import Regimen as RequestedRegimenFields
 from priorauth.engine.request import Request
 from priorauth.policy.model import Dosing, Regimen
@@ -44,8 +45,6 @@ def round_half_up(value: float, decimals: int) -> float:
     return math.floor(value * factor + 0.5 + 1e-9) / factor
 
 
-# Results kept by their inputs; bounded so novel inputs cost a little memory at most.
-_MAX_KEPT = 4096
 # status, the regimen fitted, the check against each regimen, the regimen as requested
 _Fit = tuple[
     Literal["within", "outside", "unknown"], str | None, tuple[RegimenCheck, ...], RequestedRegimen
@@ -109,9 +108,7 @@ class DosingEvaluator:
         key = dose_key(regimen, bsa)
         found = self._kept.get(key)
         if found is None:
-            found = self._evaluate(request, bsa)
-            if len(self._kept) < _MAX_KEPT:
-                self._kept[key] = found
+            found = remember(self._kept, key, self._evaluate(request, bsa))
         return found[0], found[1], bsa
 
     def _evaluate(self, request: Request, bsa: _Bsa) -> tuple[DosingResult, tuple[Missing, ...]]:

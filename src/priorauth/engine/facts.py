@@ -11,11 +11,12 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from operator import attrgetter
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 from priorauth.clinical.codes import CodeSet
 from priorauth.clinical.dates import age_in_years
 from priorauth.engine.determination import Conflict, Evidence, FactResult
+from priorauth.engine.kept import remember
 from priorauth.engine.request import Request
 from priorauth.policy.model import (
     AgeFact,
@@ -28,8 +29,6 @@ from priorauth.policy.model import (
 
 __all__ = ["Derived", "FactDeriver", "ServiceDate", "compile_fact", "specialty_key"]
 
-_K = TypeVar("_K")
-
 
 class ServiceDate(NamedTuple):
     """The date the policy is applied on, and which request field it came from."""
@@ -41,9 +40,6 @@ class ServiceDate(NamedTuple):
 # A derived fact and, when the evidence disagrees, the conflict behind it.
 Derived = tuple[FactResult, Conflict | None]
 FactDeriver = Callable[[Request, ServiceDate], Derived]
-# Results kept per deriver for inputs seen before (a diagnosis list, a specialty): bounded, so a
-# stream of novel inputs costs a little memory at most.
-_MAX_KEPT = 4096
 
 
 class _Maker:
@@ -66,12 +62,6 @@ class _Maker:
         return fact, found
 
 
-def _keep(kept: dict[_K, Derived], key: _K, derived: Derived) -> Derived:
-    if len(kept) < _MAX_KEPT:
-        kept[key] = derived
-    return derived
-
-
 def _diagnosis_evidence(diagnoses: tuple[str, ...], code: str) -> Evidence:
     return Evidence(f"diagnoses[{diagnoses.index(code)}]", code)
 
@@ -88,9 +78,7 @@ def _compile_age(make: _Maker, spec: AgeFact) -> FactDeriver:
             return unknown
         on = on_date.get(service)
         if on is None:
-            on = Evidence(service.field, service.date.isoformat())
-            if len(on_date) < _MAX_KEPT:
-                on_date[service] = on
+            on = remember(on_date, service, Evidence(service.field, service.date.isoformat()))
         evidence = (Evidence("patient.birth_date", birth.isoformat()), on)
         if birth > service.date:
             message = "the birth date is after the service date"
@@ -121,7 +109,7 @@ def _compile_diagnosis(make: _Maker, spec: DiagnosisFact) -> FactDeriver:
             found = make(True, (_diagnosis_evidence(diagnoses, hit),), matched)
         else:
             found = make(False, (Evidence("diagnoses", diagnoses),), unmatched)
-        return _keep(kept, diagnoses, found)
+        return remember(kept, diagnoses, found)
 
     return derive
 
@@ -175,7 +163,7 @@ def _compile_attested_or_diagnosis(make: _Maker, spec: AttestedOrDiagnosisFact) 
             return nothing if attested is None else attested_only[attested]
         key = (attested, diagnoses)
         found = kept.get(key)
-        return found if found is not None else _keep(kept, key, settle(attested, diagnoses))
+        return found if found is not None else remember(kept, key, settle(attested, diagnoses))
 
     return derive
 
@@ -233,7 +221,7 @@ def _compile_specialty(make: _Maker, spec: SpecialtyFact) -> FactDeriver:
             return nothing
         key = (specialty or "", consultant)
         found = kept.get(key)
-        return found if found is not None else _keep(kept, key, settle(specialty, consultant))
+        return found if found is not None else remember(kept, key, settle(specialty, consultant))
 
     return derive
 

@@ -19,11 +19,12 @@ from collections.abc import Callable, Hashable
 from functools import lru_cache
 from itertools import chain
 from operator import attrgetter, itemgetter, le
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from priorauth.clinical.codes import CodeSet
 from priorauth.clinical.resistance import resistance
 from priorauth.engine.determination import Alert, DosingResult, JsonScalar
+from priorauth.engine.kept import remember
 from priorauth.engine.request import Request
 from priorauth.engine.review import (
     GuidelineContext,
@@ -66,23 +67,6 @@ def name_key(name: str) -> str:
 @lru_cache(maxsize=1024)
 def _agents(names: tuple[str, ...]) -> frozenset[str]:
     return frozenset(name_key(a) for a in names)
-
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-# Results kept per memo; past this, results are built and not kept.
-_MEMO_LIMIT = 4096
-
-
-def _remember(kept: dict[K, V], key: K, value: V) -> V:
-    """Keep an immutable result by its inputs (up to a limit) and return it.
-
-    Requests repeat the same diagnoses, drug lists and histories, so each result is built once.
-    Callers look up with `kept.get(key)` inline: no closure is built per request.
-    """
-    if len(kept) < _MEMO_LIMIT:
-        kept[key] = value
-    return value
 
 
 def _value(value: float | None) -> str:
@@ -559,7 +543,7 @@ class _LabelIndications:
         if not therapies:
             known = self._no_history.get(given)
             if known is None:
-                known = _remember(self._no_history, given, self._build((), _agents(given)))
+                known = remember(self._no_history, given, self._build((), _agents(given)))
             return known
         history = tuple(map(_THERAPY, map(vars, therapies)))
         key = (history, given)
@@ -572,19 +556,17 @@ class _LabelIndications:
         judged: list[Any] = list(map(dict.get, by_place, history))
         for index, fields in enumerate(history):
             if judged[index] is None:
-                judged[index] = _remember(by_place[index], fields, self._therapy(index, fields))
+                judged[index] = remember(by_place[index], fields, self._therapy(index, fields))
         findings = tuple(chain.from_iterable(map(itemgetter(0), judged)))
         decided = tuple(map(itemgetter(1), judged))
         shared = self._decided.get((decided, given))
         if shared is None:
-            label = _remember(
-                self._decided, (decided, given), self._build(findings, _agents(given))
-            )
+            label = remember(self._decided, (decided, given), self._build(findings, _agents(given)))
         else:
             label = LabelIndication(
                 shared.flags, shared.requested, shared.fits, shared.indications, findings
             )
-        return _remember(self._labels, key, label)
+        return remember(self._labels, key, label)
 
     def _therapy(
         self, index: int, fields: tuple[Any, ...]
@@ -748,6 +730,21 @@ def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
     return (alerts, not_run) if alerts or not_run else _CLEAR
 
 
+def _judged(
+    kept: dict[Hashable, Found],
+    key: Hashable,
+    screens: tuple[ScreenFn, ...],
+    request: Request,
+    dosing: DosingResult | None,
+    bsa: float | None,
+) -> Found:
+    """A group's screens judged in full for inputs not seen before, and kept by them."""
+    found = kept.get(key)
+    if found is None:
+        found = remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
+    return found
+
+
 def _reader(fields: tuple[str, ...]) -> Callable[[Fields], tuple[Any, ...]]:
     """Read fields as a tuple, even one or none (itemgetter of one key returns the value)."""
     if not fields:
@@ -847,13 +844,10 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
             found = without_labs.get(with_)
             if found is None:
                 ctx = _Context(request, dosing, bsa)
-                found = _remember(without_labs, with_, _judge(screens, ctx))
+                found = remember(without_labs, with_, _judge(screens, ctx))
             return found
         key = (values, with_, dose, fields["type"])
-        found = kept.get(key)
-        if found is None:
-            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
-        return found
+        return _judged(kept, key, screens, request, dosing, bsa)
 
     return run, {
         "read_alone": read_alone,
@@ -895,10 +889,10 @@ def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safet
 
     def allergen(name: str) -> bool:
         key = name_key(name)
-        return _remember(allergy_names, name, any(s in key for s in allergens))
+        return remember(allergy_names, name, any(s in key for s in allergens))
 
     def listed_name(name: str) -> bool:
-        return _remember(medication_names, name, name_key(name) in listed)
+        return remember(medication_names, name, name_key(name) in listed)
 
     def run(
         request: Request,
@@ -937,10 +931,7 @@ def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safet
             tuple(map(_NAMED, map(vars, medications))),
             dose,
         )
-        found = kept.get(key)
-        if found is None:
-            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
-        return found
+        return _judged(kept, key, screens, request, dosing, bsa)
 
     return run, {
         "needs_allergies": needs_allergies,
@@ -979,10 +970,7 @@ def _patient_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Saf
         if read(patient) == denied:
             return _CLEAR
         key = read_all(patient)
-        found = kept.get(key)
-        if found is None:
-            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
-        return found
+        return _judged(kept, key, screens, request, dosing, bsa)
 
     return run, {"read": read, "denied": denied}
 
@@ -1005,10 +993,7 @@ def _bsa_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyD
             return _CLEAR
         regimen = fields["regimen"].__dict__
         key = (bsa, regimen["dose"], regimen["dose_unit"])
-        found = kept.get(key)
-        if found is None:
-            found = _remember(kept, key, _judge(screens, _Context(request, dosing, bsa)))
-        return found
+        return _judged(kept, key, screens, request, dosing, bsa)
 
     return run, {"floor": floor}
 
@@ -1102,7 +1087,7 @@ class SafetyReviewer:
     the drugs, nothing attested); only when that fails are its screens run in full, and those
     findings are kept by the group's inputs, as are each prior therapy's findings, the label
     indication and the guideline context. Kept results are immutable and bounded
-    (`_MEMO_LIMIT` each). Alerts come most serious first; screens of one severity in group
+    (`kept.LIMIT` each). Alerts come most serious first; screens of one severity in group
     order, within a group in file order. `reference_review` runs every screen in full and keeps
     nothing: a property test checks that `review` always answers as it does.
     """
@@ -1181,7 +1166,7 @@ class SafetyReviewer:
         if known is None:
             screens, receptors = self._diagnosis_screens, self._receptors
             found = _judge(screens, _Context(request, None, None)) if screens else _CLEAR
-            known = _remember(
+            known = remember(
                 self._codes, key, (found, receptors.judge(request) if receptors else None)
             )
         return known
