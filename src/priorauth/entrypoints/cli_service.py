@@ -11,6 +11,8 @@ import datetime as dt
 import gc
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +27,7 @@ from priorauth.service.metrics import metrics_csv
 from priorauth.service.outbox import OutboxWorker
 from priorauth.service.people import ROLES, Actor
 from priorauth.service.runtime import load_demo, open_service, running_service
+from priorauth.service.workflow import PriorAuthService
 
 __all__ = ["register"]
 
@@ -52,6 +55,18 @@ def _settings(database_url: str | None) -> Settings:
         err.print(f"error: {exc}")
         raise typer.Exit(2) from exc
     return replace(settings, database_url=database_url) if database_url else settings
+
+
+@contextmanager
+def _service(database_url: str | None) -> Iterator[PriorAuthService]:
+    """The service for one command. A refusal (unknown account, no such request, ...) ends the
+    command with one line and exit 2."""
+    with running_service(_settings(database_url)) as service:
+        try:
+            yield service
+        except ServiceError as exc:
+            err.print(f"error: {exc}")
+            raise typer.Exit(2) from exc
 
 
 def serve(
@@ -110,19 +125,15 @@ def users_add(
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an account and print its bearer token (shown once; only its hash is stored)."""
-    with running_service(_settings(database_url)) as service:
-        try:
-            token = service.add_user(name, role, organization, npi, specialty)
-        except ServiceError as exc:
-            err.print(f"error: {exc}")
-            raise typer.Exit(2) from exc
+    with _service(database_url) as service:
+        token = service.add_user(name, role, organization, npi, specialty)
     out.print(token)
 
 
 @users_app.command("list")
 def users_list(database_url: DatabaseOption = None) -> None:
     """List the accounts: name, role, organization, active or not (tokens are never shown)."""
-    with running_service(_settings(database_url)) as service:
+    with _service(database_url) as service:
         accounts = service.users()
     table = Table("name", "role", "organization", "active", "created")
     for account in accounts:
@@ -142,12 +153,8 @@ def users_deactivate(
     database_url: DatabaseOption = None,
 ) -> None:
     """Stop an account: its token is refused from now on (its history is kept)."""
-    with running_service(_settings(database_url)) as service:
-        try:
-            service.deactivate_user(name)
-        except ServiceError as exc:
-            err.print(f"error: {exc}")
-            raise typer.Exit(2) from exc
+    with _service(database_url) as service:
+        service.deactivate_user(name)
     out.print(f"{name}: deactivated")
 
 
@@ -158,19 +165,15 @@ def users_rotate(
 ) -> None:
     """Print a new bearer token for an account (shown once) and refuse its old one. An
     inactive account is active again with the new token."""
-    with running_service(_settings(database_url)) as service:
-        try:
-            token = service.rotate_token(name)
-        except ServiceError as exc:
-            err.print(f"error: {exc}")
-            raise typer.Exit(2) from exc
+    with _service(database_url) as service:
+        token = service.rotate_token(name)
     out.print(token)
 
 
 @audit_app.command("verify")
 def audit_verify(database_url: DatabaseOption = None) -> None:
     """Check the hash chain of the audit trail; name the first broken event (exit 1)."""
-    with running_service(_settings(database_url)) as service:
+    with _service(database_url) as service:
         count, broken = service.verify_audit()
     if broken is not None:
         err.print(f"audit chain BROKEN at event {broken.event_id}: {broken.problem}")
@@ -183,12 +186,8 @@ def replay(
     database_url: DatabaseOption = None,
 ) -> None:
     """Re-evaluate a stored request under its recorded policy version; exit 1 on a difference."""
-    with running_service(_settings(database_url)) as service:
-        try:
-            results = service.replay(request_id)
-        except ServiceError as exc:
-            err.print(f"error: {exc}")
-            raise typer.Exit(2) from exc
+    with _service(database_url) as service:
+        results = service.replay(request_id)
     differ = False
     for result in results:
         if result.same:
@@ -221,7 +220,7 @@ def metrics(
         err.print(f"error: {exc}")
         raise typer.Exit(2) from exc
     operator = Actor(0, "cli", "admin", None, None, None)
-    with running_service(_settings(database_url)) as service:
+    with _service(database_url) as service:
         report = service.metrics(
             operator,
             dt.datetime.combine(first, dt.time(), dt.UTC),
