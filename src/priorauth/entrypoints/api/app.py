@@ -23,15 +23,11 @@ from starlette.concurrency import run_in_threadpool
 
 from priorauth._version import __version__
 from priorauth.entrypoints.api.fhir import fhir_router
+from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
 from priorauth.errors import FieldProblem
 from priorauth.service.errors import (
-    Conflict,
-    Forbidden,
     Invalid,
-    NotFound,
     ServiceError,
-    Throttled,
-    Unauthenticated,
 )
 from priorauth.service.metrics import metrics_csv
 from priorauth.service.pas import PasService
@@ -235,18 +231,8 @@ def create_app(service: PriorAuthService) -> FastAPI:
                 "invalid input",
                 detail=[{"field": p.field, "message": p.message} for p in exc.problems],
             )
-        status = {
-            Unauthenticated: 401,
-            Forbidden: 403,
-            NotFound: 404,
-            Conflict: 409,
-            Throttled: 429,
-        }.get(type(exc), 400)
-        response = _problem(status, str(exc))
-        if status == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, Throttled):
-            response.headers["Retry-After"] = str(exc.retry_after)
+        response = _problem(refusal_status(exc), str(exc))
+        response.headers.update(refusal_headers(exc))
         return response
 
     @app.exception_handler(RequestValidationError)

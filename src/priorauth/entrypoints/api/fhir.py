@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from priorauth.adapters.fhir import Problem, operation_outcome
+from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
 from priorauth.service.errors import (
     Conflict,
     Forbidden,
@@ -49,15 +50,19 @@ def _fhir(status: int, body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON)
 
 
+# The OperationOutcome issue code of each refusal.
+_ISSUE_CODE: dict[type[ServiceError], str] = {
+    Unauthenticated: "login",
+    Forbidden: "forbidden",
+    NotFound: "not-found",
+    Conflict: "conflict",
+    Invalid: "invalid",
+    Throttled: "throttled",
+}
+
+
 def _refused(exc: ServiceError) -> Response:
-    status, code = {
-        Unauthenticated: (401, "login"),
-        Forbidden: (403, "forbidden"),
-        NotFound: (404, "not-found"),
-        Conflict: (409, "conflict"),
-        Invalid: (400, "invalid"),
-        Throttled: (429, "throttled"),
-    }.get(type(exc), (400, "processing"))
+    code = _ISSUE_CODE.get(type(exc), "processing")
     if isinstance(exc, Invalid):
         problems = [
             Problem(p.field or "Bundle", "error", p.message, "invalid") for p in exc.problems
@@ -67,11 +72,8 @@ def _refused(exc: ServiceError) -> Response:
     body = operation_outcome(problems)
     for issue in body["issue"]:
         issue["code"] = code
-    response = _fhir(status, body)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(exc, Throttled):
-        response.headers["Retry-After"] = str(exc.retry_after)
+    response = _fhir(refusal_status(exc), body)
+    response.headers.update(refusal_headers(exc))
     return response
 
 
