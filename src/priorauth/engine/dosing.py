@@ -57,7 +57,7 @@ class _Bsa(NamedTuple):
 
 
 _NO_BSA_VALUE = _Bsa(None, None)
-DoseKey = tuple[float | int | str | object | None, ...]
+DoseKey = tuple[object, ...]
 
 
 def dose_key(regimen: RequestedRegimenFields, bsa: object) -> DoseKey:

@@ -13,7 +13,7 @@ class by import path again (a fifth of the cost of reading a request).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,28 +375,28 @@ def _check_claim(claim: Claim, path: str) -> list[Problem]:
                 "required",
             )
         )
-    seen: dict[int | None, int] = {}
-    for index, item in enumerate(claim.item or ()):
-        if item.sequence in seen:
+    problems += _reused_sequences(
+        claim.item or (), f"{path}.item", "item", "each item's sequence is unique"
+    )
+    problems += _reused_sequences(
+        claim.supportingInfo or (), f"{path}.supportingInfo", "supportingInfo", "each is unique"
+    )
+    return problems
+
+
+def _reused_sequences(elements: Iterable[Any], where: str, name: str, rule: str) -> list[Problem]:
+    """A problem for each element whose sequence an earlier element already has."""
+    problems: list[Problem] = []
+    seen: set[int | None] = set()
+    for index, element in enumerate(elements):
+        if element.sequence in seen:
             problems.append(
                 Problem(
-                    f"{path}.item[{index}].sequence",
+                    f"{where}[{index}].sequence",
                     "error",
-                    f"item sequence {item.sequence} is used twice; each item's sequence is unique",
+                    f"{name} sequence {element.sequence} is used twice; {rule}",
                     "duplicate",
                 )
             )
-        seen.setdefault(item.sequence, index)
-    seen.clear()
-    for index, info in enumerate(claim.supportingInfo or ()):
-        if info.sequence in seen:
-            problems.append(
-                Problem(
-                    f"{path}.supportingInfo[{index}].sequence",
-                    "error",
-                    f"supportingInfo sequence {info.sequence} is used twice; each is unique",
-                    "duplicate",
-                )
-            )
-        seen.setdefault(info.sequence, index)
+        seen.add(element.sequence)
     return problems
