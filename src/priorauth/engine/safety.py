@@ -779,8 +779,9 @@ _CLEAR: Found = ((), ())  # nothing found, every screen ran
 _INF = float("inf")
 # The request's parts are pydantic models, which keep their fields in `__dict__`: one look-up
 # of `__dict__` and plain dict look-ups cost far less than an attribute look-up per field (a
-# model's attribute goes through its class's `__getattr__` hook). `reference_review` reads the
-# same fields as attributes, and the property test holds the two to the same answers.
+# model's attribute goes through its class's `__getattr__` hook). The screens read them so in
+# `reference_review` too (through `_Context`); it reads the prior therapies as attributes, and
+# the property test holds the two to the same answers.
 _ALLERGY = itemgetter("name", "rxnorm", "severity")
 _NAMED = itemgetter("name", "rxnorm")
 _READ_LABS = itemgetter(*LAB_FIELDS, "collected_on")
