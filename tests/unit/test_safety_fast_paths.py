@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from priorauth import PolicySet
 from priorauth.engine.request import parse_request
-from priorauth.engine.safety import SafetyReviewer
+from priorauth.engine.safety import SafetyReviewer, _num, _template
 
 _maybe = st.none() | st.booleans()
 
@@ -195,3 +195,37 @@ def test_review_equals_every_screen_run_in_full(
             assert reviewer.review(request, dosing, bsa) == reviewer.reference_review(
                 request, dosing, bsa
             )
+
+
+_PLACES = ["found", "band", "dose", "allowed"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(
+        st.sampled_from([f"{{{p}}}" for p in _PLACES])
+        | st.text(st.characters(blacklist_characters="{}"), max_size=12)
+        | st.sampled_from(["{{", "}}", '"', "\\", "'''", "{found!r}", "{dose:>6}"]),
+        max_size=8,
+    ),
+    values=st.fixed_dictionaries({p: st.text(max_size=6) for p in _PLACES}),
+)
+def test_prepared_message_templates_read_as_format_map(
+    pieces: list[str], values: dict[str, str]
+) -> None:
+    """A screen's message prepared once (`_template`) reads exactly as `format_map` would."""
+    template = "".join(pieces)
+    try:
+        expected = template.format_map(values)
+    except ValueError:
+        return  # not a template (an unmatched brace): the loader rejects it (PS303)
+    assert _template(template, frozenset(_PLACES))(**values) == expected
+
+
+@given(st.floats(allow_nan=False) | st.integers(-(10**6), 10**6) | st.sampled_from([0.0, -0.0]))
+def test_kept_number_texts_read_as_fresh_ones(value: float) -> None:
+    """`_num` keeps texts by value; a kept text is the one formatting would give (-0.0 too)."""
+    for _ in range(2):
+        fresh = f"{value:,.0f}" if value >= 1000 and float(value).is_integer() else f"{value:g}"
+        assert _num(value) == fresh
+        assert _num(value, "g") == f"{value:g}"

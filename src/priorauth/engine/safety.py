@@ -15,10 +15,11 @@ when the request lacks what it reads. A missing lab is never a finding.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable, Hashable
 from functools import lru_cache
-from itertools import chain
-from operator import attrgetter, itemgetter, le
+from itertools import chain, count
+from operator import itemgetter, le
 from typing import Any, NamedTuple
 
 from priorauth.clinical.codes import CodeSet
@@ -33,6 +34,7 @@ from priorauth.engine.review import (
     ScreenNotRun,
     TherapyFinding,
 )
+from priorauth.policy.safety_loader import PLACEHOLDERS
 from priorauth.policy.safety_model import (
     LAB_FIELDS,
     AllergyScreen,
@@ -70,14 +72,56 @@ def _agents(names: tuple[str, ...]) -> frozenset[str]:
 
 
 def _value(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:g}"
+    return "unknown" if value is None else _num(value, "g")
 
 
-def _num(value: float) -> str:
-    """A number as a reviewer reads it: 1,200 for counts, 2.6 for ratios."""
-    if value >= 1000 and float(value).is_integer():
-        return f"{value:,.0f}"
-    return f"{value:g}"
+# A number's text by the number and the format: lab values and doses recur, and formatting a
+# float costs several times a dict look-up. Zero is not kept: 0.0 and -0.0 are equal keys, yet
+# read "0" and "-0".
+_TEXTS: dict[tuple[float, str], str] = {}
+
+
+def _num(value: float, form: str = "") -> str:
+    """A number as a reviewer reads it: 1,200 for counts, 2.6 for ratios (`form` "g": 1200)."""
+    key = (value, form)
+    text = _TEXTS.get(key)
+    if text is None:
+        if not form and value >= 1000 and float(value).is_integer():
+            text = f"{value:,.0f}"
+        else:
+            text = f"{value:g}"
+        if value:
+            remember(_TEXTS, key, text)
+    return text
+
+
+def _template(text: str, names: frozenset[str]) -> Callable[..., str]:
+    """A message template prepared once: a function of its placeholders, by keyword, that
+    returns what `text.format_map(values)` does without reading the template again (the
+    literal parts are joined in one f-string). `names` are the placeholders the screen fills
+    (the loader allows no other); a template with a conversion or a format spec is formatted
+    as written."""
+    params = sorted(names)
+    parts = list(string.Formatter().parse(text))
+    if any(
+        conv or spec or (field is not None and field not in names) for _, field, spec, conv in parts
+    ):
+        return lambda **values: text.format_map(values)
+    namespace: dict[str, Any] = {}
+    body = ""
+    for i, (literal, field, _, _) in enumerate(parts):
+        if literal:
+            namespace[f"_t{i}"] = literal  # the text stays data: only names go in the code
+            body += f"{{_t{i}}}"
+        if field is not None:
+            body += f"{{{field}}}"
+    used = {field for _, field, _, _ in parts if field is not None}
+    # A placeholder the template does not use may be left out (as format_map allows).
+    params = [p if p in used else f"{p}=None" for p in params]
+    signature = f"*, {', '.join(params)}" if params else ""
+    exec(f'def fill({signature}):\n    return f"{body}"\n', namespace)
+    fill: Callable[..., str] = namespace["fill"]
+    return fill
 
 
 class Review(NamedTuple):
@@ -92,14 +136,28 @@ class Review(NamedTuple):
 
 class _Context:
     """The per-request values several screens read, worked out once (the drug lists only when
-    a drug screen asks)."""
+    a drug screen asks). The request's parts are read from their `__dict__` (see `_ALLERGY`)."""
 
-    __slots__ = ("_allergies", "_medications", "bsa", "dose_mg_per_m2", "request", "with_")
+    __slots__ = (
+        "_allergies",
+        "_medications",
+        "bsa",
+        "dose_mg_per_m2",
+        "fields",
+        "given",
+        "labs",
+        "regimen",
+        "request",
+        "with_",
+    )
 
     def __init__(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> None:
         self.request = request
-        regimen = request.regimen
-        self.with_ = _agents(regimen.with_) if regimen.with_ else _NONE
+        self.fields = fields = request.__dict__
+        self.labs: Fields = fields["labs"].__dict__
+        self.regimen: Fields = fields["regimen"].__dict__
+        self.given: tuple[str, ...] = self.regimen["with_"]
+        self.with_ = _agents(self.given) if self.given else _NONE
         self.bsa = bsa
         self.dose_mg_per_m2 = dosing.dose_mg_per_m2 if dosing is not None else None
         self._medications: tuple[tuple[str, str | None], ...] | None = None
@@ -109,14 +167,14 @@ class _Context:
     def medications(self) -> tuple[tuple[str, str | None], ...]:
         """(name, rxnorm) of each medication: plain tuples, so that results can be kept."""
         if self._medications is None:
-            self._medications = tuple((m.name, m.rxnorm) for m in self.request.medications)
+            self._medications = tuple(map(_NAMED, map(vars, self.fields["medications"])))
         return self._medications
 
     @property
     def allergies(self) -> tuple[tuple[str, str | None, str | None], ...]:
         """(name, rxnorm, severity) of each allergy."""
         if self._allergies is None:
-            self._allergies = tuple((a.name, a.rxnorm, a.severity) for a in self.request.allergies)
+            self._allergies = tuple(map(_ALLERGY, map(vars, self.fields["allergies"])))
         return self._allergies
 
 
@@ -140,31 +198,29 @@ class _Screen:
             found = self._not_run[fields] = ScreenNotRun(self.id, self.title, fields)
         return found
 
-    def alert(
-        self, severity: Any, template: str, facts: dict[str, JsonScalar], /, **values: str
-    ) -> Alert:
-        return Alert(
-            code=self.id,
-            severity=severity,
-            message=template.format_map(values),
-            source=self.source,
-            facts=facts,
-        )
+    def alert(self, severity: Any, message: str, facts: dict[str, JsonScalar]) -> Alert:
+        return Alert(self.id, severity, message, self.source, facts)
+
+
+def _fill(spec: Screen, template: str) -> Callable[..., str]:
+    """One of a screen's message templates, prepared (`_template`)."""
+    return _template(template, PLACEHOLDERS[type(spec)])
 
 
 def _labs(spec: LabScreen) -> ScreenFn:
     screen = _Screen(spec)
     agents = frozenset(name_key(a) for a in spec.given_with)
-    # Reading collected_on too makes attrgetter return a tuple even for one lab.
-    read = attrgetter(*(c.lab for c in spec.any), "collected_on")
+    # Reading collected_on too makes itemgetter return a tuple even for one lab.
+    read = itemgetter(*(c.lab for c in spec.any), "collected_on")
     fields = tuple(f"labs.{c.lab}" for c in spec.any)
     tests = tuple((c.below, c.above) for c in spec.any)
     texts = tuple((c.label, c.unit) for c in spec.any)
+    message = _fill(spec, spec.message)
 
     def found(values: tuple[float | None, ...], collected: Any, ctx: _Context) -> Alert:
-        facts: dict[str, JsonScalar] = dict(zip(fields, values, strict=True))
+        facts: dict[str, JsonScalar] = dict(zip(fields, values, strict=False))
         words: list[str] = []
-        for value, (below, above), (label, unit) in zip(values, tests, texts, strict=True):
+        for value, (below, above), (label, unit) in zip(values, tests, texts, strict=False):
             if value is None:
                 continue
             if below is not None and value < below:
@@ -172,26 +228,26 @@ def _labs(spec: LabScreen) -> ScreenFn:
             elif above is not None and value > above:
                 words.append(f"{label} {_num(value)}{unit}, above {_num(above)}{unit}")
         if agents:
-            facts["regimen.with"] = ", ".join(ctx.request.regimen.with_)
+            facts["regimen.with"] = ", ".join(ctx.given)
         if collected is not None:
             facts["labs.collected_on"] = collected.isoformat()
-        return screen.alert(spec.severity, spec.message, facts, found="; ".join(words))
+        return screen.alert(spec.severity, message(found="; ".join(words)), facts)
 
     def run(ctx: _Context) -> ScreenResult:
         if agents and agents.isdisjoint(ctx.with_):
             return None
-        *values, collected = read(ctx.request.labs)
+        values = read(ctx.labs)  # the labs, then collected_on (zip stops before it)
         fired = unknown = False
-        for value, (below, above) in zip(values, tests, strict=True):
+        for value, (below, above) in zip(values, tests, strict=False):
             if value is None:
                 unknown = True
             elif (below is not None and value < below) or (above is not None and value > above):
                 fired = True
         if fired:
-            return found(tuple(values), collected, ctx)
+            return found(values[:-1], values[-1], ctx)
         if unknown:
             return screen.not_run(
-                tuple(f for f, v in zip(fields, values, strict=True) if v is None)
+                tuple(f for f, v in zip(fields, values, strict=False) if v is None)
             )
         return None
 
@@ -210,12 +266,24 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
         )
         for b in spec.bands
     )
+    # What the message says a band allows, worked out once.
+    allows = {
+        b.id: f"{_num(b.dose_mg_per_m2)} mg/m2"
+        + (
+            f" to start, up to {_num(b.dose_max_mg_per_m2)} mg/m2 in later cycles if tolerated"
+            if b.dose_max_mg_per_m2 is not None
+            else ""
+        )
+        for b in spec.bands
+        if b.dose_mg_per_m2 is not None
+    }
+    message = _fill(spec, spec.message)
+    not_recommended = _fill(spec, spec.not_recommended_message)
 
     def run(ctx: _Context) -> ScreenResult:
         if ctx.with_:
             return None  # the bands are for the drug given alone
-        labs = ctx.request.labs
-        ast, alt, bili = labs.ast_uln_ratio, labs.alt_uln_ratio, labs.bilirubin_uln_ratio
+        ast, alt, bili = _LIVER(ctx.labs)
         chosen = None
         for band, amino, bilirubin_limit, start_dose, max_dose in bands:
             # Kleene AND of "each value within the band's limit" (a catch-all band holds):
@@ -238,28 +306,21 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
             return None
         band, start_dose, max_dose = chosen
         if band.not_recommended:
-            return alert(
-                spec.not_recommended_severity, spec.not_recommended_message, band, ast, alt, bili
-            )
+            return alert(spec.not_recommended_severity, not_recommended, band, ast, alt, bili)
         dose = ctx.dose_mg_per_m2
         if dose is None:
             return screen.not_run(_DOSE_FIELDS)
         assert start_dose is not None
         allowed_dose = start_dose
-        if ctx.request.type == "continuation" and max_dose is not None:
+        if ctx.fields["type"] == "continuation" and max_dose is not None:
             allowed_dose = max_dose
         if dose <= allowed_dose:
             return None
-        allowed = f"{_num(start_dose)} mg/m2" + (
-            f" to start, up to {_num(max_dose)} mg/m2 in later cycles if tolerated"
-            if max_dose is not None
-            else ""
-        )
-        return alert(spec.severity, spec.message, band, ast, alt, bili, dose, allowed)
+        return alert(spec.severity, message, band, ast, alt, bili, dose, allows[band.id])
 
     def alert(
         severity: Any,
-        message: str,
+        fill: Callable[..., str],
         band: HepaticBand,
         ast: float | None,
         alt: float | None,
@@ -274,15 +335,13 @@ def _hepatic(spec: HepaticBandsScreen) -> ScreenFn:
         }
         if dose is not None:
             facts["dosing.dose_mg_per_m2"] = dose
-        return screen.alert(
-            severity,
-            message,
-            facts,
+        text = fill(
             found=f"AST {_value(ast)}, ALT {_value(alt)}, bilirubin {_value(bili)} x ULN",
             band=band.text,
             dose="" if dose is None else f"{_num(dose)} mg/m2",
             allowed=allowed,
         )
+        return screen.alert(severity, text, facts)
 
     return run
 
@@ -294,6 +353,7 @@ def _allergy(spec: AllergyScreen) -> ScreenFn:
     codes = frozenset(spec.rxnorm)
     severities = frozenset(spec.allergy_severity)
     unknown = screen.not_run(("allergies",))
+    message = _fill(spec, spec.message)
 
     def run(ctx: _Context) -> ScreenResult:
         allergies = ctx.allergies
@@ -314,9 +374,8 @@ def _allergy(spec: AllergyScreen) -> ScreenFn:
                 }
                 if rxnorm is not None:
                     facts[f"allergies[{i}].rxnorm"] = rxnorm
-                return screen.alert(
-                    spec.severity, spec.message, facts, substance=name, severity=severity
-                )
+                text = message(substance=name, severity=severity)
+                return screen.alert(spec.severity, text, facts)
         return None
 
     return run
@@ -325,15 +384,15 @@ def _allergy(spec: AllergyScreen) -> ScreenFn:
 def _attested(spec: AttestedScreen) -> ScreenFn:
     screen = _Screen(spec)
     field = spec.attested.removeprefix("patient.")
-    found = screen.alert(spec.severity, spec.message, {spec.attested: True})
+    found = screen.alert(spec.severity, _fill(spec, spec.message)(), {spec.attested: True})
     unknown = screen.not_run((spec.attested,))
 
     def run(ctx: _Context) -> ScreenResult:
-        patient = ctx.request.patient
-        value = getattr(patient, field)
+        patient = ctx.fields["patient"].__dict__
+        value = patient[field]
         if value is None:
             # Pregnancy and breastfeeding do not apply to a male patient.
-            return None if patient.sex == "male" else unknown
+            return None if patient["sex"] == "male" else unknown
         return found if value else None
 
     return run
@@ -359,6 +418,9 @@ def _interaction(spec: InteractionScreen, data: SafetyData) -> ScreenFn:
     by_name, by_code = _drug_index(data.drug_lists[spec.drug_list].drugs, frozenset(spec.strengths))
     limit = spec.dose_above_mg_per_m2
     unknown = screen.not_run(("medications",))
+    message = _fill(spec, spec.message)
+    otherwise = _fill(spec, spec.otherwise_message) if spec.otherwise_message else message
+    limit_text = "" if limit is None else f"{_num(limit)} mg/m2"
 
     def run(ctx: _Context) -> ScreenResult:
         medications = ctx.medications
@@ -376,18 +438,15 @@ def _interaction(spec: InteractionScreen, data: SafetyData) -> ScreenFn:
         drug = ", ".join(name for _, name, _ in hits)
         strength = hits[0][2].strength
         if limit is None:
-            return screen.alert(spec.severity, spec.message, facts, drug=drug, strength=strength)
+            return screen.alert(spec.severity, message(drug=drug, strength=strength), facts)
         facts["dosing.dose_mg_per_m2"] = dose
-        values = {
-            "drug": drug,
-            "strength": strength,
-            "dose": "an unknown dose" if dose is None else f"{_num(dose)} mg/m2",
-            "limit": f"{_num(limit)} mg/m2",
-        }
+        dose_text = "an unknown dose" if dose is None else f"{_num(dose)} mg/m2"
         if dose is not None and dose > limit:
-            return screen.alert(spec.severity, spec.message, facts, **values)
+            text = message(drug=drug, strength=strength, dose=dose_text, limit=limit_text)
+            return screen.alert(spec.severity, text, facts)
         assert spec.otherwise_severity is not None and spec.otherwise_message is not None
-        return screen.alert(spec.otherwise_severity, spec.otherwise_message, facts, **values)
+        text = otherwise(drug=drug, strength=strength, dose=dose_text, limit=limit_text)
+        return screen.alert(spec.otherwise_severity, text, facts)
 
     return run
 
@@ -398,6 +457,8 @@ def _bsa_cap(spec: BsaCapScreen) -> ScreenFn:
     cap_mg = round(cap * above, 6)
     no_bsa = screen.not_run(_BSA_FIELDS)
     no_dose = screen.not_run(_DOSE_FIELDS)
+    message = _fill(spec, spec.message)
+    cap_mg_text, cap_text = f"{_num(cap_mg)} mg", f"{_num(cap)} mg/m2"
 
     def run(ctx: _Context) -> ScreenResult:
         bsa = ctx.bsa
@@ -405,9 +466,9 @@ def _bsa_cap(spec: BsaCapScreen) -> ScreenFn:
             return no_bsa
         if bsa <= above:
             return None
-        regimen = ctx.request.regimen
-        mg = regimen.dose
-        if mg is not None and regimen.dose_unit != "mg":
+        regimen = ctx.regimen
+        mg = regimen["dose"]
+        if mg is not None and regimen["dose_unit"] != "mg":
             mg *= bsa
         if mg is None:
             return no_dose
@@ -415,18 +476,16 @@ def _bsa_cap(spec: BsaCapScreen) -> ScreenFn:
             return None
         facts: dict[str, JsonScalar] = {
             "dosing.bsa_m2": bsa,
-            "regimen.dose": ctx.request.regimen.dose,
-            "regimen.dose_unit": ctx.request.regimen.dose_unit,
+            "regimen.dose": regimen["dose"],
+            "regimen.dose_unit": regimen["dose_unit"],
         }
-        return screen.alert(
-            spec.severity,
-            spec.message,
-            facts,
+        text = message(
             bsa=f"{_num(bsa)} m2",
             mg=f"{_num(round(mg, 1))} mg",
-            cap_mg=f"{_num(cap_mg)} mg",
-            dose=f"{_num(cap)} mg/m2",
+            cap_mg=cap_mg_text,
+            dose=cap_text,
         )
+        return screen.alert(spec.severity, text, facts)
 
     return run
 
@@ -435,16 +494,17 @@ def _diagnosis(spec: DiagnosisScreen) -> ScreenFn:
     screen = _Screen(spec)
     codes = CodeSet(spec.codes)
     unknown = screen.not_run(("diagnoses",))
+    message = _fill(spec, spec.message)
 
     def run(ctx: _Context) -> ScreenResult:
-        diagnoses = ctx.request.diagnoses
+        diagnoses = ctx.fields["diagnoses"]
         if not diagnoses:
             return unknown
         hit = codes.first_match(diagnoses)
         if hit is None:
             return None
         index = diagnoses.index(hit)
-        return screen.alert(spec.severity, spec.message, {f"diagnoses[{index}]": hit}, code=hit)
+        return screen.alert(spec.severity, message(code=hit), {f"diagnoses[{index}]": hit})
 
     return run
 
@@ -486,6 +546,11 @@ _THERAPY = itemgetter(
 )
 
 
+# One prior therapy judged: its findings, (class, resistant) for each, its serial number.
+_Judged = tuple[tuple[TherapyFinding, ...], tuple[tuple[str, bool | None], ...], int]
+_FINDINGS, _DECIDED, _SERIAL = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
 class _LabelIndications:
     """The label's resistance rules prepared once: agent look-up, windows, indications."""
 
@@ -514,12 +579,14 @@ class _LabelIndications:
         }
         # Without prior therapies the answer depends only on the agents given alongside.
         self._no_history: dict[tuple[str, ...], LabelIndication] = {}
-        # A history (plain tuples) and the agents given alongside -> the indication.
+        # The serial numbers of a history's judged therapies and the agents given alongside ->
+        # the indication.
         self._labels: dict[tuple[Any, ...], LabelIndication] = {}
         # For a history not seen before: by place in the list, a therapy's fields -> its
         # findings and what they decided; what the therapies decided and the agents given
         # alongside -> flags, indications and fit (its therapies are another request's).
-        self._therapies: list[dict[tuple[Any, ...], Any]] = []
+        self._therapies: list[dict[tuple[Any, ...], _Judged]] = []
+        self._serial = count()
         self._decided: dict[tuple[Any, ...], LabelIndication] = {}
 
     def _classify(self, agent: str) -> list[str]:
@@ -536,50 +603,52 @@ class _LabelIndications:
     def evaluate(self, therapies: tuple[Any, ...], given: tuple[str, ...]) -> LabelIndication:
         """The label indication for a request's prior therapies and the agents given alongside.
 
-        Kept by the whole history; for a new history each therapy is judged once by its place
-        in the list and its fields, and the flags, indications and fit once by what the
-        therapies decided, so a new history of therapies seen before costs a few look-ups.
+        Each therapy is judged once by its place in the list and its fields, and kept with a
+        serial number; the indication is kept by the therapies' serial numbers (small ints,
+        cheap to hash) and the agents given alongside. For a history not seen before, the
+        flags, indications and fit are shared with any history whose therapies decided the
+        same, so it costs a few look-ups and one new LabelIndication.
         """
         if not therapies:
             known = self._no_history.get(given)
             if known is None:
                 known = remember(self._no_history, given, self._build((), _agents(given)))
             return known
-        history = tuple(map(_THERAPY, map(vars, therapies)))
-        key = (history, given)
+        by_place = self._therapies
+        while len(by_place) < len(therapies):
+            by_place.append({})
+        judged: list[_Judged] = []
+        for index, (place, therapy) in enumerate(zip(by_place, therapies, strict=False)):
+            fields = _THERAPY(therapy.__dict__)
+            entry = place.get(fields)
+            if entry is None:
+                entry = remember(place, fields, self._therapy(index, fields))
+            judged.append(entry)
+        key = (tuple(map(_SERIAL, judged)), given)
         known = self._labels.get(key)
         if known is not None:
             return known
-        by_place = self._therapies
-        while len(by_place) < len(history):
-            by_place.append({})
-        judged: list[Any] = list(map(dict.get, by_place, history))
-        for index, fields in enumerate(history):
-            if judged[index] is None:
-                judged[index] = remember(by_place[index], fields, self._therapy(index, fields))
-        findings = tuple(chain.from_iterable(map(itemgetter(0), judged)))
-        decided = tuple(map(itemgetter(1), judged))
-        shared = self._decided.get((decided, given))
+        findings = tuple(chain.from_iterable(map(_FINDINGS, judged)))
+        decided = (tuple(map(_DECIDED, judged)), given)
+        shared = self._decided.get(decided)
         if shared is None:
-            label = remember(self._decided, (decided, given), self._build(findings, _agents(given)))
+            label = remember(self._decided, decided, self._build(findings, _agents(given)))
         else:
             label = LabelIndication(
                 shared.flags, shared.requested, shared.fits, shared.indications, findings
             )
         return remember(self._labels, key, label)
 
-    def _therapy(
-        self, index: int, fields: tuple[Any, ...]
-    ) -> tuple[tuple[TherapyFinding, ...], tuple[tuple[str, bool | None], ...]]:
-        """One therapy judged against its class's window: its findings, and (class, resistant)
-        for each, which is all the flags and indications read."""
+    def _therapy(self, index: int, fields: tuple[Any, ...]) -> _Judged:
+        """One therapy judged against its class's window: its findings, (class, resistant) for
+        each (all the flags and indications read), and a serial number new to this table."""
         agent, setting, start, end, progression, on_therapy = fields
         found = []
         for class_id in self._classify(agent):
             windows = self._windows[class_id][setting]
             truth, detail = resistance(on_therapy, start, end, progression, windows)
             found.append(TherapyFinding(index, agent, class_id, setting, truth, detail))
-        return tuple(found), tuple((f.agent_class, f.resistant) for f in found)
+        return tuple(found), tuple((f.agent_class, f.resistant) for f in found), next(self._serial)
 
     def judge(
         self, history: tuple[tuple[Any, ...], ...], given: tuple[str, ...]
@@ -710,11 +779,13 @@ _CLEAR: Found = ((), ())  # nothing found, every screen ran
 _INF = float("inf")
 # The request's parts are pydantic models, which keep their fields in `__dict__`: one look-up
 # of `__dict__` and plain dict look-ups cost far less than an attribute look-up per field (a
-# model's attribute goes through its class's `__getattr__` hook). `reference_review` reads the
-# same fields as attributes, and the property test holds the two to the same answers.
+# model's attribute goes through its class's `__getattr__` hook). The screens read them so in
+# `reference_review` too (through `_Context`); it reads the prior therapies as attributes, and
+# the property test holds the two to the same answers.
 _ALLERGY = itemgetter("name", "rxnorm", "severity")
 _NAMED = itemgetter("name", "rxnorm")
 _READ_LABS = itemgetter(*LAB_FIELDS, "collected_on")
+_LIVER = itemgetter("ast_uln_ratio", "alt_uln_ratio", "bilirubin_uln_ratio")
 
 
 def _judge(screens: tuple[ScreenFn, ...], ctx: _Context) -> Found:
@@ -820,24 +891,7 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
         dosing: DosingResult | None,
         bsa: float | None,
     ) -> Found:
-        labs = fields["labs"].__dict__
-        if with_:
-            values = read_combined(labs)
-            if (
-                None not in values
-                and all(map(le, low_combined, values))
-                and all(map(le, values, high_combined))
-            ):
-                return _CLEAR
-        elif any_dose or (dose is not None and dose_cap is not None and dose <= dose_cap):
-            values = read_alone(labs)
-            if (
-                None not in values
-                and all(map(le, low_alone, values))
-                and all(map(le, values, high_alone))
-            ):
-                return _CLEAR
-        values = _READ_LABS(labs)
+        values = _READ_LABS(fields["labs"].__dict__)
         if values == no_labs and bands_need_labs:
             # No lab given: every lab screen either does not apply (another regimen) or could
             # not run, whatever the dose: the answer depends on the agents alone.
@@ -903,24 +957,6 @@ def _drugs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safet
         bsa: float | None,
     ) -> Found:
         allergies, medications = fields["allergies"], fields["medications"]
-        if (allergies or not needs_allergies) and (medications or not needs_medications):
-            for allergy in allergies:
-                name, code = _NAMED(allergy.__dict__)
-                hit = allergy_names.get(name)
-                if hit is None:
-                    hit = allergen(name)
-                if hit or code in allergen_codes:
-                    break
-            else:
-                for medication in medications:
-                    name, code = _NAMED(medication.__dict__)
-                    hit = medication_names.get(name)
-                    if hit is None:
-                        hit = listed_name(name)
-                    if hit or code in listed_codes:
-                        break
-                else:
-                    return _CLEAR
         if not allergies and not medications:
             # Neither list given: the screens could not run, whatever else the request says.
             if not neither:
@@ -966,10 +1002,7 @@ def _patient_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Saf
         dosing: DosingResult | None,
         bsa: float | None,
     ) -> Found:
-        patient = fields["patient"].__dict__
-        if read(patient) == denied:
-            return _CLEAR
-        key = read_all(patient)
+        key = read_all(fields["patient"].__dict__)
         return _judged(kept, key, screens, request, dosing, bsa)
 
     return run, {"read": read, "denied": denied}
@@ -989,8 +1022,6 @@ def _bsa_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: SafetyD
         dosing: DosingResult | None,
         bsa: float | None,
     ) -> Found:
-        if bsa is not None and bsa <= floor:
-            return _CLEAR
         regimen = fields["regimen"].__dict__
         key = (bsa, regimen["dose"], regimen["dose_unit"])
         return _judged(kept, key, screens, request, dosing, bsa)
@@ -1004,16 +1035,13 @@ ClearFn = Callable[[Fields, tuple[str, ...], float | None, float | None], tuple[
 
 def _all_clear(made: dict[Any, Group]) -> ClearFn:
     """The first checks of the lab, drug, patient and body-size groups asked in one call (the
-    common request passes them all). Returns the groups still to run: none when no group can
-    find anything, else every group from the first whose check fails (each asks its own check
-    again). `made` holds, by group maker, each group's run and what its check reads; a group
-    without screens is not asked."""
+    common request passes them all). Returns the groups whose check fails, in group order: none
+    when no group can find anything. `made` holds, by group maker, each group's run and what its
+    check reads; a group without screens is not asked."""
     pieces = {make: found for make, (_, found) in made.items()}
-    runs = [(make, run) for make, (run, _) in made.items()]
-    # By group maker: that group's run and every later one's.
-    start = {make: tuple(run for _, run in runs[i:]) for i, (make, _) in enumerate(runs)}
-    from_labs, from_drugs, from_patient, from_body = (
-        start.get(make, ()) for make in (_labs_group, _drugs_group, _patient_group, _bsa_group)
+    run_of = {make: (run,) for make, (run, _) in made.items()}
+    labs_run, drugs_run, patient_run, body_run = (
+        run_of.get(make, ()) for make in (_labs_group, _drugs_group, _patient_group, _bsa_group)
     )
     labs = pieces.get(_labs_group)
     drugs = pieces.get(_drugs_group)
@@ -1036,9 +1064,29 @@ def _all_clear(made: dict[Any, Group]) -> ClearFn:
         read_attested, denied = patient["read"], patient["denied"]
     floor = body["floor"] if body is not None else None
 
+    def drugs_clear(allergies: tuple[Any, ...], medications: tuple[Any, ...]) -> bool:
+        if (not allergies and needs_allergies) or (not medications and needs_medications):
+            return False
+        for allergy in allergies:
+            name, code = _NAMED(allergy.__dict__)
+            hit = allergy_names.get(name)
+            if hit is None:
+                hit = allergen(name)
+            if hit or code in allergen_codes:
+                return False
+        for medication in medications:
+            name, code = _NAMED(medication.__dict__)
+            hit = medication_names.get(name)
+            if hit is None:
+                hit = listed_name(name)
+            if hit or code in listed_codes:
+                return False
+        return True
+
     def clear(
         fields: Fields, with_: tuple[str, ...], dose: float | None, bsa: float | None
     ) -> tuple[GroupFn, ...]:
+        todo: tuple[GroupFn, ...] = ()
         if labs is not None:
             values = fields["labs"].__dict__
             if with_:
@@ -1048,32 +1096,21 @@ def _all_clear(made: dict[Any, Group]) -> ClearFn:
                 values = read_alone(values)
                 low, high = low_alone, high_alone
             else:
-                return from_labs
-            if None in values or not all(map(le, low, values)) or not all(map(le, values, high)):
-                return from_labs
-        if drugs is not None:
-            allergies, medications = fields["allergies"], fields["medications"]
-            if (not allergies and needs_allergies) or (not medications and needs_medications):
-                return from_drugs
-            for allergy in allergies:
-                name, code = _NAMED(allergy.__dict__)
-                hit = allergy_names.get(name)
-                if hit is None:
-                    hit = allergen(name)
-                if hit or code in allergen_codes:
-                    return from_drugs
-            for medication in medications:
-                name, code = _NAMED(medication.__dict__)
-                hit = medication_names.get(name)
-                if hit is None:
-                    hit = listed_name(name)
-                if hit or code in listed_codes:
-                    return from_drugs
+                values = None
+            if (
+                values is None
+                or None in values
+                or not all(map(le, low, values))
+                or not all(map(le, values, high))
+            ):
+                todo = labs_run
+        if drugs is not None and not drugs_clear(fields["allergies"], fields["medications"]):
+            todo += drugs_run
         if patient is not None and read_attested(fields["patient"].__dict__) != denied:
-            return from_patient
+            todo += patient_run
         if floor is not None and (bsa is None or bsa > floor):
-            return from_body
-        return ()
+            todo += body_run
+        return todo
 
     return clear
 
