@@ -437,7 +437,9 @@ class PasService:
                 case_ids.append(None)
                 determinations.append(None)
                 continue
-            submitted = self.service.submit_in(uow, actor, item.request, member_id)
+            submitted = self.service.submit_in(
+                uow, actor, item.request, member_id, parsed=item.parsed
+            )
             case_ids.append(submitted.case["case_id"])
             determinations.append(submitted.determination)
             # A request_id already known (sent through the REST API, say) has a history.

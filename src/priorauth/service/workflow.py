@@ -39,7 +39,7 @@ from priorauth.adapters.store import (
 from priorauth.catalog import PolicySet, default_policy_dir
 from priorauth.engine.compiled import policy_hash, safety_hash
 from priorauth.engine.determination import CriterionResult, Determination
-from priorauth.engine.request import parse_request
+from priorauth.engine.request import Request, parse_request
 from priorauth.errors import FieldProblem, InvalidRequest
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
@@ -326,13 +326,15 @@ class PriorAuthService:
         member_id: str,
         line_of_business: str = "medicare-advantage",
         evaluated: tuple[Determination, dt.date, str] | None = None,
+        parsed: Request | None = None,
     ) -> Submitted:
         """The submit use case inside the caller's unit of work (which holds the write lock and
         commits): several submissions, or a submission and what goes with it, commit as one.
-        `evaluated` is what `_evaluate(request)` returned, if the caller has it already."""
+        `evaluated` is what `_evaluate(request)` returned, if the caller has it already, and
+        `parsed` the request as `parse_request` read it."""
         if actor.role != "submitter" or actor.organization is None:
             raise Forbidden("only a submitter may submit requests")
-        determination, as_of, urgency = evaluated or self._evaluate(request)
+        determination, as_of, urgency = evaluated or self._evaluate(request, parsed)
         request_json = canonical(request)
         submission_hash = _sha256(submission_text(member_id, line_of_business, request_json))
         request_id = determination.request_id
@@ -392,10 +394,13 @@ class PriorAuthService:
         view = self._summary(case, latest, [authorization] if authorization else [])
         return Submitted(view, created=True, determination=determination)
 
-    def _evaluate(self, request: Mapping[str, Any]) -> tuple[Determination, dt.date, str]:
-        """Decide a request as of its received date: (determination, as_of, urgency)."""
+    def _evaluate(
+        self, request: Mapping[str, Any], parsed: Request | None = None
+    ) -> tuple[Determination, dt.date, str]:
+        """Decide a request as of its received date: (determination, as_of, urgency).
+        `parsed` is the request as `parse_request` read it, if the caller has it already."""
         try:
-            parsed = parse_request(dict(request))
+            parsed = parsed or parse_request(dict(request))
         except InvalidRequest as exc:
             raise Invalid(
                 [
