@@ -13,7 +13,8 @@ then answered with the PAS response bundle). Twenty calls warm each layer up fir
   sockets, plus the TestClient's own thread hand-offs); the same bundle sent again ("repeat")
   is timed apart;
 - serve: a real `priorauth serve` (uvicorn) on a free 127.0.0.1 port with its demo accounts,
-  from one keep-alive httpx client: what a PAS client sees, the client's own time included.
+  from one keep-alive httpx client: what a PAS client sees, the client's own time included;
+  GET /health on the same server and client ("health") is the floor any request pays there.
 
 The database is a SQLite file under a temporary directory unless PRIORAUTH_BENCH_DATABASE_URL
 is set (service and TestClient only). The development machine is shared and noisy: the same
@@ -130,8 +131,9 @@ def in_process(
     return direct, app, repeat
 
 
-def over_loopback(template: dict[str, object], calls: int) -> list[float]:
-    """$submit against `priorauth serve` on 127.0.0.1 (a real socket, uvicorn), demo accounts."""
+def over_loopback(template: dict[str, object], calls: int) -> tuple[list[float], list[float]]:
+    """$submit against `priorauth serve` on 127.0.0.1 (a real socket, uvicorn), demo accounts;
+    then GET /health as many times on the same server and client (the HTTP floor)."""
     headers = {
         "Authorization": "Bearer demo-submitter-token",
         "Content-Type": "application/fhir+json",
@@ -143,7 +145,14 @@ def over_loopback(template: dict[str, object], calls: int) -> list[float]:
         try:
             base_url = f"http://{devserver.LOOPBACK}:{port}"
             with httpx.Client(base_url=base_url, timeout=30) as client:
-                return _timed(_over_http(client, headers), template, "SERVE", calls)
+                served = _timed(_over_http(client, headers), template, "SERVE", calls)
+                floor: list[float] = []
+                for _ in range(calls):
+                    start = time.perf_counter()
+                    answer = client.get("/health")
+                    floor.append(time.perf_counter() - start)
+                    assert answer.status_code == 200
+                return served, floor
         finally:
             devserver.stop(server)
 
@@ -154,7 +163,7 @@ def main(calls: int = 200) -> None:
         url = os.environ.get("PRIORAUTH_BENCH_DATABASE_URL") or f"sqlite:///{folder}/bench.db"
         figures = {"library": library(template, calls)}
         figures["service"], figures["TestClient"], repeat = in_process(template, calls, url)
-    figures["serve"] = over_loopback(template, calls)
+    figures["serve"], floor = over_loopback(template, calls)
     database = url.split(":")[0]
     print(f"POST /fhir/Claim/$submit, {BUNDLE.name}: {calls} new requests per line")
     print(f"  library      {_ms(figures['library'])}   read + map + evaluate + respond")
@@ -162,6 +171,7 @@ def main(calls: int = 200) -> None:
     print(f"  TestClient   {_ms(figures['TestClient'])}   + the ASGI app in-process")
     print(f"    repeat     {_ms(repeat)}   the same bundle again")
     print(f"  serve        {_ms(figures['serve'])}   priorauth serve on 127.0.0.1 (sqlite)")
+    print(f"    health     {_ms(floor)}   GET /health there: the HTTP floor")
     print("  target: median <= 20 ms (serve)")
 
 

@@ -4,12 +4,14 @@ FHIR, $inquire, updates, cancellations, and the refusals (always a 4xx Operation
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from priorauth.adapters.fhir import validate_response
 from tests.service_fixtures import Env, auth
@@ -317,3 +319,25 @@ def test_a_fhir_submission_is_audited_like_a_rest_one(client: TestClient, env: E
     assert broken is None and count > 0
     case = client.get("/v1/authorizations?member_id=M-000-0001", headers=auth("clinic")).json()
     assert case[0]["source"] == "automatic"
+
+
+def test_a_bundle_stored_in_another_spelling_is_still_the_same_bundle(
+    client: TestClient, env: Env
+) -> None:
+    # A small decimal is spelled 1e-07 by the standard library and 1e-7 by orjson: a claim
+    # stored before the store wrote bundles with orjson must still answer its repeats.
+    sent = bundle("approvable")
+    sent["entry"][0]["resource"]["total"] = {"value": 1e-07, "currency": "USD"}
+    first = post(client, "Claim/$submit", sent)
+    assert first.status_code == 200
+    older = json.dumps(sent, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    with env.service.database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE fhir_claims SET bundle_json = :text, submission_hash = :hash"),
+            {"text": older, "hash": "sha256:" + hashlib.sha256(older.encode()).hexdigest()},
+        )
+    again = post(client, "Claim/$submit", sent)
+    assert again.status_code == 200 and again.json() == first.json()
+    changed = copy.deepcopy(sent)
+    changed["entry"][0]["resource"]["total"]["value"] = 2e-07
+    assert post(client, "Claim/$submit", changed).status_code == 409

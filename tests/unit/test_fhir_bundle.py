@@ -6,9 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
+from pydantic import ValidationError
 
 from priorauth.adapters.fhir import PasBundle, Rejected, operation_outcome, read_bundle
+from priorauth.adapters.fhir.bundle import _shell_problems
+from priorauth.adapters.fhir.problems import problems_from_validation
 from tests.unit.test_fhir_support import fhir_example, remove, resource
 
 
@@ -178,3 +182,60 @@ def test_a_claim_without_its_patient_is_refused_naming_the_element() -> None:
     bundle = fhir_example("pas-approvable.json")
     del bundle["entry"][0]["resource"]["patient"]
     assert "Bundle.entry[0].resource.patient" in rejected(bundle)
+
+
+def _model_shell_problems(bundle: dict[str, Any]) -> list[tuple[str, str]]:
+    """The Bundle model's own verdict on the bundle's elements, its entries without resources."""
+    shell = {k: v for k, v in bundle.items() if k != "entry"}
+    shell["entry"] = [{k: v for k, v in e.items() if k != "resource"} for e in bundle["entry"]]
+    try:
+        Bundle.model_validate(shell)
+    except ValidationError as exc:
+        return [(p.path, p.message) for p in problems_from_validation("Bundle", exc)]
+    return []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"fullUrl": ""},
+        {"fullUrl": "not a uri, with spaces"},
+        {"fullUrl": "urn:uuid:0c8a0a8e-2f49-4c1e-9f58-8d0b4a7c5b11"},
+        {"fullUrl": 5},
+        {"fullUrl": None},
+        {"fullUrl": ["x"]},
+        {"search": {"mode": "match"}},
+        {"search": {"mode": "nonsense"}},
+        {"request": {"method": "POST"}},
+        {"unknown": 1},
+        {"type": "no such type"},
+        {"timestamp": "yesterday"},
+    ],
+)
+def test_bundle_elements_are_judged_as_the_bundle_model_judges_them(
+    change: dict[str, Any],
+) -> None:
+    # Entries of a resource and a fullUrl alone have their fullUrls checked in one call, not a
+    # BundleEntry model each: the problems must stay those of the model, path for path.
+    bundle = fhir_example("pas-approvable.json")
+    for name, value in change.items():
+        if name in ("type", "timestamp"):
+            bundle[name] = value
+        else:
+            bundle["entry"][2][name] = value
+    found = [(p.path, p.message) for p in _shell_problems(bundle, bundle["entry"])]
+    assert found == _model_shell_problems(bundle)
+
+
+def test_an_unresolved_reference_is_named_among_resolved_ones() -> None:
+    bundle = fhir_example("pas-approvable.json")
+    order = resource(bundle, "MedicationRequest/order-1")
+    order["reasonReference"] = [
+        {"reference": "Condition/cond-1"},
+        {"reference": "Condition/elsewhere"},
+        {"reference": "#nothing-contained"},
+    ]
+    problems = rejected(bundle)
+    where = "Bundle.entry[9].resource.reasonReference"
+    assert sorted(problems) == [f"{where}[1].reference", f"{where}[2].reference"]

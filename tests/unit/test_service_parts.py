@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from priorauth.adapters.store import AuditEventRow
 from priorauth.service.audit import GENESIS, event_hash, verify_chain
 from priorauth.service.config import Settings
 from priorauth.service.metrics import metrics_csv
 from priorauth.service.people import hash_token, new_token
-from priorauth.service.workflow import deep_merge
+from priorauth.service.workflow import canonical, deep_merge, submission_text
 
 AT = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
 
@@ -85,3 +87,17 @@ def test_metrics_csv_has_one_row_per_figure() -> None:
         "standard,decided,2",
         "standard,approved_percent,",
     ]
+
+
+@pytest.mark.parametrize(
+    ("member_id", "line_of_business"),
+    [("M-1", "medicare-advantage"), ('M "quoted"\n', "ligne é"), ("", "")],
+)
+def test_the_submission_text_is_the_canonical_text_of_the_submission(
+    member_id: str, line_of_business: str
+) -> None:
+    # The hash of a submission is kept; spelling its text from the stored request's text must
+    # give the same characters as serializing the whole submission at once.
+    request = {"request_id": "R-1", "z": [1, 2.5, None], "a": {"é": "ü", "b": dt.date(2026, 1, 2)}}
+    whole = {"member_id": member_id, "line_of_business": line_of_business, "request": request}
+    assert submission_text(member_id, line_of_business, canonical(request)) == canonical(whole)

@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from priorauth.adapters.store import AuditEventRow
+from priorauth.adapters.store import AuditEventRow, execute
 
 __all__ = ["GENESIS", "ChainBreak", "append_event", "event_hash", "verify_chain"]
 
@@ -63,13 +63,14 @@ def append_event(
 ) -> str:
     """Append an event after the last one and return its hash. The caller holds the write lock
     (UnitOfWork.lock_writes)."""
-    last = session.execute(_LAST_EVENT).first()
+    last = execute(session, _LAST_EVENT).first()
     event_id = 1 if last is None else last.id + 1
     prev = GENESIS if last is None else last.hash
     detail_json = json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
     digest = event_hash(event_id, at, actor, action, case_id, detail_json, prev)
     # A plain INSERT: events are appended, never updated.
-    session.execute(
+    execute(
+        session,
         _INSERT_EVENT,
         {
             "id": event_id,

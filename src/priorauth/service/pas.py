@@ -45,6 +45,7 @@ from priorauth.adapters.store import (
     OutboxRow,
     ReviewRow,
     SubscriptionRow,
+    execute,
     insert_row,
 )
 from priorauth.engine.determination import Determination
@@ -89,6 +90,23 @@ def _sha256(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def _stored(document: object) -> str:
+    """The bundle as stored and hashed: JSON with sorted keys and no spaces, written by orjson
+    (the standard library takes twenty times as long over a request bundle). A document orjson
+    cannot write (an integer beyond 64 bits) is written by `canonical`."""
+    try:
+        return orjson.dumps(document, default=str, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return canonical(document)
+
+
+def _same_bundle(row: FhirClaimRow, submission_hash: str, document: object) -> bool:
+    """Whether a stored claim was made from this bundle: the same hash, or the same JSON (a
+    bundle stored with another spelling of its numbers, `1e-07` by the standard library's
+    `canonical` against orjson's `1e-7`, is the same bundle)."""
+    return row.submission_hash == submission_hash or json.loads(row.bundle_json) == document
+
+
 def _require_submitter(actor: Actor) -> str:
     if actor.role != "submitter" or actor.organization is None:
         raise Forbidden("only a submitter sends PAS requests")
@@ -124,8 +142,8 @@ _CLAIM_ID = select(_CLAIMS.c.id).where(
 def _find(session: Session, organization: str, claim_identifier: str) -> FhirClaimRow | None:
     """The organization's stored claim with this identifier. Looked up by key first: a new
     claim, the usual case, loads no row."""
-    found = session.execute(
-        _CLAIM_ID, {"organization": organization, "claim_identifier": claim_identifier}
+    found = execute(
+        session, _CLAIM_ID, {"organization": organization, "claim_identifier": claim_identifier}
     ).scalar()
     return None if found is None else session.get_one(FhirClaimRow, found)
 
@@ -331,13 +349,13 @@ class PasService:
         if certification_code(mapped.bundle) == CANCEL:
             return self._cancel(actor, organization, earlier_identifier or keys.claim_identifier)
         # The bundle as stored, and its hash: the same bundle again is the same request.
-        stored = canonical(document)
+        stored = _stored(document)
         submission_hash = _sha256(stored)
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             row = _find(uow.session, organization, keys.claim_identifier)
             if row is not None:
-                if row.submission_hash != submission_hash:
+                if not _same_bundle(row, submission_hash, document):
                     return _problem(
                         409,
                         "Bundle.entry[0].resource.identifier",
@@ -392,7 +410,7 @@ class PasService:
                     {"items": len(case_ids), "cases": [c for c in case_ids if c]},
                     now,
                 )
-            elif row.submission_hash != submission_hash:
+            elif not _same_bundle(row, submission_hash, document):
                 raise Conflict("the claim identifier is being submitted with another bundle")
             answer = current_response(self.service, uow.session, row, mapped)
             uow.commit()
@@ -419,7 +437,9 @@ class PasService:
                 case_ids.append(None)
                 determinations.append(None)
                 continue
-            submitted = self.service.submit_in(uow, actor, item.request, member_id)
+            submitted = self.service.submit_in(
+                uow, actor, item.request, member_id, parsed=item.parsed
+            )
             case_ids.append(submitted.case["case_id"])
             determinations.append(submitted.determination)
             # A request_id already known (sent through the REST API, say) has a history.

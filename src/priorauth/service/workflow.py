@@ -33,12 +33,13 @@ from priorauth.adapters.store import (
     ReviewRow,
     SafetyVersionRow,
     UserRow,
+    execute,
     insert_row,
 )
 from priorauth.catalog import PolicySet, default_policy_dir
 from priorauth.engine.compiled import policy_hash, safety_hash
 from priorauth.engine.determination import CriterionResult, Determination
-from priorauth.engine.request import parse_request
+from priorauth.engine.request import Request, parse_request
 from priorauth.errors import FieldProblem, InvalidRequest
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
@@ -92,6 +93,16 @@ def utcnow() -> dt.datetime:
 def canonical(data: Any) -> str:
     """JSON with sorted keys and no spaces: the same data gives the same text."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def submission_text(member_id: str, line_of_business: str, request_json: str) -> str:
+    """`canonical({"member_id": ..., "line_of_business": ..., "request": request})` spelled
+    from `request_json = canonical(request)`: the same text, with the request (stored as it
+    is) serialized once."""
+    return (
+        f'{{"line_of_business":{canonical(line_of_business)},'
+        f'"member_id":{canonical(member_id)},"request":{request_json}}}'
+    )
 
 
 def _sha256(text: str) -> str:
@@ -275,8 +286,7 @@ class PriorAuthService:
         when the account is over its rate limit (settings.rate_limit)."""
         if not token:
             raise Unauthenticated("a bearer token is required")
-        with UnitOfWork(self.database) as uow:
-            user = uow.session.execute(_USER, {"token_hash": hash_token(token)}).first()
+        user = self.database.first(_USER, {"token_hash": hash_token(token)})
         if user is None or not user.active:
             raise Unauthenticated("unknown token")
         if self._throttle is not None:
@@ -316,22 +326,21 @@ class PriorAuthService:
         member_id: str,
         line_of_business: str = "medicare-advantage",
         evaluated: tuple[Determination, dt.date, str] | None = None,
+        parsed: Request | None = None,
     ) -> Submitted:
         """The submit use case inside the caller's unit of work (which holds the write lock and
         commits): several submissions, or a submission and what goes with it, commit as one.
-        `evaluated` is what `_evaluate(request)` returned, if the caller has it already."""
+        `evaluated` is what `_evaluate(request)` returned, if the caller has it already, and
+        `parsed` the request as `parse_request` read it."""
         if actor.role != "submitter" or actor.organization is None:
             raise Forbidden("only a submitter may submit requests")
-        determination, as_of, urgency = evaluated or self._evaluate(request)
-        submission_hash = _sha256(
-            canonical(
-                {"member_id": member_id, "line_of_business": line_of_business, "request": request}
-            )
-        )
+        determination, as_of, urgency = evaluated or self._evaluate(request, parsed)
+        request_json = canonical(request)
+        submission_hash = _sha256(submission_text(member_id, line_of_business, request_json))
         request_id = determination.request_id
         # The key and hash alone (a new request, the usual case, loads no row).
-        existing = uow.session.execute(
-            _SUBMITTED, {"organization": actor.organization, "request_id": request_id}
+        existing = execute(
+            uow.session, _SUBMITTED, {"organization": actor.organization, "request_id": request_id}
         ).first()
         if existing is not None:
             if existing.submission_hash != submission_hash:
@@ -348,7 +357,7 @@ class PriorAuthService:
             organization=actor.organization,
             submitted_by=actor.user_id,
             submission_hash=submission_hash,
-            request_json=canonical(request),
+            request_json=request_json,
             member_id=member_id,
             line_of_business=line_of_business,
             urgency=urgency,
@@ -385,10 +394,13 @@ class PriorAuthService:
         view = self._summary(case, latest, [authorization] if authorization else [])
         return Submitted(view, created=True, determination=determination)
 
-    def _evaluate(self, request: Mapping[str, Any]) -> tuple[Determination, dt.date, str]:
-        """Decide a request as of its received date: (determination, as_of, urgency)."""
+    def _evaluate(
+        self, request: Mapping[str, Any], parsed: Request | None = None
+    ) -> tuple[Determination, dt.date, str]:
+        """Decide a request as of its received date: (determination, as_of, urgency).
+        `parsed` is the request as `parse_request` read it, if the caller has it already."""
         try:
-            parsed = parse_request(dict(request))
+            parsed = parsed or parse_request(dict(request))
         except InvalidRequest as exc:
             raise Invalid(
                 [
@@ -412,7 +424,8 @@ class PriorAuthService:
         """Store a determination and move the case on; returns its JSON and any authorization."""
         determination_json = determination.model_dump_json()
         # A plain INSERT: determinations are written once and never changed.
-        uow.session.execute(
+        execute(
+            uow.session,
             _INSERT_DETERMINATION,
             {
                 "case_pk": case.id,
@@ -421,7 +434,8 @@ class PriorAuthService:
                 "route": determination.route,
                 "policy_hash": determination.policy.content_hash if determination.policy else None,
                 "request_hash": determination.request_hash,
-                "request_json": canonical(request),
+                # The request the case holds now (its callers have just stored it there).
+                "request_json": case.request_json,
                 "determination_json": determination_json,
                 "created_at": now,
             },

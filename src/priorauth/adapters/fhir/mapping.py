@@ -38,7 +38,7 @@ from priorauth.adapters.fhir.codes import CodeTable, code_table
 from priorauth.adapters.fhir.problems import Problem
 from priorauth.catalog import PolicySet
 from priorauth.clinical.codes import normalize_icd10, normalize_ndc, npi_is_valid
-from priorauth.engine.request import parse_request
+from priorauth.engine.request import Request, parse_request
 from priorauth.errors import InvalidRequest
 
 __all__ = ["ItemRequest", "Submission", "default_policies", "map_bundle", "map_pas_bundle"]
@@ -66,6 +66,8 @@ class ItemRequest:
     path: str
     request: dict[str, Any] | None
     note: str | None = None
+    # `request` as the contract read it (the mapping checks it), so it is not read again.
+    parsed: Request | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,7 +628,8 @@ class _Mapper:
                 requester = self.bundle.resolve(request.requester.reference) or provider
         if requester is not None:
             self._prescriber(facts, requester)
-        return ItemRequest(item.sequence or 0, path, self._validated(facts))
+        checked, parsed = self._validated(facts)
+        return ItemRequest(item.sequence or 0, path, checked, parsed=parsed)
 
     def _requested_order(self, item: ClaimItem, index: int) -> Located | None:
         """The MedicationRequest behind an item: its requestedService extension, else the
@@ -826,13 +829,13 @@ class _Mapper:
         found = self.bundle.by_reference.get(key)
         return f"{found.path}{dot}{rest}" if found is not None else source
 
-    def _validated(self, facts: _Facts) -> dict[str, Any] | None:
-        """The request, checked against the contract; a value the contract refuses is left out
-        (unknown) with a warning naming its FHIR element."""
+    def _validated(self, facts: _Facts) -> tuple[dict[str, Any] | None, Request | None]:
+        """The request, checked against the contract, and as the contract read it; a value the
+        contract refuses is left out (unknown) with a warning naming its FHIR element."""
         for _ in range(8):
             request = facts.request()
             try:
-                parse_request(request)
+                parsed = parse_request(request)
             except InvalidRequest as exc:
                 for problem in exc.problems:
                     source = facts.drop(problem.field)
@@ -841,5 +844,5 @@ class _Mapper:
                         f"{problem.field}: {problem.message}; left out",
                     )
                 continue
-            return request
-        return None
+            return request, parsed
+        return None, None

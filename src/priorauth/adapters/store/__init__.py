@@ -1,6 +1,6 @@
 """The durable store: SQLAlchemy 2 tables, Alembic migrations, and the database engine factory."""
 
-from priorauth.adapters.store.database import Database, insert_row, migrate
+from priorauth.adapters.store.database import Database, execute, insert_row, migrate
 from priorauth.adapters.store.pas_tables import FhirClaimRow, OutboxRow, SubscriptionRow
 from priorauth.adapters.store.tables import (
     AppealRow,
@@ -30,6 +30,7 @@ __all__ = [
     "SafetyVersionRow",
     "SubscriptionRow",
     "UserRow",
+    "execute",
     "insert_row",
     "migrate",
 ]

@@ -9,16 +9,18 @@ IMMEDIATE (one writer across processes too). PostgreSQL serializes writers on on
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Insert, Table, create_engine, event, insert, inspect, text
+from sqlalchemy import Engine, Insert, Row, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, sessionmaker
+from sqlalchemy.sql import Executable
 
-__all__ = ["Database", "insert_row", "migrate"]
+__all__ = ["Database", "execute", "insert_row", "migrate"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The key of the PostgreSQL advisory lock that serializes writes (and so the audit chain).
@@ -73,6 +75,12 @@ class Database:
             raise
         return self._sqlite_writer
 
+    def first(self, statement: Executable, parameters: Mapping[str, Any]) -> Row[Any] | None:
+        """The first row of a read-only Core statement, on a connection of its own: for a
+        lookup made on every call (the bearer token's account), without a session's costs."""
+        with self.engine.connect() as connection:
+            return connection.execute(statement, parameters).first()
+
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -99,6 +107,16 @@ def _sqlite_transactions(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
+def execute(
+    session: Session, statement: Executable, parameters: Mapping[str, Any] | None = None
+) -> CursorResult[Any]:
+    """A Core statement in the session's transaction, run on its connection: what
+    `session.execute` does with one (pending changes flushed first), without the ORM's
+    per-statement costs, which for the small statements of a submission exceed SQLite's own."""
+    session.flush()
+    return session.connection().execute(statement, parameters)
+
+
 # One INSERT statement per table, built once: insert_row is on the hot path of every submission.
 _INSERTS: dict[type[DeclarativeBase], tuple[Insert, Mapper[Any]]] = {}
 
@@ -122,7 +140,7 @@ def insert_row(session: Session, row: DeclarativeBase) -> Any:
         for attribute in mapper.column_attrs
         if attribute.key in state
     }
-    inserted = cast(CursorResult[Any], session.execute(statement, values)).inserted_primary_key
+    inserted = execute(session, statement, values).inserted_primary_key
     assert inserted is not None, "a single-row INSERT has a primary key"
     [key] = inserted
     [column] = mapper.primary_key
