@@ -3,20 +3,21 @@
 `outcome` is `approved` or `pended`, never `denied`: an adverse decision needs a licensed
 clinician. The published JSON Schema is `priorauth schema determination`.
 
-The parts are frozen, slotted dataclasses: the engine builds thousands of them a second and shares
-the ones that do not vary (a criterion node with a given status) between determinations.
+The parts are frozen, slotted dataclasses (engine.records): the engine builds thousands of them a
+second and shares the ones that do not vary (a criterion node with a given status) between
+determinations.
 Pydantic serializes and validates them through `Determination.model_dump()` and friends.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import MISSING, dataclass, fields
 from functools import cache
-from typing import Any, Literal, TypeVar, dataclass_transform, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import TypeAdapter
 
+from priorauth.engine.records import record
 from priorauth.engine.review import GuidelineContext, LabelIndication, ScreenNotRun
 from priorauth.policy.model import ReasonCode
 
@@ -50,35 +51,8 @@ REASON_ORDER: tuple[Reason, ...] = get_args(ReasonCode)
 
 JsonScalar = bool | int | float | str | None
 
-_T = TypeVar("_T")
 
-
-@dataclass_transform(frozen_default=True)
-def _record(cls: type[_T]) -> type[_T]:
-    """A frozen, slotted dataclass whose __init__ is about twice as fast.
-
-    A frozen dataclass sets each field through object.__setattr__; this __init__ calls each
-    slot's own setter instead, which skips the frozen check once, at construction. Assignment
-    after construction still raises FrozenInstanceError.
-    """
-    built = dataclass(frozen=True, slots=True)(cls)
-    declared = fields(built)  # type: ignore[arg-type]
-    names = [f.name for f in declared]
-    params = [f.name if f.default is MISSING else f"{f.name}=_default_{f.name}" for f in declared]
-    namespace: dict[str, Any] = {f"_set_{name}": built.__dict__[name].__set__ for name in names}
-    namespace.update(
-        {f"_default_{f.name}": f.default for f in declared if f.default is not MISSING}
-    )
-    body = "".join(f"    _set_{name}(self, {name})\n" for name in names)
-    source = f"def __init__(self, {', '.join(params)}):\n{body}"
-    exec(source, namespace)  # the same technique dataclasses itself uses to build __init__
-    init = namespace["__init__"]
-    init.__qualname__ = f"{built.__qualname__}.__init__"
-    built.__init__ = init  # type: ignore[method-assign]
-    return built
-
-
-@_record
+@record
 class Evidence:
     """One piece of the request a fact was read from: the field path and the value found there."""
 
@@ -86,7 +60,7 @@ class Evidence:
     value: JsonScalar | tuple[str, ...]
 
 
-@_record
+@record
 class FactResult:
     """A derived fact: its value (true, false, a number, or null for unknown) and provenance."""
 
@@ -97,7 +71,7 @@ class FactResult:
     note: str | None = None
 
 
-@_record
+@record
 class Conflict:
     """Evidence that disagrees about a fact. The fact is left unknown for a person to settle."""
 
@@ -106,7 +80,7 @@ class Conflict:
     evidence: tuple[Evidence, ...]
 
 
-@_record
+@record
 class Missing:
     """An unknown that matters to the outcome, as a question a person can answer."""
 
@@ -116,7 +90,7 @@ class Missing:
     criteria: tuple[str, ...]
 
 
-@_record
+@record
 class CriterionResult:
     """One evaluated node of the criteria tree, with the policy's own id and wording."""
 
@@ -128,7 +102,7 @@ class CriterionResult:
     children: tuple[CriterionResult, ...]
 
 
-@_record
+@record
 class IndicationResult:
     """Which of the policy's indications the request was judged under, and whether it applies."""
 
@@ -138,7 +112,7 @@ class IndicationResult:
     fact: str | None
 
 
-@_record
+@record
 class RequestedRegimen:
     dose: float | None
     dose_unit: str | None
@@ -146,7 +120,7 @@ class RequestedRegimen:
     cycle_length_days: int | None
 
 
-@_record
+@record
 class RegimenCheck:
     """How the requested regimen compares with one of the policy's regimens."""
 
@@ -156,7 +130,7 @@ class RegimenCheck:
     detail: str
 
 
-@_record
+@record
 class DosingResult:
     """The requested regimen fitted to the policy's regimens."""
 
@@ -169,7 +143,7 @@ class DosingResult:
     checks: tuple[RegimenCheck, ...]
 
 
-@_record
+@record
 class Authorization:
     """What an approval authorizes: the period, the regimen and, with a known BSA, the units."""
 
@@ -188,7 +162,7 @@ class Authorization:
     continues: str | None
 
 
-@_record
+@record
 class Alert:
     """A safety finding for the reviewer: code, severity, message, where the rule comes from."""
 
@@ -199,7 +173,7 @@ class Alert:
     facts: dict[str, JsonScalar]
 
 
-@_record
+@record
 class PolicyRef:
     id: str
     version: str
@@ -208,13 +182,13 @@ class PolicyRef:
     safety_hash: str | None = None
 
 
-@_record
+@record
 class EngineRef:
     name: str
     version: str
 
 
-@_record
+@record
 class Determination:
     """The engine's answer to one request. See docs/determination.md for every field."""
 
