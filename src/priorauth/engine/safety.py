@@ -1033,6 +1033,24 @@ _GROUPS = (_labs_group, _drugs_group, _patient_group, _bsa_group)
 ClearFn = Callable[[Fields, tuple[str, ...], float | None, float | None], tuple[GroupFn, ...]]
 
 
+def _any_listed(
+    items: tuple[Any, ...],
+    names: dict[str, Any],
+    lookup: Callable[[str], Any],
+    codes: frozenset[str] | set[str],
+) -> bool:
+    """Whether any medication or allergy is on a drug list, by its name (kept answers first) or
+    its RxNorm code."""
+    for item in items:
+        name, code = _NAMED(item.__dict__)
+        hit = names.get(name)
+        if hit is None:
+            hit = lookup(name)
+        if hit or code in codes:
+            return True
+    return False
+
+
 def _all_clear(made: dict[Any, Group]) -> ClearFn:
     """The first checks of the lab, drug, patient and body-size groups asked in one call (the
     common request passes them all). Returns the groups whose check fails, in group order: none
@@ -1067,21 +1085,10 @@ def _all_clear(made: dict[Any, Group]) -> ClearFn:
     def drugs_clear(allergies: tuple[Any, ...], medications: tuple[Any, ...]) -> bool:
         if (not allergies and needs_allergies) or (not medications and needs_medications):
             return False
-        for allergy in allergies:
-            name, code = _NAMED(allergy.__dict__)
-            hit = allergy_names.get(name)
-            if hit is None:
-                hit = allergen(name)
-            if hit or code in allergen_codes:
-                return False
-        for medication in medications:
-            name, code = _NAMED(medication.__dict__)
-            hit = medication_names.get(name)
-            if hit is None:
-                hit = listed_name(name)
-            if hit or code in listed_codes:
-                return False
-        return True
+        return not (
+            _any_listed(allergies, allergy_names, allergen, allergen_codes)
+            or _any_listed(medications, medication_names, listed_name, listed_codes)
+        )
 
     def clear(
         fields: Fields, with_: tuple[str, ...], dose: float | None, bsa: float | None
