@@ -235,34 +235,37 @@ def _validate(
     return resources, problems
 
 
-def _reference_values(node: object, found: list[str]) -> list[str]:
+# Where a reference sits, spelled as a FHIRPath only when it is reported: the root's path, or
+# (the parent's place, an element name or a list index).
+_Place = tuple[Any, str | int] | str
+
+
+def _references(
+    node: object, at: _Place, found: list[tuple[_Place, str]]
+) -> list[tuple[_Place, str]]:
     """Every Reference.reference under a resource's JSON (narrative skipped), appended to
-    `found`: what `_references` yields, without building a FHIRPath for every element on the
-    way (needed only for a reference that does not resolve)."""
+    `found` with its place. Places are pairs, not FHIRPath text: most references resolve, and
+    spelling a path for every element on the way cost more than the rest of the check."""
     if isinstance(node, dict):
         for name, value in node.items():
             if name == "reference" and isinstance(value, str):
-                found.append(value)
+                found.append(((at, name), value))
             elif name not in ("text", "contained") and isinstance(value, dict | list):
-                _reference_values(value, found)
+                _references(value, (at, name), found)
     elif isinstance(node, list):
-        for value in node:
+        for index, value in enumerate(node):
             if isinstance(value, dict | list):
-                _reference_values(value, found)
+                _references(value, (at, index), found)
     return found
 
 
-def _references(node: object, path: str) -> Iterator[tuple[str, str]]:
-    """Every Reference.reference under a resource's JSON, with its FHIRPath (narrative skipped)."""
-    if isinstance(node, dict):
-        for name, value in node.items():
-            if name == "reference" and isinstance(value, str):
-                yield f"{path}.reference", value
-            elif name not in ("text", "contained") and isinstance(value, dict | list):
-                yield from _references(value, f"{path}.{name}")
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            yield from _references(value, f"{path}[{index}]")
+def _spelled(at: _Place) -> str:
+    """A place as FHIRPath: `Bundle.entry[0].resource.item[1].reference`."""
+    pieces: list[str] = []
+    while isinstance(at, tuple):
+        at, piece = at
+        pieces.append(f"[{piece}]" if isinstance(piece, int) else f".{piece}")
+    return at + "".join(reversed(pieces))
 
 
 def read_bundle(data: object) -> PasBundle | Rejected:
@@ -368,16 +371,11 @@ def _check(resources: list[Resource], document: dict[str, Any]) -> PasBundle | R
         contained = {
             f"#{c.get('id')}" for c in (here.raw.get("contained") or ()) if isinstance(c, dict)
         }
-        if all(
-            _resolves(reference, contained, by_reference)
-            for reference in _reference_values(here.raw, [])
-        ):
-            continue
-        for path, reference in _references(here.raw, here.path):
+        for at, reference in _references(here.raw, here.path, []):
             if not _resolves(reference, contained, by_reference):
                 problems.append(
                     Problem(
-                        path,
+                        _spelled(at),
                         "error",
                         f"{_referenced(reference)} is not in the bundle; every resource "
                         "a PAS request refers to travels inside it",
