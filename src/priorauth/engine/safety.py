@@ -218,9 +218,9 @@ def _labs(spec: LabScreen) -> ScreenFn:
     message = _fill(spec, spec.message)
 
     def found(values: tuple[float | None, ...], collected: Any, ctx: _Context) -> Alert:
-        facts: dict[str, JsonScalar] = dict(zip(fields, values, strict=False))
+        facts: dict[str, JsonScalar] = dict(zip(fields, values, strict=True))
         words: list[str] = []
-        for value, (below, above), (label, unit) in zip(values, tests, texts, strict=False):
+        for value, (below, above), (label, unit) in zip(values, tests, texts, strict=True):
             if value is None:
                 continue
             if below is not None and value < below:
