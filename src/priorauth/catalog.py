@@ -9,7 +9,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from priorauth.clinical.codes import normalize_ndc
 from priorauth.engine.compiled import CompiledPolicy, no_policy_determination
 from priorauth.engine.determination import Determination
 from priorauth.engine.request import DrugRef, Request, parse_request
@@ -143,7 +142,9 @@ class PolicySet:
             if found is not None:
                 return found
         if drug.ndc is not None:
-            return self._by_ndc_product.get(normalize_ndc(drug.ndc)[:10])
+            # The request model keeps an NDC in its 5-4-2 form (DrugRef.ndc is normalized when
+            # validated), so its first ten characters are the labeler and product.
+            return self._by_ndc_product.get(drug.ndc[:10])
         return None
 
     def get(self, policy_id: str) -> CompiledPolicy | None:
