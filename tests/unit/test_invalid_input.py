@@ -162,3 +162,26 @@ def test_cli_line_format_is_one_line_per_request() -> None:
     assert len(lines) == len(files)
     assert lines[0].startswith("PA-2026-000101")
     assert "approved" in lines[0]
+
+
+def test_the_cli_starts_without_the_service_layer() -> None:
+    """`priorauth evaluate` and `priorauth policy` need no database: the store, SQLAlchemy,
+    Alembic and the HTTP app are imported only by the service commands that use them."""
+    import subprocess
+    import sys
+
+    heavy = ["sqlalchemy", "alembic", "fastapi", "uvicorn", "priorauth.service.workflow"]
+    code = (
+        f"import sys, priorauth.entrypoints.cli\nprint([m for m in {heavy!r} if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_service_commands_are_listed() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "replay", "metrics", "users", "audit"):
+        assert command in result.output
