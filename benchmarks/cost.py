@@ -17,10 +17,14 @@ benchmarks/engine.py makes them, after the same warm-up), and prints instruction
   decide    CompiledPolicy.evaluate on a validated request (all of the above but parse)
   full      PolicySet.evaluate(dict): what benchmarks/engine.py times
 
-Each stage is counted as (a run with N requests) - (the same set-up with none), divided by N;
-the set-up is the same for every stage, so one baseline run serves them all. The cyclic GC is
-off while a stage is counted: its passes depend on what else is alive, not on the stage.
-valgrind is needed (apt-get install valgrind); one stage takes a minute or so.
+Only the stage's work is counted: the child calls it through `operator.call`, and callgrind
+collects inside that C function alone (`--toggle-collect`), so the set-up, which costs a
+hundred times more, and the interpreter's exit are left out. Counting whole runs less a
+baseline run, as this script did first, let noise of a fraction of a percent in the set-up move
+a stage by tens of thousands of instructions a request. Hash randomization is fixed
+(PYTHONHASHSEED=0), and the cyclic GC is off while a stage runs: its passes depend on what
+else is alive, not on the stage. valgrind is needed (apt-get install valgrind); one stage takes
+a minute or so.
 
     .venv/bin/python benchmarks/cost.py                 # every stage, 1000 requests each
     .venv/bin/python benchmarks/cost.py full decide     # some stages
@@ -35,6 +39,8 @@ import argparse
 import dataclasses
 import datetime as dt
 import gc
+import operator
+import os
 import re
 import shutil
 import statistics
@@ -114,24 +120,29 @@ def _stage(name: str, calls: int) -> Callable[[], None]:
     return run
 
 
-def _child(name: str, calls: int, run_it: bool) -> None:
+def _child(name: str, calls: int) -> None:
     work = _stage(name, calls)
     # The cyclic GC is off for the counted work. Its passes walk whatever else is alive (here
-    # the set-up's thousands of requests and parts), and so they moved a stage by up to 20k
-    # instructions a request from run to run (facts: 45k with it, 25k without). In wall time
-    # it cost about 2% of a determination (89 against 87 µs, on and off in turns).
+    # the set-up's thousands of requests and parts), so they moved a stage by up to 20k
+    # instructions a request from run to run. In wall time it cost about 2% of a
+    # determination (89 against 87 µs, on and off in turns).
     gc.disable()
-    if run_it:
-        work()
+    # Callgrind counts inside operator.call only (see _count): exactly the stage's work.
+    operator.call(work)
 
 
-def _count(name: str, calls: int, run_it: bool) -> int:
+def _count(name: str, calls: int) -> int:
+    """Instructions of one stage's work for `calls` requests, counted under callgrind."""
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    command += [sys.executable, __file__, "--child", name, str(calls), "1" if run_it else "0"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    command += ["--collect-atstart=no", "--toggle-collect=_operator_call"]
+    command += [sys.executable, __file__, "--child", name, str(calls)]
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
         sys.exit(f"callgrind run of stage {name!r} failed:\n{done.stderr[-2000:]}")
+    if int(found.group(1)) == 0:
+        sys.exit("callgrind counted nothing inside _operator_call: is libpython stripped?")
     return int(found.group(1))
 
 
@@ -155,11 +166,11 @@ def main() -> None:
     parser.add_argument("stages", nargs="*", help=f"any of {', '.join(STAGES)} (default: all)")
     parser.add_argument("--calls", type=int, default=1000, help="first-sight requests per stage")
     parser.add_argument("--rate", action="store_true", help="also time `full` without valgrind")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        name, calls, run_it = args.child
-        _child(name, int(calls), run_it == "1")
+        name, calls = args.child
+        _child(name, int(calls))
         return
     if shutil.which("valgrind") is None:
         sys.exit("benchmarks/cost.py needs valgrind (apt-get install valgrind)")
@@ -168,12 +179,10 @@ def main() -> None:
         parser.error(f"no stage {', '.join(unknown)}; the stages are {', '.join(STAGES)}")
     calls = args.calls
     print(f"instructions per first-sight request (callgrind; {calls} requests per stage)")
-    # The set-up is the same for every stage: one run without the work is the baseline.
-    baseline = _count("full", calls, False)
     counts: dict[str, int] = {}
     for name in args.stages or STAGES:
         print(f"  {name:<9}", end="", flush=True)
-        counts[name] = (_count(name, calls, True) - baseline) // calls
+        counts[name] = _count(name, calls) // calls
         print(f"{counts[name]:>10,}")
     if args.rate and "full" in counts:
         median_us = _rate(calls * 10)
