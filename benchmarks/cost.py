@@ -46,7 +46,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from engine import ROOT, varied_requests  # noqa: E402
+from engine import ROOT, timed_together, varied_requests  # noqa: E402
 from priorauth import PolicySet, parse_request  # noqa: E402
 from priorauth.engine.compiled import request_hash, service_date  # noqa: E402
 from priorauth.engine.determination import Determination  # noqa: E402
@@ -151,13 +150,7 @@ def _rate(calls: int) -> float:
     over its median wall time per request (each request timed once, first sight)."""
     requests = varied_requests(WARM_UP + calls)
     policies = PolicySet.from_directory(ROOT / "policies")
-    for request in requests[:WARM_UP]:
-        policies.evaluate(request)
-    samples = []
-    for request in requests[WARM_UP:]:
-        start = time.perf_counter_ns()
-        policies.evaluate(request)
-        samples.append((time.perf_counter_ns() - start) / 1000)
+    samples = timed_together({"full": (policies.evaluate, requests)}, WARM_UP)["full"]
     return statistics.median(samples)
 
 

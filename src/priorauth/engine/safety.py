@@ -881,7 +881,7 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
         for s in specs
         if isinstance(s, HepaticBandsScreen)
     )
-    without_labs: dict[tuple[str, ...], Found] = {}
+    without_labs: dict[Hashable, Found] = {}  # by the agents given alongside
 
     def run(
         request: Request,
@@ -895,11 +895,7 @@ def _labs_group(specs: list[Screen], screens: tuple[ScreenFn, ...], data: Safety
         if values == no_labs and bands_need_labs:
             # No lab given: every lab screen either does not apply (another regimen) or could
             # not run, whatever the dose: the answer depends on the agents alone.
-            found = without_labs.get(with_)
-            if found is None:
-                ctx = _Context(request, dosing, bsa)
-                found = remember(without_labs, with_, _judge(screens, ctx))
-            return found
+            return _judged(without_labs, with_, screens, request, dosing, bsa)
         key = (values, with_, dose, fields["type"])
         return _judged(kept, key, screens, request, dosing, bsa)
 
