@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 Status = Literal["met", "not-met", "unknown"]
-Operator = Literal["all", "any", "not", "fact"]
+Operator = Literal["all", "any", "not", "at-least", "fact"]
 # The policy's routing names the same reasons, so the policy model owns the list. Its order is
 # most serious first: the order reasons are listed in, and the first one routes the request.
 Reason = ReasonCode
@@ -62,13 +62,17 @@ class Evidence:
 
 @record
 class FactResult:
-    """A derived fact: its value (true, false, a number, or null for unknown) and provenance."""
+    """A derived fact: its value (true, false, a number, a choice, or null for unknown) and
+    provenance. `bounds` is the least and the most a count can be when some records may or may
+    not count (the value is then null unless the two agree); `unit` is a number's unit."""
 
     name: str
     description: str
-    value: bool | int | float | None
+    value: bool | int | float | str | None
     evidence: tuple[Evidence, ...]
     note: str | None = None
+    unit: str | None = None
+    bounds: tuple[int, int] | None = None
 
 
 @record
@@ -114,47 +118,59 @@ class IndicationResult:
 
 @record
 class RequestedRegimen:
+    """The regimen as requested: each dose with its unit, the schedule, the route."""
+
     dose: float | None
     dose_unit: str | None
-    doses_per_cycle: int | None
     cycle_length_days: int | None
+    doses_per_cycle: int | None
+    cycle_days: tuple[int, ...] | None
+    induction_days: tuple[int, ...] | None
+    interval_days: int | None
+    route: str | None
 
 
 @record
 class RegimenCheck:
-    """How the requested regimen compares with one of the policy's regimens."""
+    """How the requested regimen compares with one of the policy's regimens: the dose in the
+    regimen's unit (when it could be worked out) and, in words, why it fits or not."""
 
     id: str
     text: str
     status: Status
     detail: str
+    dose: float | None = None
+    dose_unit: str | None = None
 
 
 @record
 class DosingResult:
-    """The requested regimen fitted to the policy's regimens."""
+    """The requested regimen fitted to the policy's regimens. `bsa_m2` (capped when the policy
+    caps it) and `weight_kg` are the body measures the dose was converted with."""
 
     status: Literal["within", "outside", "unknown"]
     requested: RequestedRegimen
     bsa_m2: float | None
     bsa_source: str | None
-    dose_mg_per_m2: float | None
+    weight_kg: float | None
+    weight_source: str | None
+    mg_per_dose: float | None
     regimen: str | None
     checks: tuple[RegimenCheck, ...]
 
 
 @record
 class Authorization:
-    """What an approval authorizes: the period, the regimen and, with a known BSA, the units."""
+    """What an approval authorizes: the period, the regimen, the dose and, when the dose in mg
+    is known, the billing units for the period."""
 
     valid_from: dt.date
     valid_through: dt.date
     regimen: str
     regimen_text: str
-    dose_mg_per_m2: float | None
-    doses_per_cycle: int
-    cycle_length_days: int
-    cycles: int
+    dose: float | None
+    dose_unit: str | None
+    doses: int | None
     mg_per_dose: float | None
     billing_code: str | None
     units_per_dose: int | None

@@ -1,14 +1,22 @@
-"""The prior-authorization request contract: what a requester sends, validated and normalized.
+"""The prior-authorization request contract: one patient's clinical record for one service.
 
-Every field that a person may not know is optional, and a missing or null value means *unknown*,
-never *no*. The published JSON Schema is `priorauth schema request`.
+Shaped like the clinical record (and like FHIR, so every mapping is direct): the patient, coded
+conditions, coded observations, medications past and present, practitioners, the requested
+service (product codes, dose, schedule) and answers to the policy's own questions. Every field a
+person may not know is optional, and a missing or null value means *unknown*, never *no*. The
+published JSON Schema is `priorauth schema request`; docs/request.md explains each field.
+
+Units are UCUM codes and are checked here (`mcg` is read as `ug`); code systems are checked
+against clinical.systems. Question ids in `answers` are checked against the policy when the
+request is decided (engine.answers), since only the policy knows its questions.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -16,25 +24,31 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from priorauth.clinical.codes import ICD10_CODE_PATTERN, normalize_ndc, npi_is_valid
+from priorauth.clinical.codes import normalize_icd10, normalize_ndc, npi_is_valid
+from priorauth.clinical.observations import check_plausible
+from priorauth.clinical.systems import system_name
+from priorauth.clinical.units import UnitError, normalize_unit
+from priorauth.clinical.units import dimension as unit_dimension
 from priorauth.errors import FieldProblem, InvalidRequest
 
 __all__ = [
     "Allergy",
-    "Disease",
-    "DrugRef",
-    "Labs",
+    "Answer",
+    "Coding",
+    "Condition",
+    "Dose",
     "Medication",
+    "Observation",
     "Patient",
-    "Prescriber",
-    "PriorTherapy",
-    "Regimen",
+    "Practitioner",
     "Request",
+    "Schedule",
+    "Service",
     "parse_request",
 ]
 
@@ -45,182 +59,362 @@ def _npi(value: str) -> str:
     return value
 
 
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _unit(value: str) -> str:
+    unit = normalize_unit(value)
+    try:
+        unit_dimension(unit)
+    except UnitError as exc:
+        raise ValueError(str(exc)) from None
+    return unit
+
+
 Npi = Annotated[str, AfterValidator(_npi)]
+Number = Annotated[float, AfterValidator(_finite), Field(ge=-1e12, le=1e12)]
+Unit = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_unit)]
+System = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(system_name)]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+Code = Annotated[str, Field(min_length=1, max_length=64)]
 # Dates a clinical record can hold. The bounds keep date arithmetic (a one-year approval from the
 # start date) inside the calendar: a start date of 9999-12-31 is refused, not overflowed.
 _EARLIEST, _LATEST = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
 _EARLIEST_TIME = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
 _LATEST_TIME = dt.datetime(2199, 12, 31, tzinfo=dt.UTC)
 ClinicalDate = Annotated[dt.date, Field(ge=_EARLIEST, le=_LATEST)]
-# Checked and upper-cased natively (no Python call per code); C50912 and C50.912 both pass and
-# match alike (clinical.codes.CodeSet ignores the dot).
-Icd10 = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=ICD10_CODE_PATTERN)
-]
-Ndc = Annotated[str, AfterValidator(normalize_ndc)]
+QuestionId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
 
 
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-class DrugRef(_Part):
-    """The drug (or service) requested, by HCPCS code or NDC (either form), else by a code in
-    another system (`code`, with its `system`: a CPT code, say). Policies govern drugs by HCPCS
-    and NDC, so a request known only by another code is pended for intake. `name` is for
-    people only."""
+def _normalized_code(system: str, code: str) -> str:
+    """A code in its usual form for its system: ICD-10-CM dotted upper case, NDC 5-4-2, HCPCS
+    and CPT upper case; others as given."""
+    if system == "icd-10-cm":
+        return normalize_icd10(code)
+    if system == "ndc":
+        return normalize_ndc(code)
+    if system in ("hcpcs", "cpt", "nucc"):
+        return code.upper()
+    return code
 
-    hcpcs: Annotated[str, Field(pattern=r"^[A-Za-z][0-9]{4}$")] | None = None
-    ndc: Ndc | None = None
-    code: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    system: Annotated[str, Field(min_length=1, max_length=256)] | None = None
-    name: str | None = None
+
+class Coding(_Part):
+    """A code in a code system (`{"system": "hcpcs", "code": "J9207"}`). The system is a short
+    name or its FHIR URI; see docs/request.md for the list."""
+
+    system: System
+    code: Code
+    display: Text | None = None
 
     @model_validator(mode="after")
-    def _identified(self) -> DrugRef:
-        if self.hcpcs is None and self.ndc is None and self.code is None:
-            raise ValueError("give the drug's hcpcs code or its ndc (or another code)")
+    def _shaped(self) -> Coding:
+        object.__setattr__(self, "code", _normalized_code(self.system, self.code))
         return self
 
-    def label(self) -> str:
-        """How people see the drug named: `J9207`, `70020-1910-01`, or `CPT 99213`."""
-        if self.hcpcs is not None:
-            return self.hcpcs
-        if self.ndc is not None:
-            return self.ndc
-        return f"{self.system} {self.code}" if self.system else str(self.code)
+
+def _coded(default_system: str) -> Callable[[Any], Any]:
+    """Accept a bare code string for a part whose system has a default."""
+
+    def before(value: Any) -> Any:
+        if isinstance(value, str):
+            return {"code": value, "system": default_system}
+        return value
+
+    return before
 
 
 class Patient(_Part):
-    """The patient. Height and weight give the body surface area unless `bsa_m2` is measured."""
+    """Who the patient is. Height, weight and other measures are observations."""
 
     birth_date: ClinicalDate | None = None
     sex: Literal["female", "male", "other", "unknown"] | None = None
-    height_cm: Annotated[float, Field(gt=0, le=272)] | None = None
-    weight_kg: Annotated[float, Field(gt=0, le=700)] | None = None
-    bsa_m2: Annotated[float, Field(gt=0, le=5)] | None = None
     pregnant: bool | None = None
     breastfeeding: bool | None = None
 
 
-class Disease(_Part):
-    """What the requester attests about the disease; null or absent is unknown, never false."""
+class Condition(_Part):
+    """A coded condition (a diagnosis): ICD-10-CM by default; ICD-O-3 for a tumour's
+    morphology (histology), SNOMED CT and others allowed."""
 
-    metastatic: bool | None = None
-    recurrent_unresectable_locoregional: bool | None = None
-    no_response_to_preoperative_therapy: bool | None = None
-    her2: Literal["positive", "negative", "low"] | None = None
-    hormone_receptor: Literal["positive", "negative"] | None = None
-    triple_negative: bool | None = None
-
-
-class Prescriber(_Part):
-    """Who prescribes: NPI, specialty (NUCC taxonomy code or a name like `medical-oncology`)."""
-
-    npi: Npi | None = None
-    specialty: str | None = None
-    consulting_oncologist_npi: Npi | None = None
-
-
-class Regimen(_Part):
-    """The requested regimen: each dose, how many doses in a cycle of so many days."""
-
-    dose: Annotated[float, Field(gt=0, le=100_000)] | None = None
-    dose_unit: Literal["mg/m2", "mg"] | None = None
-    doses_per_cycle: Annotated[int, Field(ge=1, le=31)] | None = None
-    cycle_length_days: Annotated[int, Field(ge=1, le=366)] | None = None
-    start_date: ClinicalDate | None = None
-    route: str | None = None
-    with_: Annotated[tuple[str, ...], Field(alias="with")] = ()
-
-    model_config = ConfigDict(populate_by_name=True)
+    code: Code
+    system: System = "icd-10-cm"
+    display: Text | None = None
+    status: Literal["active", "recurrence", "remission", "resolved", "history"] | None = None
+    onset_date: ClinicalDate | None = None
 
     @model_validator(mode="after")
-    def _unit_with_dose(self) -> Regimen:
-        if self.dose is not None and self.dose_unit is None:
-            raise ValueError("dose_unit is required with a dose (mg/m2 or mg)")
+    def _shaped(self) -> Condition:
+        object.__setattr__(self, "code", _normalized_code(self.system, self.code))
         return self
 
 
-class Labs(_Part):
-    """Baseline laboratory values; liver tests as multiples of the upper limit of normal."""
+class Observation(_Part):
+    """A coded observation (LOINC by default): a quantity with its UCUM unit, a code, a yes/no
+    or text, and the date it was taken. `uln_multiple` is a lab value as a multiple of the upper
+    limit of normal (AST 2.6 x ULN), given with or instead of the value."""
 
-    anc_per_mm3: Annotated[float, Field(ge=0)] | None = None
-    platelets_per_mm3: Annotated[float, Field(ge=0)] | None = None
-    ast_uln_ratio: Annotated[float, Field(ge=0)] | None = None
-    alt_uln_ratio: Annotated[float, Field(ge=0)] | None = None
-    bilirubin_uln_ratio: Annotated[float, Field(ge=0)] | None = None
-    collected_on: ClinicalDate | None = None
+    code: Code
+    system: System = "loinc"
+    display: Text | None = None
+    value: Number | bool | Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    unit: Unit | None = None
+    uln_multiple: Annotated[Number, Field(ge=0)] | None = None
+    date: ClinicalDate | None = None
+
+    @model_validator(mode="after")
+    def _valued(self) -> Observation:
+        if self.value is None and self.uln_multiple is None:
+            raise ValueError("an observation needs a value (or uln_multiple)")
+        numeric = isinstance(self.value, float | int) and not isinstance(self.value, bool)
+        if self.unit is not None and not numeric:
+            raise ValueError("a unit goes with a numeric value")
+        if numeric and self.system == "loinc":
+            problem = check_plausible(self.code, float(self.value), self.unit)  # type: ignore[arg-type]
+            if problem is not None:
+                raise ValueError(problem)
+        return self
+
+
+_SETTINGS = Literal[
+    "adjuvant", "neoadjuvant", "metastatic", "locally-advanced", "maintenance", "other"
+]
+_OUTCOMES = Literal[
+    "failed", "intolerant", "contraindicated", "progressed", "responded", "completed", "ongoing"
+]
 
 
 class Medication(_Part):
-    """A medication by generic name, with an optional RxNorm code."""
+    """A medication the patient takes or took (or could not take): coded (RxNorm, NDC, HCPCS)
+    or named, with its dates, the setting it was given in and how it went.
 
-    name: Annotated[str, Field(min_length=1)]
-    rxnorm: Annotated[str, Field(pattern=r"^[0-9]{1,10}$")] | None = None
+    `regimen` groups agents given together (doxorubicin and cyclophosphamide in one "AC"
+    regimen) so regimens can be counted; `status` says whether it is taken now."""
 
+    name: Text | None = None
+    code: Code | None = None
+    system: System | None = None
+    status: Literal["active", "completed", "stopped", "intended", "on-hold", "unknown"] | None = None
+    start_date: ClinicalDate | None = None
+    end_date: ClinicalDate | None = None
+    setting: _SETTINGS | None = None
+    outcome: _OUTCOMES | None = None
+    progression_date: ClinicalDate | None = None
+    progressed_on_therapy: bool | None = None
+    regimen: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
-class Allergy(_Part):
-    """An allergy or intolerance by substance name, with an optional RxNorm code."""
-
-    name: Annotated[str, Field(min_length=1)]
-    rxnorm: Annotated[str, Field(pattern=r"^[0-9]{1,10}$")] | None = None
-    severity: Literal["mild", "moderate", "severe"] | None = None
+    @model_validator(mode="after")
+    def _identified(self) -> Medication:
+        if self.name is None and self.code is None:
+            raise ValueError("a medication needs a name or a code")
+        if self.code is not None and self.system is None:
+            raise ValueError("a medication code needs its system (rxnorm, ndc, hcpcs, ...)")
+        if self.code is not None and self.system is not None:
+            object.__setattr__(self, "code", _normalized_code(self.system, self.code))
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError("end_date is before start_date")
+        return self
 
 
 def _named(value: object) -> object:
     return {"name": value} if isinstance(value, str) else value
 
 
-class PriorTherapy(_Part):
-    """A systemic therapy given before, with the dates that define resistance to it."""
+class Allergy(_Part):
+    """An allergy or intolerance, by substance name and optionally a code."""
 
-    agent: Annotated[str, Field(min_length=1)]
-    setting: Literal["adjuvant", "neoadjuvant", "metastatic"] | None = None
+    name: Text
+    code: Code | None = None
+    system: System | None = None
+    severity: Literal["mild", "moderate", "severe"] | None = None
+
+
+class Practitioner(_Part):
+    """A practitioner on the request: the prescriber, or a consultant. `specialty` is a NUCC
+    taxonomy code (`207RX0202X`) or a readable name (`medical-oncology`)."""
+
+    role: Literal["prescriber", "consultant"] = "prescriber"
+    npi: Npi | None = None
+    specialty: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    name: Text | None = None
+
+
+class Dose(_Part):
+    """One dose: a value and its unit: a mass (`mg`, `g`, `ug`), a mass per body surface area
+    (`mg/m2`) or per body weight (`mg/kg`)."""
+
+    value: Annotated[Number, Field(gt=0, le=1_000_000)]
+    unit: Unit
+
+    @field_validator("unit")
+    @classmethod
+    def _dose_unit(cls, unit: str) -> str:
+        mass, _, per = unit.partition("/")
+        if per not in ("", "m2", "kg") or unit_dimension(mass) != "[mass]":
+            raise ValueError(
+                f"a dose unit is a mass, a mass per m2 or a mass per kg (mg, mg/m2, mg/kg), "
+                f"not {unit!r}"
+            )
+        return unit
+
+
+def _weeks_to_days(data: Any) -> Any:
+    """`induction_weeks` and `interval_weeks` are read as days (weeks x 7)."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for weeks, days in (("induction_weeks", "induction_days"), ("interval_weeks", "interval_days")):
+        if weeks in data:
+            value = data.pop(weeks)
+            if days in data and value is not None:
+                raise ValueError(f"give {weeks} or {days}, not both")
+            if isinstance(value, list | tuple):
+                data[days] = [w * 7 if isinstance(w, int | float) else w for w in value]
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                data[days] = value * 7
+            else:
+                data[days] = value
+    return data
+
+
+class Schedule(_Part):
+    """When the doses are given. Either cycles (so many doses in each cycle of so many days, or
+    on given days of the cycle: days 1 and 8 of 21), or an induction (doses on given days from
+    the first, day 0: weeks 0, 2 and 6 are days 0, 14 and 42) then a maintenance interval, or
+    just an interval (every 8 weeks). `induction_weeks` and `interval_weeks` may be given
+    instead of days."""
+
+    cycle_length_days: Annotated[int, Field(ge=1, le=366)] | None = None
+    doses_per_cycle: Annotated[int, Field(ge=1, le=31)] | None = None
+    cycle_days: Annotated[tuple[Annotated[int, Field(ge=1, le=366)], ...], Field(min_length=1)] | None = None
+    induction_days: (
+        Annotated[tuple[Annotated[int, Field(ge=0, le=366)], ...], Field(min_length=1)] | None
+    ) = None
+    interval_days: Annotated[int, Field(ge=1, le=731)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weeks(cls, data: Any) -> Any:
+        return _weeks_to_days(data)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Schedule:
+        if self.cycle_days is not None:
+            if list(self.cycle_days) != sorted(set(self.cycle_days)):
+                raise ValueError("cycle_days must be distinct days in increasing order")
+            if self.cycle_length_days is None:
+                raise ValueError("cycle_days need cycle_length_days")
+            if self.cycle_days[-1] > self.cycle_length_days:
+                raise ValueError("a cycle day falls after the end of the cycle")
+            if self.doses_per_cycle is not None and self.doses_per_cycle != len(self.cycle_days):
+                raise ValueError("doses_per_cycle disagrees with the number of cycle_days")
+        if self.induction_days is not None and list(self.induction_days) != sorted(
+            set(self.induction_days)
+        ):
+            raise ValueError("induction days must be distinct and in increasing order")
+        cycles = self.cycle_length_days is not None or self.doses_per_cycle is not None
+        if cycles and self.interval_days is not None:
+            raise ValueError("give cycles (cycle_length_days) or an interval, not both")
+        return self
+
+    @property
+    def doses_in_cycle(self) -> int | None:
+        """Doses in each cycle: the count given, or the number of cycle days."""
+        if self.cycle_days is not None:
+            return len(self.cycle_days)
+        return self.doses_per_cycle
+
+
+class Service(_Part):
+    """The requested drug or service: its product codes (HCPCS, NDC, RxNorm, ...), each dose,
+    the schedule, the route, the first planned dose and the agents given alongside.
+
+    `code` with `system` (HCPCS by default) is shorthand for one entry of `codes`."""
+
+    codes: tuple[Coding, ...] = ()
+    code: Code | None = None
+    system: System = "hcpcs"
+    name: Text | None = None
+    dose: Dose | None = None
+    schedule: Schedule | None = None
+    route: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     start_date: ClinicalDate | None = None
-    end_date: ClinicalDate | None = None
-    progression_date: ClinicalDate | None = None
-    progressed_on_therapy: bool | None = None
+    with_: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=200)], ...], Field(alias="with")
+    ] = ()
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _identified(self) -> Service:
+        codes = self.codes
+        if self.code is not None:
+            codes = (Coding(system=self.system, code=self.code), *codes)
+        if not codes:
+            raise ValueError("give the service's code (a HCPCS code, an NDC, ...) or codes")
+        object.__setattr__(self, "codes", codes)
+        object.__setattr__(self, "code", None)
+        return self
+
+    def label(self) -> str:
+        """How people see the service named: its first code (`hcpcs J9207`)."""
+        first = self.codes[0]
+        return f"{first.system} {first.code}"
 
 
-# Shared empty parts: frozen, so one instance serves every request that leaves them out (a
-# default instance would otherwise be deep-copied for each request).
+class Answer(_Part):
+    """An answer to one of the policy's questions (question ids are the policy's), and who
+    attested it (an NPI or a name)."""
+
+    value: bool | Number | dt.date | Annotated[str, Field(min_length=1, max_length=500)]
+    by: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    at: dt.datetime | None = None
+
+
+def _answer(value: object) -> object:
+    """A bare value stands for `{"value": ...}`; null stays null (unknown)."""
+    if value is None or isinstance(value, dict):
+        return value
+    return {"value": value}
+
+
 _NO_PATIENT = Patient()
-_NO_DISEASE = Disease()
-_NO_PRESCRIBER = Prescriber()
-_NO_REGIMEN = Regimen()
-_NO_LABS = Labs()
 
 
 class Request(_Part):
-    """A prior-authorization request for one drug for one patient."""
+    """A prior-authorization request for one service for one patient."""
 
     request_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
     type: Literal["initial", "continuation"] = "initial"
     prior_authorization_id: Annotated[str, Field(max_length=64)] | None = None
     urgency: Literal["standard", "expedited"] = "standard"
     received_at: Annotated[dt.datetime, Field(ge=_EARLIEST_TIME, le=_LATEST_TIME)] | None = None
-    drug: DrugRef
+    service: Service
     patient: Annotated[Patient, Field(default_factory=lambda: _NO_PATIENT)]
-    diagnoses: tuple[Icd10, ...] = ()
-    disease: Annotated[Disease, Field(default_factory=lambda: _NO_DISEASE)]
-    prescriber: Annotated[Prescriber, Field(default_factory=lambda: _NO_PRESCRIBER)]
-    regimen: Annotated[Regimen, Field(default_factory=lambda: _NO_REGIMEN)]
-    labs: Annotated[Labs, Field(default_factory=lambda: _NO_LABS)]
+    conditions: tuple[Annotated[Condition, BeforeValidator(_coded("icd-10-cm"))], ...] = ()
+    observations: tuple[Observation, ...] = ()
     medications: tuple[Annotated[Medication, BeforeValidator(_named)], ...] = ()
     allergies: tuple[Annotated[Allergy, BeforeValidator(_named)], ...] = ()
-    prior_therapies: tuple[PriorTherapy, ...] = ()
+    practitioners: tuple[Practitioner, ...] = ()
+    answers: dict[QuestionId, Annotated[Answer | None, BeforeValidator(_answer)]] = Field(
+        default_factory=dict, json_schema_extra={"default": {}}
+    )
     # Where each field came from when the request was mapped from another document, e.g.
-    # {"diagnoses[1]": "Condition/c1.code.coding[0]"} for a FHIR bundle. Carried through to the
+    # {"conditions[1]": "Condition/c1.code.coding[0]"} for a FHIR bundle. Carried through to the
     # determination so a fact's evidence can be traced to the original element.
-    # A fresh dict per request (a plain {} default would be deep-copied for each one).
     sources: Annotated[
         dict[str, str], Field(default_factory=dict, json_schema_extra={"default": {}})
     ]
 
-
-# The request model's validator, called directly: Request.model_validate adds a Python call.
-_VALIDATE: Callable[[object], Request] = Request.__pydantic_validator__.validate_python
+    def practitioner(self, role: str) -> tuple[tuple[int, Practitioner], ...]:
+        """The practitioners in a role, with their places in `practitioners`."""
+        return tuple((i, p) for i, p in enumerate(self.practitioners) if p.role == role)
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -228,7 +422,18 @@ def _field(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part.startswith("function-") or part in {"str", "Medication", "Allergy"}:
+        elif part.startswith("function-") or part in {
+            "str",
+            "Medication",
+            "Allergy",
+            "Condition",
+            "Answer",
+            "bool",
+            "float",
+            "date",
+            "constrained-str",
+            "[key]",
+        }:
             continue
         else:
             text += f".{part}" if text else part
@@ -238,18 +443,21 @@ def _field(loc: tuple[int | str, ...]) -> str:
 def parse_request(data: object) -> Request:
     """Validate a request (a dict or a Request) and return it, or raise InvalidRequest.
 
-    Each problem names the field at fault, e.g. `patient.weight_kg: Input should be greater
-    than 0`.
+    Each problem names the field at fault, e.g. `observations[0].unit: unknown unit 'kgg'`.
     """
     if isinstance(data, Request):
         return data
     if not isinstance(data, dict):
         raise InvalidRequest([FieldProblem("", "a request is a JSON object")])
     try:
-        return _VALIDATE(data)
+        return Request.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            FieldProblem(_field(tuple(e["loc"])), e["msg"].removeprefix("Value error, "))
-            for e in exc.errors(include_url=False)
-        ]
+        problems: list[FieldProblem] = []
+        for e in exc.errors(include_url=False):
+            problem = FieldProblem(
+                _field(tuple(e["loc"])), e["msg"].removeprefix("Value error, ")
+            )
+            # A value that fits none of a union's types is reported once, by its first type.
+            if all(p.field != problem.field for p in problems):
+                problems.append(problem)
         raise InvalidRequest(problems) from exc
