@@ -1,7 +1,7 @@
 """priorauth: an explainable prior-authorization decision engine for payer drug policies.
 
 >>> import priorauth
->>> determination = priorauth.evaluate({"request_id": "PA-1", "drug": {"hcpcs": "J9999"}})
+>>> determination = priorauth.evaluate({"request_id": "PA-1", "service": {"code": "J9999"}})
 >>> determination.outcome
 'pended'
 """

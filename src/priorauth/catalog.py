@@ -11,7 +11,7 @@ from typing import Any
 
 from priorauth.engine.compiled import CompiledPolicy, no_policy_determination
 from priorauth.engine.determination import Determination
-from priorauth.engine.request import DrugRef, Request, parse_request
+from priorauth.engine.request import Request, Service, parse_request
 from priorauth.errors import PolicyError, PolicyIssue
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
@@ -55,7 +55,8 @@ def load_safety(path: str | Path) -> SafetyData:
 
 
 class PolicySet:
-    """Compiled policies looked up by drug (HCPCS code or NDC product).
+    """Compiled policies looked up by the products they govern (HCPCS code, NDC product or
+    RxNorm code).
 
     `safety` holds the safety data of the policies that name one, by policy id (from_directory
     reads them); a policy that names safety data not given here is an error, so that its
@@ -68,6 +69,7 @@ class PolicySet:
         self.policies: list[CompiledPolicy] = []
         self._by_hcpcs: dict[str, CompiledPolicy] = {}
         self._by_ndc_product: dict[str, CompiledPolicy] = {}
+        self._by_rxnorm: dict[str, CompiledPolicy] = {}
         safety = safety or {}
         for policy in policies:
             data = safety.get(policy.id)
@@ -93,6 +95,8 @@ class PolicySet:
                     self._claim(self._by_hcpcs, code.upper(), compiled)
                 for product in drug.ndc_products:
                     self._claim(self._by_ndc_product, product, compiled)
+                for code in drug.rxnorm:
+                    self._claim(self._by_rxnorm, code, compiled)
 
     @staticmethod
     def _claim(index: dict[str, CompiledPolicy], key: str, compiled: CompiledPolicy) -> None:
@@ -135,16 +139,20 @@ class PolicySet:
         }
         return cls(policies, safety)
 
-    def find(self, drug: DrugRef) -> CompiledPolicy | None:
-        """The policy that governs a drug, or None."""
-        if drug.hcpcs is not None:
-            found = self._by_hcpcs.get(drug.hcpcs.upper())
+    def find(self, service: Service) -> CompiledPolicy | None:
+        """The policy that governs the requested service (by its codes, in order), or None."""
+        for coding in service.codes:
+            found = None
+            if coding.system == "hcpcs":
+                found = self._by_hcpcs.get(coding.code)
+            elif coding.system == "ndc":
+                # The request model keeps an NDC in its 5-4-2 form, so its first ten characters
+                # are the labeler and product.
+                found = self._by_ndc_product.get(coding.code[:10])
+            elif coding.system == "rxnorm":
+                found = self._by_rxnorm.get(coding.code)
             if found is not None:
                 return found
-        if drug.ndc is not None:
-            # The request model keeps an NDC in its 5-4-2 form (DrugRef.ndc is normalized when
-            # validated), so its first ten characters are the labeler and product.
-            return self._by_ndc_product.get(drug.ndc[:10])
         return None
 
     def get(self, policy_id: str) -> CompiledPolicy | None:
@@ -156,7 +164,8 @@ class PolicySet:
         """Validate a request and decide it under the policy that governs its drug.
 
         `as_of` defaults to the day the request was received, else today. Raises InvalidRequest
-        (naming each field at fault) for a request that does not fit the contract.
+        (naming each field at fault) for a request that does not fit the contract, or that
+        answers a question the policy does not ask.
         """
         parsed = parse_request(request)
         if as_of is None:
@@ -168,7 +177,7 @@ class PolicySet:
     ) -> Determination:
         """Decide an already validated request; `submitted` (the request as it came in) is what
         the determination's request hash covers, as with evaluate()."""
-        compiled = self.find(parsed.drug)
+        compiled = self.find(parsed.service)
         if compiled is None:
             return no_policy_determination(parsed, as_of, submitted)
         return compiled.evaluate(parsed, as_of, submitted)
@@ -186,7 +195,7 @@ def evaluate(
 ) -> Determination:
     """Decide a prior-authorization request under the shipped policies (or `policies`).
 
-    >>> determination = evaluate({"request_id": "PA-1", "drug": {"hcpcs": "J9999"}})
+    >>> determination = evaluate({"request_id": "PA-1", "service": {"code": "J9999"}})
     >>> determination.outcome, determination.reasons
     ('pended', ['no-policy'])
     """

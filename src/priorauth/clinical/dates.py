@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
-
 from dateutil.relativedelta import relativedelta
 
-__all__ = ["age_in_years", "period_end"]
+__all__ = ["age_in_months", "age_in_years", "period_end"]
 
 
 def age_in_years(birth_date: dt.date, on: dt.date) -> int:
@@ -18,11 +16,17 @@ def age_in_years(birth_date: dt.date, on: dt.date) -> int:
     return on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
 
 
-@lru_cache(maxsize=4096)
-def period_end(start: dt.date, years: int = 0, months: int = 0) -> dt.date:
+def age_in_months(birth_date: dt.date, on: dt.date) -> int:
+    """Whole months completed on `on` (a child born on 31 January is one month old on 28 or
+    29 February, as calendar months count)."""
+    delta = relativedelta(on, birth_date)
+    return delta.years * 12 + delta.months
+
+
+def period_end(start: dt.date, years: int = 0, months: int = 0, days: int = 0) -> dt.date:
     """The last day of a period that starts on `start` and lasts so many years and months.
 
     >>> period_end(dt.date(2026, 12, 1), years=1)
     datetime.date(2027, 11, 30)
     """
-    return start + relativedelta(years=years, months=months) - dt.timedelta(days=1)
+    return start + relativedelta(years=years, months=months, days=days) - dt.timedelta(days=1)

@@ -38,9 +38,31 @@ _ALIASES = {
     "x10^9/L": "10*9/L",
     "K/uL": "10*3/uL",
 }
-_SUGGEST = ["mg", "g", "ug", "mg/m2", "mg/kg", "kg", "[lb_av]", "cm", "[in_i]", "m2", "/uL",
-            "/mm3", "10*3/uL", "10*9/L", "mg/dL", "umol/L", "mL/min", "U/L", "%", "a", "mo",
-            "wk", "d"]
+_SUGGEST = [
+    "mg",
+    "g",
+    "ug",
+    "mg/m2",
+    "mg/kg",
+    "kg",
+    "[lb_av]",
+    "cm",
+    "[in_i]",
+    "m2",
+    "/uL",
+    "/mm3",
+    "10*3/uL",
+    "10*9/L",
+    "mg/dL",
+    "umol/L",
+    "mL/min",
+    "U/L",
+    "%",
+    "a",
+    "mo",
+    "wk",
+    "d",
+]
 
 
 class UnitError(ValueError):
@@ -85,7 +107,9 @@ def dimension(unit: str) -> str:
 def _factor(source: str, target: str) -> float:
     a, b = _quantity(source), _quantity(target)
     if a.dimensionality != b.dimensionality:
-        raise UnitError(f"{source!r} cannot be converted to {target!r}: they measure different things")
+        raise UnitError(
+            f"{source!r} cannot be converted to {target!r}: they measure different things"
+        )
     try:
         return float((a / b).to_base_units().magnitude)
     except Exception as exc:  # pint's offset units (temperatures) have no factor

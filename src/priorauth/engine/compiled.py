@@ -1,4 +1,4 @@
-"""A policy prepared once for fast, pure evaluation: `CompiledPolicy.evaluate(request, as_of)`."""
+"""A policy prepared once for pure evaluation: `CompiledPolicy.evaluate(request, as_of)`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from priorauth._version import __version__
 from priorauth.clinical.dates import period_end
+from priorauth.clinical.schedules import dose_days
 from priorauth.engine import explain
+from priorauth.engine.answers import check_answers
 from priorauth.engine.criteria import CriterionEvaluator, compile_criteria, unknown_leaves
 from priorauth.engine.determination import (
     REASON_ORDER,
@@ -31,12 +32,12 @@ from priorauth.engine.determination import (
     Reason,
     Status,
 )
-from priorauth.engine.dosing import DosingEvaluator, dose_key, round_half_up
-from priorauth.engine.facts import FactDeriver, ServiceDate, compile_fact
-from priorauth.engine.kept import LIMIT, remember
-from priorauth.engine.request import Request
+from priorauth.engine.dosing import DosingEvaluator
+from priorauth.engine.facts import CompiledFact, ServiceDate, compile_fact
+from priorauth.engine.kleene import Truth
+from priorauth.engine.request import Request, Schedule
 from priorauth.engine.safety import SafetyReviewer
-from priorauth.policy.model import Approval, Indication, Policy
+from priorauth.policy.model import Approval, Billing, Indication, Policy
 from priorauth.policy.safety_model import SafetyData
 
 __all__ = [
@@ -46,29 +47,28 @@ __all__ = [
     "policy_hash",
     "request_hash",
     "safety_hash",
+    "service_date",
 ]
 
 ENGINE = EngineRef(name="priorauth", version=__version__)
-_STATUS: dict[bool | None, Status] = {True: "met", False: "not-met", None: "unknown"}
+_STATUS: dict[Truth, Status] = {True: "met", False: "not-met", None: "unknown"}
+_PREFERENCE: dict[Truth, int] = {True: 0, None: 1, False: 2}
+
+
+def _digest(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def safety_hash(data: SafetyData) -> str:
     """A content hash of a policy's safety data, canonical JSON like policy_hash."""
-    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return _digest(data.model_dump(mode="json"))
 
 
 def policy_hash(policy: Policy) -> str:
     """A content hash of the policy's meaning: canonical JSON of the model, so comments and
     formatting in the YAML do not change it."""
-    # A policy without safety data hashes as it did before the field existed.
-    leave_out = {"safety"} if policy.safety is None else None
-    canonical = json.dumps(
-        policy.model_dump(mode="json", by_alias=True, exclude=leave_out),
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return _digest(policy.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 def request_hash(request: Mapping[str, Any] | Request) -> str:
@@ -90,19 +90,41 @@ def request_hash(request: Mapping[str, Any] | Request) -> str:
 
 
 def service_date(request: Request, as_of: dt.date) -> ServiceDate:
-    """The date the policy is applied on: the regimen start, else the received date, else as_of."""
-    start = request.regimen.start_date
-    if start is not None:
-        return _on(start, "regimen.start_date")
+    """The date the policy is applied on: the service's start, else the received date, else
+    as_of."""
+    if request.service.start_date is not None:
+        return ServiceDate(request.service.start_date, "service.start_date")
     if request.received_at is not None:
-        return _on(request.received_at.date(), "received_at")
-    return _on(as_of, "as_of")
+        return ServiceDate(request.received_at.date(), "received_at")
+    return ServiceDate(as_of, "as_of")
 
 
-@lru_cache(maxsize=LIMIT)
-def _on(date: dt.date, field: str) -> ServiceDate:
-    # Service dates recur (a regimen's start, a received day): one record for each.
-    return ServiceDate(date, field)
+class _CompiledIndication:
+    """An indication with its criteria (initial and continued) prepared."""
+
+    def __init__(self, indication: Indication, policy: Policy) -> None:
+        self.indication = indication
+        self.initial = compile_criteria(indication.criteria)
+        continuation = indication.continuation
+        fallback = policy.continuation
+        self.continued_criteria: CriterionEvaluator = self.initial
+        self.continued_approval: Approval = indication.approval
+        if continuation is not None:
+            self.continued_approval = continuation.approval
+            if continuation.criteria is not None:
+                self.continued_criteria = compile_criteria(continuation.criteria)
+        elif fallback is not None:
+            self.continued_approval = fallback.approval
+            if fallback.criteria is not None:
+                self.continued_criteria = compile_criteria(fallback.criteria)
+
+    def criteria(self, request: Request) -> CriterionEvaluator:
+        return self.continued_criteria if request.type == "continuation" else self.initial
+
+    def approval(self, request: Request) -> Approval:
+        if request.type == "continuation":
+            return self.continued_approval
+        return self.indication.approval
 
 
 class CompiledPolicy:
@@ -122,28 +144,15 @@ class CompiledPolicy:
             safety_hash=safety_hash(safety) if safety is not None else None,
         )
         self._safety = SafetyReviewer(safety)
-        compiled_facts = {name: compile_fact(name, spec) for name, spec in policy.facts.items()}
-        self._facts: list[tuple[str, FactDeriver]] = [
-            (name, derive) for name, (derive, _) in compiled_facts.items()
-        ]
-        self._fields = {name: fields for name, (_, fields) in compiled_facts.items()}
-        self._questions = {name: spec.question for name, spec in policy.facts.items()}
-        self._questions_by_node: dict[int, tuple[CriterionResult, tuple[Missing, ...]]] = {}
-        self._approvals: dict[tuple[object, ...], tuple[Authorization, str]] = {}
-        self._indications = [
-            (indication, compile_criteria(indication.criteria)) for indication in policy.indications
-        ]
-        self._indication_results = {
-            ind.id: {
-                truth: IndicationResult(ind.id, ind.title, status, ind.when)
-                for truth, status in _STATUS.items()
-            }
-            for ind in policy.indications
+        self.facts: dict[str, CompiledFact] = {
+            name: compile_fact(name, spec, policy) for name, spec in policy.facts.items()
         }
+        self._questions = {
+            name: Missing(name, fact.question, fact.fields, ()) for name, fact in self.facts.items()
+        }
+        self._indications = [_CompiledIndication(ind, policy) for ind in policy.indications]
         self._dosing = DosingEvaluator(policy.dosing)
         self._regimens = {r.id: r for r in policy.dosing.regimens}
-        billing = next((d.billing for d in policy.drugs if d.billing is not None), None)
-        self._billing = billing
 
     def evaluate(
         self, request: Request, as_of: dt.date, submitted: Mapping[str, Any] | None = None
@@ -151,60 +160,56 @@ class CompiledPolicy:
         """Decide one request under this policy, as of a date (used when the request has none).
 
         `submitted` is the request as it came in (a dict), hashed for the record; without it the
-        Request itself is hashed.
+        Request itself is hashed. Raises InvalidRequest when the request answers a question the
+        policy does not ask, or answers one with the wrong kind of value.
         """
+        check_answers(self.policy, request)
         service = service_date(request, as_of)
         facts: dict[str, FactResult] = {}
-        found: list[Conflict] = []
-        for name, derive in self._facts:
-            fact, conflict = derive(request, service)
-            facts[name] = fact
+        conflicts: list[Conflict] = []
+        for name, fact in self.facts.items():
+            result, conflict = fact.derive(request, service)
+            facts[name] = result
             if conflict is not None:
-                found.append(conflict)
-        conflicts = tuple(found) if found else ()
+                conflicts.append(conflict)
         missing: list[Missing] = []
         reasons: set[Reason] = set()
 
-        indication, evaluate_criteria = self._pick_indication(facts)
-        gate = facts[indication.when].value
-        assert gate is None or isinstance(gate, bool), "an indication's fact is true/false"
-        criteria: CriterionResult | None = None
+        chosen, gate, truth, criteria = self._pick_indication(request, facts)
+        indication = chosen.indication
         dosing: DosingResult | None = None
         authorization: Authorization | None = None
-        bsa_m2: float | None = None
         if gate is False:
             reasons.add("not-covered-indication")
         else:
             if gate is None:
                 missing.append(self._question(indication.when, ("indication",)))
-            truth, criteria = evaluate_criteria(facts)
             if truth is False:
                 reasons.add("criteria-not-met")
             elif truth is None:
                 missing.extend(self._criteria_questions(criteria))
-            dosing, dose_questions, bsa = self._dosing.evaluate(request)
-            bsa_m2 = bsa.value
-            missing.extend(dose_questions)
+            dosing, dose_questions = self._dosing.evaluate(
+                request, service.date, facts, self._questions, indication.regimens or None
+            )
+            missing.extend(q for q in dose_questions if q not in missing)
             if dosing.status == "outside":
                 reasons.add("dose-exception")
             if missing:
                 reasons.add("missing-information")
         # Safety screens: a contraindication or a dose limit holds an otherwise approvable
         # request for a pharmacist; on a request pended for another reason they ride along.
-        review = self._safety.review(request, dosing, bsa_m2)
+        review = self._safety.review(request, dosing, dosing.bsa_m2 if dosing else None)
         if review.holds and not reasons:
             reasons.add("safety-review")
-        if not reasons and dosing is not None:
-            authorization, summary = self._approve(
-                request, indication.approval, service.date, dosing, bsa_m2
-            )
-            ordered: tuple[Reason, ...] = ()
-            route = None
+        ordered = tuple(r for r in REASON_ORDER if r in reasons)
+        route = None
+        if not ordered and dosing is not None:
+            authorization = self._approve(request, chosen.approval(request), service.date, dosing)
+            summary = explain.summary((), None, authorization, None, [])
         else:
-            ordered = tuple(r for r in REASON_ORDER if r in reasons)
             route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
             summary = explain.summary(
-                ordered, route, None, criteria, missing, conflicts, review.alerts
+                ordered, route, None, criteria, missing, tuple(conflicts), review.alerts
             )
         return Determination(
             request_id=request.request_id,
@@ -215,10 +220,12 @@ class CompiledPolicy:
             summary=summary,
             service_date=service.date,
             as_of=as_of,
-            indication=self._indication_results[indication.id][gate],
+            indication=IndicationResult(
+                indication.id, indication.title, _STATUS[gate], indication.when
+            ),
             criteria=criteria,
             facts=facts,
-            conflicts=conflicts,
+            conflicts=tuple(conflicts),
             missing=tuple(missing),
             dosing=dosing,
             authorization=authorization,
@@ -226,105 +233,131 @@ class CompiledPolicy:
             policy=self.ref,
             engine=ENGINE,
             request_hash=request_hash(submitted if submitted is not None else request),
-            sources=request.sources,
+            sources=dict(request.sources),
             screens_not_run=review.not_run,
             label_indication=review.label_indication,
             guideline=review.guideline,
         )
 
     def _pick_indication(
-        self, facts: dict[str, FactResult]
-    ) -> tuple[Indication, CriterionEvaluator]:
-        """The first indication that applies, else the first that may apply, else the first."""
-        for wanted in (True, None):
-            for indication, evaluate in self._indications:
-                if facts[indication.when].value is wanted:
-                    return indication, evaluate
-        return self._indications[0]
+        self, request: Request, facts: Mapping[str, FactResult]
+    ) -> tuple[_CompiledIndication, Truth, Truth, CriterionResult]:
+        """The indication to judge the request under: of those that apply, the one whose
+        criteria are met, else unknown, else not met; else the first that may apply; else the
+        first (not covered)."""
+        best: tuple[tuple[int, int, int], _CompiledIndication, Truth, Truth, CriterionResult]
+        best = None  # type: ignore[assignment]
+        for order, compiled in enumerate(self._indications):
+            value = facts[compiled.indication.when].value
+            gate: Truth = value if isinstance(value, bool) else None
+            truth, node = compiled.criteria(request)(facts)
+            # Among indications that apply, the criteria's outcome decides; otherwise the order.
+            rank = (_PREFERENCE[gate], _PREFERENCE[truth] if gate is True else 0, order)
+            if best is None or rank < best[0]:
+                best = (rank, compiled, gate, truth, node)
+        return best[1], best[2], best[3], best[4]
 
     def _question(self, fact: str, criteria: tuple[str, ...]) -> Missing:
-        return Missing(fact, self._questions[fact], self._fields[fact], criteria)
+        found = self._questions[fact]
+        return Missing(found.fact, found.question, found.fields, criteria)
 
-    def _criteria_questions(self, criteria: CriterionResult) -> tuple[Missing, ...]:
-        """The questions for an unknown criteria tree. Tree nodes are shared and recur, so the
-        questions are kept by node (the entry holds the node, so its id is not reused)."""
-        kept = self._questions_by_node.get(id(criteria))
-        if kept is not None:
-            return kept[1]
+    def _criteria_questions(self, criteria: CriterionResult) -> list[Missing]:
+        """The questions for an unknown criteria tree, one per fact, naming its criteria."""
         by_fact: dict[str, list[str]] = {}
         for criterion_id, fact in unknown_leaves(criteria):
             by_fact.setdefault(fact, []).append(criterion_id)
-        questions = tuple(self._question(fact, tuple(ids)) for fact, ids in by_fact.items())
-        return remember(self._questions_by_node, id(criteria), (criteria, questions))[1]
+        return [self._question(fact, tuple(ids)) for fact, ids in by_fact.items()]
+
+    def billing(self, request: Request) -> Billing | None:
+        """How the requested product is billed: the policy drug its codes name (else the
+        first drug billed), when the policy says."""
+        for coding in request.service.codes:
+            for drug in self.policy.drugs:
+                if drug.billing is None:
+                    continue
+                if (
+                    (coding.system == "hcpcs" and coding.code in drug.hcpcs)
+                    or (coding.system == "ndc" and coding.code[:10] in drug.ndc_products)
+                    or (coding.system == "rxnorm" and coding.code in drug.rxnorm)
+                ):
+                    return drug.billing
+        return next((d.billing for d in self.policy.drugs if d.billing is not None), None)
 
     def _approve(
-        self,
-        request: Request,
-        approval: Approval,
-        start: dt.date,
-        dosing: DosingResult,
-        bsa: float | None,
-    ) -> tuple[Authorization, str]:
-        """The authorization and the summary of an approval. Both follow from the request type,
-        the service date and the regimen's values (as dosing keeps them), and approvals of a
-        standard regimen recur: they are kept by those."""
-        key: tuple[object, ...] = (request.type, request.prior_authorization_id, start)
-        key += (id(approval), *dose_key(request.regimen, bsa))
-        found = self._approvals.get(key)
-        if found is not None:
-            return found
-        continuation = self.policy.continuation
-        if request.type == "continuation" and continuation is not None:
-            approval = continuation.approval
-        through = period_end(start, approval.years, approval.months)
-        regimen = request.regimen
-        doses = regimen.doses_per_cycle or 0
-        days = regimen.cycle_length_days or 1
-        cycles = (through - start).days // days + 1
-        mg_per_dose: float | None = None
-        if regimen.dose_unit == "mg" and regimen.dose is not None:
-            mg_per_dose = regimen.dose
-        elif regimen.dose is not None and bsa is not None:
-            mg_per_dose = round_half_up(regimen.dose * bsa, 1)
+        self, request: Request, approval: Approval, start: dt.date, dosing: DosingResult
+    ) -> Authorization:
+        """What an approval authorizes: the period, the regimen, the dose and billing units."""
+        through = period_end(start, approval.years, approval.months, approval.days)
+        regimen = self._regimens[dosing.regimen or ""]
+        check = next(c for c in dosing.checks if c.id == regimen.id)
+        schedule = request.service.schedule
+        doses = _doses_in(schedule, (through - start).days + 1) if schedule else None
+        billing = self.billing(request)
         units_per_dose = units = None
-        billing = self._billing
-        if mg_per_dose is not None and billing is not None:
-            # Billing units are whole; a part unit is billed as one (1e-9 absorbs float noise).
-            units_per_dose = math.ceil(mg_per_dose / billing.mg_per_unit - 1e-9)
-            units = units_per_dose * doses * cycles
-        policy_regimen = self._regimens[dosing.regimen or ""]
-        authorization = Authorization(
+        mg = dosing.mg_per_dose
+        if mg is not None and billing is not None:
+            exact = mg / billing.mg_per_unit
+            rounding = self.policy.dosing.billing_rounding
+            # 1e-9 absorbs float noise (0.7 / 0.1 is 6.999...).
+            if rounding == "up":
+                units_per_dose = math.ceil(exact - 1e-9)
+            elif rounding == "down":
+                units_per_dose = math.floor(exact + 1e-9)
+            else:
+                units_per_dose = math.floor(exact + 0.5 + 1e-9)
+            units = units_per_dose * doses if doses is not None else None
+        return Authorization(
             valid_from=start,
             valid_through=through,
-            regimen=policy_regimen.id,
-            regimen_text=policy_regimen.text,
-            dose_mg_per_m2=dosing.dose_mg_per_m2,
-            doses_per_cycle=doses,
-            cycle_length_days=days,
-            cycles=cycles,
-            mg_per_dose=mg_per_dose,
+            regimen=regimen.id,
+            regimen_text=regimen.text,
+            dose=check.dose,
+            dose_unit=check.dose_unit,
+            doses=doses,
+            mg_per_dose=mg,
             billing_code=billing.code if billing else None,
             units_per_dose=units_per_dose,
             units=units,
             continues=request.prior_authorization_id if request.type == "continuation" else None,
         )
-        summary = explain.summary((), None, authorization, None, [])
-        return remember(self._approvals, key, (authorization, summary))
+
+
+def _doses_in(schedule: Schedule, days: int) -> int | None:
+    """How many doses a schedule gives in a period of so many days from the first dose."""
+    if schedule.cycle_length_days is not None and schedule.doses_in_cycle is not None:
+        if schedule.cycle_days is not None:
+            return len(
+                dose_days(
+                    cycle_length=schedule.cycle_length_days,
+                    cycle_days=schedule.cycle_days,
+                    horizon=days,
+                )
+            )
+        cycles = (days - 1) // schedule.cycle_length_days + 1
+        return schedule.doses_in_cycle * cycles
+    if schedule.interval_days is not None or schedule.induction_days is not None:
+        return len(
+            dose_days(
+                induction_days=schedule.induction_days,
+                interval=schedule.interval_days,
+                horizon=days,
+            )
+        )
+    return None
 
 
 def no_policy_determination(
     request: Request, as_of: dt.date, submitted: Mapping[str, Any] | None = None
 ) -> Determination:
-    """The answer for a drug no loaded policy governs: pended for intake, never an error."""
+    """The answer for a service no loaded policy governs: pended for intake, never an error."""
     service = service_date(request, as_of)
-    drug = request.drug.label()
     return Determination(
         request_id=request.request_id,
         type=request.type,
         outcome="pended",
         reasons=("no-policy",),
         route="intake",
-        summary=f"Pended for intake: no loaded policy governs drug {drug}",
+        summary=f"Pended for intake: no loaded policy governs {request.service.label()}",
         service_date=service.date,
         as_of=as_of,
         indication=None,
@@ -338,5 +371,5 @@ def no_policy_determination(
         policy=None,
         engine=ENGINE,
         request_hash=request_hash(submitted if submitted is not None else request),
-        sources=request.sources,
+        sources=dict(request.sources),
     )

@@ -1,90 +1,90 @@
 """Evaluate a policy's criteria tree over derived facts, in Kleene logic, keeping every node.
 
 The tree of results *is* the trace: each node keeps the policy's id and wording, its status and
-the facts it read, so the explanation is built from it rather than from ad hoc strings. Result
-nodes are immutable and depend only on their statuses, so each distinct node is built once and
-shared between determinations.
+the facts it read, so the explanation is built from it rather than from ad hoc strings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from operator import itemgetter
+from typing import Any
 
-from priorauth.engine.determination import CriterionResult, FactResult, Operator, Status
-from priorauth.engine.kept import remember
-from priorauth.engine.kleene import Truth, all_of, any_of, not_
+from priorauth.engine.determination import CriterionResult, FactResult, Status
+from priorauth.engine.kleene import Truth, all_of, any_of, at_least, not_
 from priorauth.policy.model import CriterionSpec
 
-__all__ = ["CriterionEvaluator", "compile_criteria", "unknown_leaves"]
+__all__ = ["CriterionEvaluator", "compile_criteria", "test_fact", "unknown_leaves"]
 
 CriterionEvaluator = Callable[[Mapping[str, FactResult]], tuple[Truth, CriterionResult]]
 
-_STATUS: dict[Truth, Status] = {True: "met", False: "not-met", None: "unknown"}
+STATUS: dict[Truth, Status] = {True: "met", False: "not-met", None: "unknown"}
 
 
-def _compile_leaf(spec: CriterionSpec) -> CriterionEvaluator:
-    name = spec.fact
-    assert name is not None
-    at_least, at_most = spec.at_least, spec.at_most
-    nodes = {
-        truth: CriterionResult(spec.id, spec.text, "fact", status, (name,), ())
-        for truth, status in _STATUS.items()
-    }
+def _compare(value: Any, name: str, limit: Any) -> bool:
+    if name == "at_least":
+        return bool(value >= limit)
+    if name == "at_most":
+        return bool(value <= limit)
+    if name == "below":
+        return bool(value < limit)
+    if name == "above":
+        return bool(value > limit)
+    if name == "equals":
+        return bool(value == limit)
+    if name == "in":
+        return value in limit
+    raise ValueError(name)
 
-    def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
-        value = facts[name].value
-        truth: Truth
-        if value is None:
-            truth = None
-        elif at_least is None and at_most is None:
-            truth = bool(value)
-        else:
-            truth = (at_least is None or value >= at_least) and (
-                at_most is None or value <= at_most
-            )
-        return truth, nodes[truth]
 
-    return evaluate
+def _by_bounds(bounds: tuple[int, int | None], name: str, limit: float) -> Truth:
+    """A comparison of a count known only to lie between `bounds` (an upper bound of None: no
+    limit): decided when every count in the range gives the same answer."""
+    least, most = bounds
+    low = _compare(least, name, limit)
+    if most is None:
+        # Any count from `least` up: "at least"/"above" hold for them all once they hold for
+        # the least; "at most"/"below" fail for them all once they fail for the least.
+        if name in ("at_least", "above"):
+            return True if low else None
+        if name in ("at_most", "below"):
+            return None if low else False
+        return None
+    high = _compare(most, name, limit)
+    return low if low == high else None
+
+
+def test_fact(fact: FactResult, comparators: Mapping[str, Any]) -> Truth:
+    """A fact against a leaf's comparisons (all must hold); no comparison: the fact itself
+    (with `is`: the fact equals it)."""
+    value = fact.value
+    if value is None and fact.bounds is None:
+        return None
+    if "is" in comparators:
+        return None if value is None else value is comparators["is"]
+    if not comparators:
+        return None if value is None else bool(value)
+    truths: list[Truth] = []
+    for name, limit in comparators.items():
+        try:
+            if value is None:
+                assert fact.bounds is not None
+                truths.append(_by_bounds(fact.bounds, name, limit))
+            else:
+                truths.append(_compare(value, name, limit))
+        except TypeError:
+            # A value of another kind than the comparison (text against a number): the policy
+            # checks prevent it for facts; an answer may still surprise. Never decide on it.
+            truths.append(None)
+    return all_of(truths)
 
 
 def compile_criteria(spec: CriterionSpec) -> CriterionEvaluator:
-    """Prepare a criteria tree once; the returned function evaluates it over a fact mapping.
-
-    The result depends only on the values of the facts the tree reads, so it is kept by those
-    values (a bounded table: an age, a few true/false/unknown flags recur endlessly).
-    """
-    tree = _compile_node(spec)
-    names = sorted(_facts_read(spec))
-    read = itemgetter(*names)
-    single = len(names) == 1
-    kept: dict[tuple[object, ...], tuple[Truth, CriterionResult]] = {}
-
-    def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
-        found = read(facts)
-        key = (found.value,) if single else tuple([fact.value for fact in found])
-        result = kept.get(key)
-        if result is None:
-            result = remember(kept, key, tree(facts))
-        return result
-
-    return evaluate
-
-
-def _facts_read(spec: CriterionSpec) -> set[str]:
+    """Prepare a criteria tree once; the returned function evaluates it over a fact mapping."""
     if spec.fact is not None:
-        return {spec.fact}
-    return set().union(*(_facts_read(child) for child in spec.children()))
-
-
-def _compile_node(spec: CriterionSpec) -> CriterionEvaluator:
-    if spec.fact is not None:
-        return _compile_leaf(spec)
-    children = tuple(_compile_node(child) for child in spec.children())
-    operator: Operator = "all" if spec.all is not None else "any" if spec.any is not None else "not"
-    node_id, text = spec.id, spec.text
-    shared: dict[tuple[int, ...], CriterionResult] = {}
-    decide = {"all": all_of, "any": any_of}.get(operator)
+        return _leaf(spec)
+    children = tuple(compile_criteria(child) for child in spec.children())
+    operator = spec.operator
+    needed = int(spec.at_least or 0)
 
     def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
         truths: list[Truth] = []
@@ -93,15 +93,28 @@ def _compile_node(spec: CriterionSpec) -> CriterionEvaluator:
             truth, node = child(facts)
             truths.append(truth)
             nodes.append(node)
-        result = decide(truths) if decide is not None else not_(truths[0])
-        # Keyed by the child nodes' identities: the cached node keeps those children alive, so
-        # an id cannot be reused by another object while its entry exists.
-        key = tuple(map(id, nodes))
-        found = shared.get(key)
-        if found is None:
-            node = CriterionResult(node_id, text, operator, _STATUS[result], (), tuple(nodes))
-            found = remember(shared, key, node)
-        return result, found
+        if operator == "all":
+            result = all_of(truths)
+        elif operator == "any":
+            result = any_of(truths)
+        elif operator == "at-least":
+            result = at_least(needed, truths)
+        else:
+            result = not_(truths[0])
+        node = CriterionResult(spec.id, spec.text, operator, STATUS[result], (), tuple(nodes))
+        return result, node
+
+    return evaluate
+
+
+def _leaf(spec: CriterionSpec) -> CriterionEvaluator:
+    name = spec.fact
+    assert name is not None
+    comparators = spec.comparators()
+
+    def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
+        truth = test_fact(facts[name], comparators)
+        return truth, CriterionResult(spec.id, spec.text, "fact", STATUS[truth], (name,), ())
 
     return evaluate
 

@@ -64,7 +64,8 @@ class Evidence:
 class FactResult:
     """A derived fact: its value (true, false, a number, a choice, or null for unknown) and
     provenance. `bounds` is the least and the most a count can be when some records may or may
-    not count (the value is then null unless the two agree); `unit` is a number's unit."""
+    not count (the value is then null; a null upper bound: no limit, the record may be
+    incomplete); `unit` is a number's unit."""
 
     name: str
     description: str
@@ -72,7 +73,7 @@ class FactResult:
     evidence: tuple[Evidence, ...]
     note: str | None = None
     unit: str | None = None
-    bounds: tuple[int, int] | None = None
+    bounds: tuple[int, int | None] | None = None
 
 
 @record

@@ -1,74 +1,96 @@
-"""Fit a requested regimen to the policy's regimens.
+"""Fit a requested dose and schedule to the policy's regimens.
 
 How a regimen is judged (docs/dosing.md says the same for users):
 
-* Each dose must not exceed the regimen's per-dose limit (mg/m2).
-* Doses must come no more often than the regimen allows: doses per cycle / cycle length in days
-  no higher than the regimen's. With the regimen's own cycle length this is "no more doses per
-  cycle than allowed"; with another cycle length it is the natural reading of the policy:
-  40 mg/m2 every 28 days fits "40 mg/m2 once in each 21-day cycle", every 14 days does not, and
-  16 mg/m2 three times in 28 days does not (it is the weekly regimen, not the 3-weekly one).
-  Together the two rules keep the dose intensity (mg/m2 a day) within the regimen's.
-* A dose in mg is converted with the body surface area (given, or from height and weight by the
-  policy's formula) rounded to `rounding.bsa_decimals`; the mg/m2 figure is rounded half-up to
-  `rounding.mg_per_m2_decimals` and may exceed the limit by `rounding.tolerance_percent` at most.
-* A mg dose with no body surface area cannot be checked: that is unknown (missing information),
-  not a dose exception.
+* **The dose.** Each dose is converted to the regimen's unit (mg, mg/m2 or mg/kg) with the
+  body surface area (measured, or by the policy's formula from height and weight, rounded and
+  capped as the policy says) or the body weight, rounded half-up to `rounding.dose_decimals`,
+  and must not exceed the limit by more than `rounding.tolerance_percent`. A dose that cannot
+  be converted for want of a body measure is unknown (a question), never a dose exception.
+* **The schedule.** "N doses in each D-day cycle" means every window of D days holds at most N
+  doses (not an average). Doses on given cycle days are placed exactly; N doses on unknown days
+  of an L-day cycle fit when even the busiest placement fits, are outside when even the
+  quietest does not, and are otherwise unknown (the cycle days are asked for). An induction
+  must not come sooner than the regimen's (weeks 0, 2 and 6: no dose before day 14, 42), and
+  maintenance doses no more often than the regimen's interval.
+* **The route**, when the request gives one, must be one the regimen allows.
+* **Which regimens apply**: a regimen with `when` applies only when that fact or criterion
+  holds (and `unless`, when it does not); unknown applicability leaves the regimen unknown.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Literal, NamedTuple
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from priorauth.clinical.bsa import FORMULAS
+from priorauth.clinical.schedules import dose_days, gaps, most_in_window, window_bounds
+from priorauth.clinical.units import convert
+from priorauth.engine import measures
+from priorauth.engine.criteria import CriterionEvaluator, compile_criteria, unknown_leaves
 from priorauth.engine.determination import (
     DosingResult,
+    FactResult,
     Missing,
     RegimenCheck,
     RequestedRegimen,
+    Status,
 )
-from priorauth.engine.kept import remember
-from priorauth.engine.request import Regimen as RequestedRegimenFields
-from priorauth.engine.request import Request
-from priorauth.policy.model import Dosing, Regimen
+from priorauth.engine.kleene import Truth, all_of, not_
+from priorauth.engine.measures import round_half_up
+from priorauth.engine.request import Request, Schedule
+from priorauth.policy.model import CriterionSpec, Dosing, Regimen
 
-__all__ = ["DoseKey", "DosingEvaluator", "dose_key", "round_half_up"]
+__all__ = ["DosingEvaluator", "normalize_route"]
 
-
-def round_half_up(value: float, decimals: int) -> float:
-    """Round as people do on paper: 40.25 -> 40.3 at one decimal (not banker's rounding).
-
-    The 1e-9 nudge keeps decimal halves that binary floats store a hair low (1.005) rounding up.
-    """
-    factor = 10.0**decimals
-    return math.floor(value * factor + 0.5 + 1e-9) / factor
-
-
-# status, the regimen fitted, the check against each regimen, the regimen as requested
-_Fit = tuple[
-    Literal["within", "outside", "unknown"], str | None, tuple[RegimenCheck, ...], RequestedRegimen
-]
-
-
-class _Bsa(NamedTuple):
-    value: float | None
-    source: str | None
+_ROUTES = {
+    "iv": "intravenous",
+    "intravenous": "intravenous",
+    "intravenously": "intravenous",
+    "sc": "subcutaneous",
+    "subq": "subcutaneous",
+    "sq": "subcutaneous",
+    "subcutaneous": "subcutaneous",
+    "subcutaneously": "subcutaneous",
+    "im": "intramuscular",
+    "intramuscular": "intramuscular",
+    "po": "oral",
+    "oral": "oral",
+    "by mouth": "oral",
+}
 
 
-_NO_BSA_VALUE = _Bsa(None, None)
-DoseKey = tuple[object, ...]
+def normalize_route(route: str) -> str:
+    """A route as the policies name it: `IV` -> `intravenous`, `SC` -> `subcutaneous`."""
+    key = " ".join(route.casefold().replace("-", " ").split())
+    return _ROUTES.get(key, key)
 
 
-def dose_key(regimen: RequestedRegimenFields, bsa: object) -> DoseKey:
-    """What a dosing result depends on: the dose, its unit, the schedule and the BSA."""
-    return (
-        regimen.dose,
-        regimen.dose_unit,
-        regimen.doses_per_cycle,
-        regimen.cycle_length_days,
-        bsa,
-    )
+@dataclass(frozen=True)
+class _Applicability:
+    """A regimen's `when` and `unless`, compiled."""
+
+    when: CriterionEvaluator | None
+    unless: CriterionEvaluator | None
+    text: str
+
+    def judge(self, facts: Mapping[str, FactResult]) -> tuple[Truth, list[str]]:
+        """Whether the regimen applies, and the facts left unknown when that is unknown."""
+        truths: list[Truth] = []
+        unknown: list[str] = []
+        for evaluate, negate in ((self.when, False), (self.unless, True)):
+            if evaluate is None:
+                continue
+            truth, node = evaluate(facts)
+            truths.append(not_(truth) if negate else truth)
+            unknown.extend(fact for _, fact in unknown_leaves(node))
+        return all_of(truths), unknown
+
+
+def _as_criterion(spec: str | CriterionSpec, regimen: Regimen, which: str) -> CriterionSpec:
+    if isinstance(spec, CriterionSpec):
+        return spec
+    return CriterionSpec(id=f"{regimen.id}.{which}", text=f"{spec}", fact=spec)
 
 
 class DosingEvaluator:
@@ -76,136 +98,348 @@ class DosingEvaluator:
 
     def __init__(self, dosing: Dosing) -> None:
         self.dosing = dosing
-        self._formula = FORMULAS[dosing.bsa_formula]
         self._factor = 1.0 + dosing.rounding.tolerance_percent / 100.0
-        self._regimens = list(dosing.regimens)
-        self._allowed = {
-            r.id: f"{r.max_doses_per_cycle} dose(s) of {r.max_dose_mg_per_m2:g} mg/m2 every "
-            f"{r.cycle_length_days} days"
-            for r in dosing.regimens
-        }
-        self._bsa_decimals = dosing.rounding.bsa_decimals
-        self._bsa_source = f"{dosing.bsa_formula}(patient.height_cm, patient.weight_kg)"
-        self._kept: dict[DoseKey, tuple[DosingResult, tuple[Missing, ...]]] = {}
+        self._regimens: list[tuple[Regimen, _Applicability]] = []
+        for regimen in dosing.regimens:
+            when = unless = None
+            words: list[str] = []
+            if regimen.when is not None:
+                spec = _as_criterion(regimen.when, regimen, "when")
+                when = compile_criteria(spec)
+                words.append(f"only when {spec.text}")
+            if regimen.unless is not None:
+                spec = _as_criterion(regimen.unless, regimen, "unless")
+                unless = compile_criteria(spec)
+                words.append(f"not when {spec.text}")
+            self._regimens.append((regimen, _Applicability(when, unless, "; ".join(words))))
 
-    def body_surface_area(self, request: Request) -> _Bsa:
-        """The BSA in m2 (rounded as the policy says) and where it came from, or unknown."""
-        patient = request.patient
-        decimals = self._bsa_decimals
-        if patient.bsa_m2 is not None:
-            return _Bsa(round_half_up(patient.bsa_m2, decimals), "patient.bsa_m2")
-        if patient.height_cm is not None and patient.weight_kg is not None:
-            value = self._formula(patient.height_cm, patient.weight_kg)
-            return _Bsa(round_half_up(value, decimals), self._bsa_source)
-        return _NO_BSA_VALUE
-
-    def evaluate(self, request: Request) -> tuple[DosingResult, tuple[Missing, ...], _Bsa]:
-        """The dosing result, the questions that would settle an unknown, and the BSA used."""
-        regimen = request.regimen
-        bsa = self.body_surface_area(request)
-        # The result depends on these values alone, and they recur (standard doses and
-        # schedules, a BSA to two decimals): it is kept by them.
-        key = dose_key(regimen, bsa)
-        found = self._kept.get(key)
-        if found is None:
-            found = remember(self._kept, key, self._evaluate(request, bsa))
-        return found[0], found[1], bsa
-
-    def _evaluate(self, request: Request, bsa: _Bsa) -> tuple[DosingResult, tuple[Missing, ...]]:
-        regimen = request.regimen
-        dose, unit = regimen.dose, regimen.dose_unit
-        missing: list[Missing] = []
-        dose_mg_m2: float | None = None
-        if dose is None:
-            missing.append(_NO_DOSE)
-        elif unit == "mg/m2":
-            dose_mg_m2 = dose
-        elif bsa.value is not None:
-            dose_mg_m2 = round_half_up(dose / bsa.value, self.dosing.rounding.mg_per_m2_decimals)
-        else:
-            missing.append(_NO_BSA)
-        if regimen.doses_per_cycle is None or regimen.cycle_length_days is None:
-            missing.append(_NO_SCHEDULE_QUESTION)
-        status, fitted, checks, requested = self._fit(dose_mg_m2, request)
-        result = DosingResult(
-            status=status,
-            requested=requested,
-            bsa_m2=bsa.value,
-            bsa_source=bsa.source,
-            dose_mg_per_m2=dose_mg_m2,
-            regimen=fitted,
-            checks=checks,
+    def body_measures(
+        self, request: Request, on: dt.date
+    ) -> tuple[measures.Reading, measures.Reading]:
+        """The body surface area (as the policy rounds and caps it) and the body weight."""
+        bsa = self.dosing.body_surface_area
+        return (
+            measures.body_surface_area(request, on, bsa.formula, bsa.decimals, bsa.cap_m2),
+            measures.body_weight(request, on),
         )
-        return result, (tuple(missing) if status == "unknown" else ())
 
-    def _fit(self, dose_mg_m2: float | None, request: Request) -> _Fit:
-        regimen = request.regimen
+    def evaluate(
+        self,
+        request: Request,
+        on: dt.date,
+        facts: Mapping[str, FactResult],
+        fact_questions: Mapping[str, Missing],
+        allowed: list[str] | None = None,
+    ) -> tuple[DosingResult, tuple[Missing, ...]]:
+        """The dosing result and, when it is unknown, the questions that would settle it.
+        `allowed` limits the regimens to those an indication lists."""
+        service = request.service
+        schedule = service.schedule
+        bsa, weight = self.body_measures(request, on)
         requested = RequestedRegimen(
-            dose=regimen.dose,
-            dose_unit=regimen.dose_unit,
-            doses_per_cycle=regimen.doses_per_cycle,
-            cycle_length_days=regimen.cycle_length_days,
+            dose=service.dose.value if service.dose else None,
+            dose_unit=service.dose.unit if service.dose else None,
+            cycle_length_days=schedule.cycle_length_days if schedule else None,
+            doses_per_cycle=schedule.doses_in_cycle if schedule else None,
+            cycle_days=schedule.cycle_days if schedule else None,
+            induction_days=schedule.induction_days if schedule else None,
+            interval_days=schedule.interval_days if schedule else None,
+            route=service.route,
         )
-        checks = tuple(self._check(r, dose_mg_m2, request) for r in self._regimens)
+        checks: list[RegimenCheck] = []
+        questions: list[Missing] = []
+        for regimen, applies in self._regimens:
+            if allowed and regimen.id not in allowed:
+                continue
+            check, asked = self._check(regimen, applies, request, bsa, weight, facts)
+            checks.append(check)
+            for name in asked:
+                question = _QUESTIONS.get(name) or fact_questions.get(name)
+                if question is not None and question not in questions:
+                    questions.append(question)
         fitted = next((c.id for c in checks if c.status == "met"), None)
-        status: Literal["within", "outside", "unknown"]
+        status: Status | str
         if fitted is not None:
             status = "within"
         elif all(c.status == "not-met" for c in checks):
             status = "outside"
         else:
             status = "unknown"
-        return status, fitted, checks, requested
+        result = DosingResult(
+            status=status,  # type: ignore[arg-type]
+            requested=requested,
+            bsa_m2=bsa.value,
+            bsa_source=_source(bsa, self.dosing.body_surface_area.formula),
+            weight_kg=weight.value,
+            weight_source=_source(weight, None),
+            mg_per_dose=self._mg_per_dose(request, bsa.value, weight.value),
+            regimen=fitted,
+            checks=tuple(checks),
+        )
+        return result, (tuple(questions) if status == "unknown" else ())
 
-    def _check(self, policy_regimen: Regimen, dose: float | None, request: Request) -> RegimenCheck:
-        rid, text = policy_regimen.id, policy_regimen.text
-        doses = request.regimen.doses_per_cycle
-        days = request.regimen.cycle_length_days
-        limit = policy_regimen.max_dose_mg_per_m2
-        if dose is not None and dose > limit * self._factor:
-            return RegimenCheck(
-                rid, text, "not-met", f"{dose:g} mg/m2 a dose exceeds {limit:g} mg/m2"
-            )
-        if doses is None or days is None:
-            return RegimenCheck(rid, text, "unknown", _NO_SCHEDULE)
-        allowed = self._allowed[rid]
-        # Cross-multiplied so whole numbers compare exactly: doses/days <= allowed/cycle.
-        if doses * policy_regimen.cycle_length_days > policy_regimen.max_doses_per_cycle * days:
-            return RegimenCheck(
-                rid,
-                text,
-                "not-met",
-                f"{doses} dose(s) every {days} days is more often than {allowed}",
-            )
+    def _mg_per_dose(
+        self, request: Request, bsa: float | None, weight: float | None
+    ) -> float | None:
+        dose = request.service.dose
         if dose is None:
-            return RegimenCheck(
-                rid,
-                text,
-                "unknown",
-                f"{doses} dose(s) every {days} days; the dose in mg/m2 is not known",
+            return None
+        mass, _, per = dose.unit.partition("/")
+        mg = convert(dose.value, mass, "mg")
+        if per == "":
+            return mg
+        body = bsa if per == "m2" else weight
+        return None if body is None else round_half_up(mg * body, 1)
+
+    def convert(
+        self, value: float, unit: str, target: str, bsa: float | None, weight: float | None
+    ) -> float | None:
+        """A dose in `unit` expressed in `target` (mg, mg/m2, mg/kg), rounded as the policy
+        says when a body measure was used; None when the measure needed is unknown."""
+        mass, _, per = unit.partition("/")
+        target_per = target.partition("/")[2]
+        mg = convert(value, mass, "mg")
+        if per == target_per:
+            return mg
+        body = {"m2": bsa, "kg": weight, "": 1.0}
+        if body[per] is None or body[target_per] is None:
+            return None
+        flat = mg * (body[per] or 1.0)
+        return round_half_up(flat / (body[target_per] or 1.0), self.dosing.rounding.dose_decimals)
+
+    def _check(
+        self,
+        regimen: Regimen,
+        applies: _Applicability,
+        request: Request,
+        bsa: measures.Reading,
+        weight: measures.Reading,
+        facts: Mapping[str, FactResult],
+    ) -> tuple[RegimenCheck, list[str]]:
+        """One regimen against the request: its check and what would settle an unknown."""
+        fails: list[str] = []
+        unknown: list[str] = []
+        asked: list[str] = []
+        applicable, unsettled = applies.judge(facts)
+        if applicable is False:
+            fails.append(f"the regimen is {applies.text}")
+        elif applicable is None:
+            unknown.append(f"whether the regimen applies ({applies.text}) is not known")
+            asked.extend(unsettled)
+        service = request.service
+        if service.route is not None and normalize_route(service.route) not in regimen.route:
+            fails.append(f"route {service.route} is not {' or '.join(regimen.route)}")
+        limit = regimen.dose
+        dose_value: float | None = None
+        if service.dose is None:
+            unknown.append("the dose is not known")
+            asked.append("service.dose")
+        else:
+            dose_value = self.convert(
+                service.dose.value, service.dose.unit, limit.unit, bsa.value, weight.value
             )
-        return RegimenCheck(
-            rid, text, "met", f"{dose:g} mg/m2, {doses} dose(s) every {days} days, within {allowed}"
+            if dose_value is None:
+                unknown.append(f"the dose in {limit.unit} cannot be worked out")
+                asked.append("bsa" if "m2" in (service.dose.unit + limit.unit) else "weight")
+                if (
+                    "kg" in service.dose.unit + limit.unit
+                    and "m2" in service.dose.unit + limit.unit
+                ):
+                    asked.append("weight")
+            elif dose_value > limit.max * self._factor:
+                fails.append(
+                    f"{dose_value:g} {limit.unit} a dose exceeds {limit.max:g} {limit.unit}"
+                )
+            schedule = service.schedule
+            induction = regimen.induction
+            if (
+                induction is not None
+                and induction.dose is not None
+                and schedule is not None
+                and schedule.induction_days
+            ):
+                first = self.convert(
+                    service.dose.value,
+                    service.dose.unit,
+                    induction.dose.unit,
+                    bsa.value,
+                    weight.value,
+                )
+                if first is not None and first > induction.dose.max * self._factor:
+                    fails.append(
+                        f"{first:g} {induction.dose.unit} an induction dose exceeds "
+                        f"{induction.dose.max:g} {induction.dose.unit}"
+                    )
+        verdict, detail = _schedule_fit(regimen, service.schedule)
+        if verdict is False:
+            fails.append(detail)
+        elif verdict is None:
+            unknown.append(detail)
+            asked.append("cycle_days" if "which days" in detail else "schedule")
+        if fails:
+            return RegimenCheck(
+                regimen.id, regimen.text, "not-met", "; ".join(fails), dose_value, limit.unit
+            ), []
+        if unknown:
+            return RegimenCheck(
+                regimen.id, regimen.text, "unknown", "; ".join(unknown), dose_value, limit.unit
+            ), asked
+        dose_text = f"{dose_value:g} {limit.unit}" if dose_value is not None else "the dose"
+        return (
+            RegimenCheck(
+                regimen.id,
+                regimen.text,
+                "met",
+                f"{dose_text} within {limit.max:g} {limit.unit}; {detail}",
+                dose_value,
+                limit.unit,
+            ),
+            [],
         )
 
 
-_NO_SCHEDULE = "the schedule (doses per cycle, cycle length) is not known"
-_NO_DOSE = Missing(
-    fact="regimen.dose",
-    question="What is each dose, in mg/m2 or mg?",
-    fields=("regimen.dose", "regimen.dose_unit"),
-    criteria=("Dosing",),
-)
-_NO_BSA = Missing(
-    fact="patient.bsa_m2",
-    question="The dose is in mg: what are the patient's height (cm) and weight (kg), or body "
-    "surface area (m2)?",
-    fields=("patient.height_cm", "patient.weight_kg", "patient.bsa_m2"),
-    criteria=("Dosing",),
-)
-_NO_SCHEDULE_QUESTION = Missing(
-    fact="regimen.schedule",
-    question="How many doses are given in each cycle, and how many days is a cycle?",
-    fields=("regimen.doses_per_cycle", "regimen.cycle_length_days"),
-    criteria=("Dosing",),
-)
+def _schedule_fit(regimen: Regimen, schedule: Schedule | None) -> tuple[Truth, str]:
+    """Whether a requested schedule fits a regimen's, and why, in words."""
+    if schedule is None or (
+        schedule.cycle_length_days is None
+        and schedule.interval_days is None
+        and schedule.induction_days is None
+    ):
+        return None, "the schedule is not known"
+    if regimen.cycle is not None:
+        return _cycle_fit(regimen, schedule)
+    return _interval_fit(regimen, schedule)
+
+
+def _cycle_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
+    assert regimen.cycle is not None
+    window, allowed = regimen.cycle.length_days, regimen.cycle.doses
+    rule = f"at most {allowed} dose(s) in each {window}-day cycle"
+    length = schedule.cycle_length_days
+    if schedule.cycle_days is not None and length is not None:
+        days = dose_days(
+            cycle_length=length, cycle_days=schedule.cycle_days, horizon=4 * max(length, window)
+        )
+        most = most_in_window(days, window)
+        shown = f"days {', '.join(map(str, schedule.cycle_days))} of a {length}-day cycle"
+    elif length is not None and schedule.doses_per_cycle is not None:
+        least, most = window_bounds(schedule.doses_per_cycle, length, window)
+        shown = f"{schedule.doses_per_cycle} dose(s) every {length} days"
+        if least <= allowed < most:
+            return None, f"{shown}: which days of the cycle decides whether {rule} holds"
+    elif schedule.interval_days is not None or schedule.induction_days is not None:
+        days = dose_days(
+            induction_days=schedule.induction_days,
+            interval=schedule.interval_days,
+            horizon=4 * max(window, schedule.interval_days or 1) + 400,
+        )
+        most = most_in_window(days, window)
+        shown = _interval_words(schedule)
+    else:
+        return None, "the doses in each cycle are not known"
+    if most > allowed:
+        return False, f"{shown} gives {most} doses in {window} days, more than {rule}"
+    return True, f"{shown}, {rule}"
+
+
+def _interval_words(schedule: Schedule) -> str:
+    parts = []
+    if schedule.induction_days:
+        parts.append(f"induction on days {', '.join(map(str, schedule.induction_days))}")
+    if schedule.interval_days:
+        parts.append(f"then every {schedule.interval_days} days")
+    return " ".join(parts) or "the schedule"
+
+
+def _interval_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
+    assert regimen.interval is not None
+    minimum = regimen.interval.days
+    rule = f"no more often than every {minimum} days"
+    induction = regimen.induction
+    if schedule.induction_days:
+        if induction is None:
+            return False, "the regimen has no induction doses"
+        wanted = [d - induction.on_days[0] for d in induction.on_days]
+        given = [d - schedule.induction_days[0] for d in schedule.induction_days]
+        if len(given) > len(wanted):
+            return False, f"{len(given)} induction doses, more than the {len(wanted)} allowed"
+        early = [g for g, w in zip(given, wanted, strict=False) if g < w]
+        if early:
+            return False, (
+                f"induction on days {', '.join(map(str, given))} comes sooner than days "
+                f"{', '.join(map(str, wanted))}"
+            )
+    if schedule.interval_days is not None:
+        if schedule.interval_days < minimum:
+            return False, f"every {schedule.interval_days} days is more often than {rule}"
+        return True, f"{_interval_words(schedule)}, {rule}"
+    length = schedule.cycle_length_days
+    if length is not None:
+        if schedule.cycle_days is not None:
+            days = dose_days(
+                cycle_length=length, cycle_days=schedule.cycle_days, horizon=3 * length
+            )
+            shortest = min(gaps(days), default=length)
+        elif schedule.doses_per_cycle == 1:
+            shortest = length
+        elif schedule.doses_per_cycle is not None:
+            if schedule.doses_per_cycle * minimum > length:
+                return (
+                    False,
+                    f"{schedule.doses_per_cycle} doses every {length} days is more often than {rule}",
+                )
+            return None, "which days of the cycle the doses fall on is not known"
+        else:
+            return None, "the doses in each cycle are not known"
+        if shortest < minimum:
+            return False, f"doses {shortest} days apart, more often than {rule}"
+        return True, f"doses at least {shortest} days apart, {rule}"
+    # An induction alone: the maintenance interval is for a later request.
+    return True, f"{_interval_words(schedule)}, {rule}"
+
+
+def _source(reading: measures.Reading, formula: str | None) -> str | None:
+    if reading.value is None:
+        return None
+    fields = ", ".join(e.field for e in reading.evidence)
+    if reading.note and formula and reading.note.startswith(formula):
+        return f"{formula}({fields})"
+    if reading.note and "capped" in reading.note:
+        return f"{fields} ({reading.note})"
+    return fields
+
+
+_QUESTIONS: dict[str, Missing] = {
+    "service.dose": Missing(
+        fact="service.dose",
+        question="What is each dose, with its unit (mg, mg/m2 or mg/kg)?",
+        fields=("service.dose",),
+        criteria=("Dosing",),
+    ),
+    "bsa": Missing(
+        fact="body-surface-area",
+        question="What are the patient's height and weight (or measured body surface area), "
+        "to work out the dose per m2?",
+        fields=("observations[8302-2]", "observations[29463-7]", "observations[8277-6]"),
+        criteria=("Dosing",),
+    ),
+    "weight": Missing(
+        fact="body-weight",
+        question="What is the patient's body weight, to work out the dose per kg?",
+        fields=("observations[29463-7]",),
+        criteria=("Dosing",),
+    ),
+    "schedule": Missing(
+        fact="service.schedule",
+        question="How often is each dose given: how many doses in each cycle of how many days, "
+        "or every how many days (after which induction doses)?",
+        fields=("service.schedule",),
+        criteria=("Dosing",),
+    ),
+    "cycle_days": Missing(
+        fact="service.schedule.cycle_days",
+        question="On which days of each cycle is a dose given?",
+        fields=("service.schedule.cycle_days",),
+        criteria=("Dosing",),
+    ),
+}

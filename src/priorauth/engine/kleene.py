@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["Truth", "all_of", "any_of", "not_", "status"]
+__all__ = ["Truth", "all_of", "any_of", "at_least", "not_", "status"]
 
 Truth = bool | None
 
@@ -33,6 +33,19 @@ def any_of(values: Iterable[Truth]) -> Truth:
         if value is None:
             unknown = True
     return None if unknown else False
+
+
+def at_least(n: int, values: Iterable[Truth]) -> Truth:
+    """At least n of the values: true once n are true, false once too few could still be.
+
+    >>> at_least(2, [True, None, False])
+    """
+    values = list(values)
+    true = sum(1 for v in values if v is True)
+    possible = true + sum(1 for v in values if v is None)
+    if true >= n:
+        return True
+    return False if possible < n else None
 
 
 def not_(value: Truth) -> Truth:

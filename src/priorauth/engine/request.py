@@ -200,7 +200,9 @@ class Medication(_Part):
     name: Text | None = None
     code: Code | None = None
     system: System | None = None
-    status: Literal["active", "completed", "stopped", "intended", "on-hold", "unknown"] | None = None
+    status: Literal["active", "completed", "stopped", "intended", "on-hold", "unknown"] | None = (
+        None
+    )
     start_date: ClinicalDate | None = None
     end_date: ClinicalDate | None = None
     setting: _SETTINGS | None = None
@@ -292,7 +294,9 @@ class Schedule(_Part):
 
     cycle_length_days: Annotated[int, Field(ge=1, le=366)] | None = None
     doses_per_cycle: Annotated[int, Field(ge=1, le=31)] | None = None
-    cycle_days: Annotated[tuple[Annotated[int, Field(ge=1, le=366)], ...], Field(min_length=1)] | None = None
+    cycle_days: (
+        Annotated[tuple[Annotated[int, Field(ge=1, le=366)], ...], Field(min_length=1)] | None
+    ) = None
     induction_days: (
         Annotated[tuple[Annotated[int, Field(ge=0, le=366)], ...], Field(min_length=1)] | None
     ) = None
@@ -454,9 +458,7 @@ def parse_request(data: object) -> Request:
     except ValidationError as exc:
         problems: list[FieldProblem] = []
         for e in exc.errors(include_url=False):
-            problem = FieldProblem(
-                _field(tuple(e["loc"])), e["msg"].removeprefix("Value error, ")
-            )
+            problem = FieldProblem(_field(tuple(e["loc"])), e["msg"].removeprefix("Value error, "))
             # A value that fits none of a union's types is reported once, by its first type.
             if all(p.field != problem.field for p in problems):
                 problems.append(problem)

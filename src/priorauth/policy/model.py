@@ -207,7 +207,9 @@ class SpecialtyFact(_FactBase):
         return self
 
 
-Setting = Literal["adjuvant", "neoadjuvant", "metastatic", "locally-advanced", "maintenance", "other"]
+Setting = Literal[
+    "adjuvant", "neoadjuvant", "metastatic", "locally-advanced", "maintenance", "other"
+]
 Outcome = Literal[
     "failed", "intolerant", "contraindicated", "progressed", "responded", "completed", "ongoing"
 ]
@@ -519,7 +521,8 @@ class Interval(_Strict):
 class Regimen(_Strict):
     """An approvable regimen: the dose limit, and a cycle, or an induction then an interval,
     or an interval alone. `when` names a true/false fact the regimen is for (hepatic
-    impairment), `unless` one it is not for; `route` the routes it allows."""
+    impairment), `unless` one it is not for (each a fact's name or a criterion, such as
+    `{id: renal, text: ..., fact: crcl, below: 50}`); `route` the routes it allows."""
 
     id: Text
     text: Text
@@ -528,8 +531,9 @@ class Regimen(_Strict):
     induction: Induction | None = None
     interval: Interval | None = None
     route: list[str] = ["intravenous"]
-    when: str | None = None
-    unless: str | None = None
+    # A true/false fact's name, or a criterion (a small tree with its own id and text).
+    when: str | CriterionSpec | None = None
+    unless: str | CriterionSpec | None = None
 
     @model_validator(mode="after")
     def _schedule(self) -> Regimen:

@@ -1,0 +1,83 @@
+"""Dosing schedules as the days doses fall on, and what a policy asks of them.
+
+A schedule is read as the days (0 = the first dose) its doses fall on: cycles repeat their dose
+days; an induction gives its days and is followed by doses every `interval` days; an interval
+alone gives a dose every so many days. Two questions are then plain arithmetic: how many doses
+fall in any window of so many days (the policy's "N doses in each D-day cycle"), and how many
+doses fall in an authorization period.
+
+>>> dose_days(cycle_length=21, cycle_days=(1, 8), horizon=43)
+[0, 7, 21, 28, 42]
+>>> most_in_window([0, 7, 21, 28, 42], 21)
+2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["dose_days", "gaps", "most_in_window", "window_bounds"]
+
+
+def dose_days(
+    *,
+    cycle_length: int | None = None,
+    cycle_days: Sequence[int] | None = None,
+    induction_days: Sequence[int] | None = None,
+    interval: int | None = None,
+    horizon: int,
+) -> list[int]:
+    """The days (from the first dose, day 0) on which doses fall, before `horizon`.
+
+    Cycles need their days (1-based within the cycle); an induction without an interval gives
+    its days alone; an interval after an induction starts from the last induction dose.
+    """
+    days: list[int] = []
+    if cycle_length is not None and cycle_days:
+        first = cycle_days[0]
+        start = 0
+        while start < horizon:
+            days.extend(start + d - first for d in cycle_days if start + d - first < horizon)
+            start += cycle_length
+        return days
+    if induction_days:
+        days = [d - induction_days[0] for d in induction_days if d - induction_days[0] < horizon]
+    if interval is not None:
+        day = days[-1] + interval if days else 0
+        while day < horizon:
+            days.append(day)
+            day += interval
+    return days
+
+
+def most_in_window(days: Sequence[int], window: int) -> int:
+    """The most doses that fall in any `window` consecutive days."""
+    most = 0
+    for i, start in enumerate(days):
+        count = sum(1 for d in days[i:] if d < start + window)
+        most = max(most, count)
+    return most
+
+
+def window_bounds(doses_per_cycle: int, cycle_length: int, window: int) -> tuple[int, int]:
+    """The least and the most that "the most doses in any `window` days" can be when
+    `doses_per_cycle` doses fall on unknown days of each `cycle_length`-day cycle.
+
+    Each place in the cycle gives a dose every `cycle_length` days, so at most
+    ceil(window / cycle_length) of them fall in a window: the most is that times the doses. On
+    average a window holds doses x window / cycle_length, and the busiest window holds at
+    least the average: the least is its ceiling.
+
+    >>> window_bounds(1, 28, 21)
+    (1, 1)
+    >>> window_bounds(2, 21, 28)
+    (3, 4)
+    """
+    most = doses_per_cycle * -(-window // cycle_length)
+    least = -(-(doses_per_cycle * window) // cycle_length)
+    return least, most
+
+
+def gaps(days: Sequence[int]) -> list[int]:
+    """The days between consecutive doses."""
+    return [b - a for a, b in zip(days, days[1:], strict=False)]
