@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+
 from dateutil.relativedelta import relativedelta
 
 __all__ = ["age_in_months", "age_in_years", "period_end"]

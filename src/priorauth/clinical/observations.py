@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from priorauth.clinical.units import UnitError, convert
 
-__all__ = ["BSA", "CREATININE", "CRCL", "HEIGHT", "KNOWN", "WEIGHT", "Measure", "check_plausible"]
+__all__ = ["BSA", "CRCL", "CREATININE", "HEIGHT", "KNOWN", "WEIGHT", "Measure", "check_plausible"]
 
 
 class Measure(NamedTuple):

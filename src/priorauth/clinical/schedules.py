@@ -14,6 +14,7 @@ doses fall in an authorization period.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 __all__ = ["dose_days", "gaps", "most_in_window", "window_bounds"]
@@ -80,4 +81,4 @@ def window_bounds(doses_per_cycle: int, cycle_length: int, window: int) -> tuple
 
 def gaps(days: Sequence[int]) -> list[int]:
     """The days between consecutive doses."""
-    return [b - a for a, b in zip(days, days[1:], strict=False)]
+    return [later - earlier for earlier, later in itertools.pairwise(days)]

@@ -51,5 +51,5 @@ class AgentMatcher:
         if medication.code is not None and medication.system is not None:
             by_code = self._codes.get((medication.system, medication.code))
             if by_code is not None:
-                return medication.name and self.in_text(medication.name) or by_code
+                return (medication.name and self.in_text(medication.name)) or by_code
         return self.in_text(medication.name) if medication.name else None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from priorauth.clinical.schedules import dose_days, gaps, most_in_window, window_bounds
 from priorauth.clinical.units import convert
@@ -34,7 +35,6 @@ from priorauth.engine.determination import (
     Missing,
     RegimenCheck,
     RequestedRegimen,
-    Status,
 )
 from priorauth.engine.kleene import Truth, all_of, not_
 from priorauth.engine.measures import round_half_up
@@ -158,7 +158,7 @@ class DosingEvaluator:
                 if question is not None and question not in questions:
                     questions.append(question)
         fitted = next((c.id for c in checks if c.status == "met"), None)
-        status: Status | str
+        status: Literal["within", "outside", "unknown"]
         if fitted is not None:
             status = "within"
         elif all(c.status == "not-met" for c in checks):
@@ -166,7 +166,7 @@ class DosingEvaluator:
         else:
             status = "unknown"
         result = DosingResult(
-            status=status,  # type: ignore[arg-type]
+            status=status,
             requested=requested,
             bsa_m2=bsa.value,
             bsa_source=_source(bsa, self.dosing.body_surface_area.formula),
@@ -325,7 +325,9 @@ def _cycle_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
     elif length is not None and schedule.doses_per_cycle is not None:
         least, most = window_bounds(schedule.doses_per_cycle, length, window)
         shown = f"{schedule.doses_per_cycle} dose(s) every {length} days"
-        if least <= allowed < most:
+        if least > allowed:
+            return False, f"{shown} gives at least {least} doses in {window} days, more than {rule}"
+        if most > allowed:
             return None, f"{shown}: which days of the cycle decides whether {rule} holds"
     elif schedule.interval_days is not None or schedule.induction_days is not None:
         days = dose_days(
@@ -384,10 +386,8 @@ def _interval_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
             shortest = length
         elif schedule.doses_per_cycle is not None:
             if schedule.doses_per_cycle * minimum > length:
-                return (
-                    False,
-                    f"{schedule.doses_per_cycle} doses every {length} days is more often than {rule}",
-                )
+                doses = schedule.doses_per_cycle
+                return False, f"{doses} doses every {length} days is more often than {rule}"
             return None, "which days of the cycle the doses fall on is not known"
         else:
             return None, "the doses in each cycle are not known"

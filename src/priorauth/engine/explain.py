@@ -32,10 +32,14 @@ _REASON_WORDS: dict[str, str] = {
 
 def _value(fact: FactResult) -> str:
     if fact.value is None:
+        if fact.bounds is not None:
+            least, most = fact.bounds
+            return f"at least {least}" if most is None else f"{least} to {most}"
         return "unknown"
     if isinstance(fact.value, bool):
         return "yes" if fact.value else "no"
-    return f"{fact.value:g}" if isinstance(fact.value, float) else str(fact.value)
+    text = f"{fact.value:g}" if isinstance(fact.value, float) else str(fact.value)
+    return f"{text} {fact.unit}" if fact.unit and not isinstance(fact.value, str) else text
 
 
 def _truth(value: bool | None) -> str:
@@ -50,7 +54,7 @@ def _fact_words(fact: FactResult, origins: Mapping[str, str]) -> str:
     text = f"{fact.name} = {_value(fact)}"
     if sources:
         text += f" (from {sources})"
-    if fact.note and fact.value is None:
+    if fact.note and fact.value is None and fact.bounds is None:
         text += f": {fact.note}"
     return text
 
@@ -118,17 +122,19 @@ def rationale(determination: Determination) -> list[str]:
         lines.append(f"Missing ({', '.join(question.criteria)}): {question.question}")
     dosing = d.dosing
     if dosing is not None:
-        bsa = (
-            f"; BSA {dosing.bsa_m2:g} m2 from {dosing.bsa_source}"
-            if dosing.bsa_m2 is not None
-            else ""
-        )
+        requested = dosing.requested
         dose = (
-            f"{dosing.dose_mg_per_m2:g} mg/m2"
-            if dosing.dose_mg_per_m2 is not None
-            else "dose in mg/m2 unknown"
+            f"{requested.dose:g} {requested.dose_unit}"
+            if requested.dose is not None
+            else "dose unknown"
         )
-        lines.append(f"Dosing: {dosing.status} ({dose}{bsa})")
+        if dosing.mg_per_dose is not None and requested.dose_unit != "mg":
+            dose += f", {dosing.mg_per_dose:g} mg"
+        if dosing.bsa_m2 is not None:
+            dose += f"; BSA {dosing.bsa_m2:g} m2 from {dosing.bsa_source}"
+        if dosing.weight_kg is not None:
+            dose += f"; weight {dosing.weight_kg:g} kg from {dosing.weight_source}"
+        lines.append(f"Dosing: {dosing.status} ({dose})")
         lines.extend(f"  Regimen {c.id}: {c.status}: {c.detail}" for c in dosing.checks)
     for alert in d.alerts:
         lines.append(f"Alert {alert.code} ({alert.severity}): {alert.message} [{alert.source}]")
@@ -140,14 +146,15 @@ def rationale(determination: Determination) -> list[str]:
         flags = ", ".join(f"{k}={_truth(v)}" for k, v in label.flags.items())
         lines.append(f"Label indication {label.requested}: {status} ({flags}); information only")
         lines.extend(
-            f"  prior_therapies[{t.index}] {t.agent} ({t.agent_class}): {t.detail}"
+            f"  medications[{t.index}] {t.agent} ({t.agent_class}): {t.detail}"
             for t in label.therapies
         )
     auth = d.authorization
     if auth is not None:
         lines.append(
             f"Authorization: {auth.valid_from.isoformat()} through "
-            f"{auth.valid_through.isoformat()}, {auth.cycles} cycle(s)"
+            f"{auth.valid_through.isoformat()}, regimen {auth.regimen}"
+            + (f", {auth.doses} dose(s)" if auth.doses is not None else "")
             + (f", {auth.units} units of {auth.billing_code}" if auth.units else "")
         )
     policy = d.policy

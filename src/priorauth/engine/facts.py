@@ -415,9 +415,7 @@ def compile_fact(name: str, spec: FactSpec, policy: Policy) -> CompiledFact:
     """The named fact prepared: a function of a request and the service date, and the request
     fields that would settle the fact when it is unknown."""
     unit: str | None = None
-    if isinstance(spec, AgeFact):
-        unit = spec.unit
-    elif isinstance(spec, ObservationFact):
+    if isinstance(spec, AgeFact | ObservationFact):
         unit = spec.unit
     elif isinstance(spec, MeasureFact):
         unit = {"body-surface-area": "m2", "body-weight": "kg"}.get(spec.function, "mL/min")

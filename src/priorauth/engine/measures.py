@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from priorauth.clinical.bsa import FORMULAS
 from priorauth.clinical.dates import age_in_years
-from priorauth.clinical.observations import BSA, CREATININE, CRCL, HEIGHT, KNOWN, WEIGHT, Measure
+from priorauth.clinical.observations import BSA, CRCL, CREATININE, HEIGHT, KNOWN, WEIGHT, Measure
 from priorauth.clinical.renal import cockcroft_gault
 from priorauth.clinical.units import UnitError, convert
 from priorauth.engine.determination import Evidence
@@ -54,7 +54,7 @@ def _observation_evidence(index: int, observation: Observation) -> Evidence:
     if observation.value is None:
         shown: object = f"{observation.uln_multiple:g} x ULN"
     elif observation.unit is not None:
-        shown = f"{observation.value:g} {observation.unit}"  # type: ignore[str-format]
+        shown = f"{observation.value:g} {observation.unit}"
     else:
         shown = observation.value
     if observation.date is not None:
@@ -68,7 +68,7 @@ def latest(
     system: str = "loinc",
     on: dt.date | None = None,
     within_days: int | None = None,
-) -> tuple[int, Observation] | None | str:
+) -> tuple[int, Observation] | str | None:
     """The latest observation with one of `codes`, and its place in `observations`; None when
     there is none; a note (a string) when there are some but none counts (too old, undated
     where a recent one is needed, or after the service date)."""

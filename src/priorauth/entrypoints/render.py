@@ -8,8 +8,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from priorauth.engine.determination import Alert, CriterionResult, Determination
-from priorauth.policy.model import CriterionSpec, Policy
+from priorauth.engine.determination import Alert, CriterionResult, Determination, FactResult
+from priorauth.policy.model import Approval, CriterionSpec, Policy
 
 __all__ = ["determination_panel", "policy_tree"]
 
@@ -64,7 +64,7 @@ def _safety(d: Determination) -> list[RenderableType]:
         for therapy in label.therapies:
             parts.append(
                 Text(
-                    f"    prior_therapies[{therapy.index}] {therapy.agent} "
+                    f"    medications[{therapy.index}] {therapy.agent} "
                     f"({therapy.agent_class}, {therapy.setting or 'setting unknown'}): "
                     f"{_FLAG[therapy.resistant]}, {therapy.detail}",
                     style="dim",
@@ -84,12 +84,24 @@ def _safety(d: Determination) -> list[RenderableType]:
     return parts
 
 
+def _fact_value(fact: FactResult) -> str:
+    if fact.value is None:
+        if fact.bounds is not None:
+            least, most = fact.bounds
+            return f"at least {least}" if most is None else f"{least} to {most}"
+        return "unknown"
+    if isinstance(fact.value, bool):
+        return str(fact.value).lower()
+    text = _plain(fact.value)
+    return f"{text} {fact.unit}" if fact.unit and not isinstance(fact.value, str) else text
+
+
 def _criterion(tree: Tree, node: CriterionResult, determination: Determination) -> None:
     mark, colour = _MARK[node.status]
     label = Text.assemble((f"{mark} {node.id} ", f"bold {colour}"), (node.text, ""))
     for name in node.facts:
         fact = determination.facts[name]
-        value = "unknown" if fact.value is None else str(fact.value).lower()
+        value = _fact_value(fact)
         sources = ", ".join(f"{e.field}={e.value}" for e in fact.evidence)
         label.append(f"\n    {name} = {value}", style=colour)
         if sources:
@@ -136,6 +148,10 @@ def determination_panel(determination: Determination, source: str = "") -> Rende
         parts.append(table)
         if dosing.bsa_m2 is not None:
             parts.append(Text(f"BSA {dosing.bsa_m2:g} m2 from {dosing.bsa_source}", style="dim"))
+        if dosing.weight_kg is not None:
+            parts.append(
+                Text(f"Weight {dosing.weight_kg:g} kg from {dosing.weight_source}", style="dim")
+            )
     if d.missing:
         table = Table(title="Questions to answer", title_justify="left", show_edge=False)
         table.add_column("for")
@@ -146,11 +162,11 @@ def determination_panel(determination: Determination, source: str = "") -> Rende
         parts.append(table)
     if d.authorization is not None:
         auth = d.authorization
-        text = (
-            f"Authorized {auth.valid_from} through {auth.valid_through}: regimen "
-            f"{auth.regimen}, {auth.doses_per_cycle} dose(s) every {auth.cycle_length_days} "
-            f"days, {auth.cycles} cycles"
-        )
+        text = f"Authorized {auth.valid_from} through {auth.valid_through}: regimen {auth.regimen}"
+        if auth.dose is not None:
+            text += f", {auth.dose:g} {auth.dose_unit} a dose"
+        if auth.doses is not None:
+            text += f", {auth.doses} dose(s)"
         if auth.mg_per_dose is not None:
             text += f"; {auth.mg_per_dose:g} mg a dose"
         if auth.units is not None:
@@ -166,20 +182,40 @@ def determination_panel(determination: Determination, source: str = "") -> Rende
     return Panel(Group(*parts), title=title, title_align="left", border_style=colour)
 
 
+_SIGNS = {"at_least": "≥", "at_most": "≤", "below": "<", "above": ">", "equals": "=", "in": "in"}
+
+
 def _spec(tree: Tree, node: CriterionSpec) -> None:
     if node.fact is not None:
-        test = ""
-        if node.at_least is not None:
-            test += f" ≥ {node.at_least:g}"
-        if node.at_most is not None:
-            test += f" ≤ {node.at_most:g}"
+        test = "".join(
+            f" is {value}" if name == "is" else f" {_SIGNS[name]} {_plain(value)}"
+            for name, value in node.comparators().items()
+        )
         label = Text.assemble((f"{node.id} ", "bold"), node.text, (f"  [{node.fact}{test}]", "dim"))
         tree.add(label)
         return
-    operator = "ALL of" if node.all is not None else "ONE of" if node.any is not None else "NOT"
+    operator = {
+        "all": "ALL of",
+        "any": "ONE of",
+        "not": "NOT",
+        "at-least": f"AT LEAST {int(node.at_least or 0)} of",
+    }[node.operator]
     branch = tree.add(Text.assemble((f"{node.id} ", "bold"), (f"{operator}: ", "cyan"), node.text))
     for child in node.children():
         _spec(branch, child)
+
+
+def _period(approval: Approval) -> str:
+    parts = [
+        f"{n} {word}{'s' if n > 1 else ''}"
+        for n, word in (
+            (approval.years, "year"),
+            (approval.months, "month"),
+            (approval.days, "day"),
+        )
+        if n
+    ]
+    return " ".join(parts)
 
 
 def policy_tree(policy: Policy, content_hash: str) -> RenderableType:
@@ -194,17 +230,25 @@ def policy_tree(policy: Policy, content_hash: str) -> RenderableType:
         drugs.add(
             f"{drug.name}: HCPCS {', '.join(drug.hcpcs) or '-'}; "
             f"NDC {', '.join(drug.ndc_products) or '-'}"
+            + (f"; RxNorm {', '.join(drug.rxnorm)}" if drug.rxnorm else "")
+            + ("; preferred" if drug.preferred else "")
         )
     for indication in policy.indications:
         branch = root.add(
             Text(
                 f"Indication {indication.id}: {indication.title} "
-                f"(when {indication.when}; approve {indication.approval.years} "
-                f"year(s) {indication.approval.months} month(s))",
+                f"(when {indication.when}; approve for {_period(indication.approval)})",
                 style="bold",
             )
         )
         _spec(branch, indication.criteria)
+        continued = indication.continuation
+        if continued is not None:
+            again = branch.add(
+                Text(f"Continuation: approve for {_period(continued.approval)}", style="bold")
+            )
+            if continued.criteria is not None:
+                _spec(again, continued.criteria)
     dosing = root.add(Text(f"Dosing: {policy.dosing.text}", style="bold"))
     for regimen in policy.dosing.regimens:
         dosing.add(f"{regimen.id}) {regimen.text}")

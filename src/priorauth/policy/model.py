@@ -462,7 +462,7 @@ class DoseLimit(_Strict):
 
 
 class Cycle(_Strict):
-    """Doses in each cycle of `length_days`: at most `max_doses`, or on the given `days` (1-based)."""
+    """Doses in each cycle of `length_days`: at most `max_doses`, or on given `days` (from 1)."""
 
     length_days: Annotated[int, Field(ge=1, le=366)]
     max_doses: Annotated[int, Field(ge=1, le=31)] | None = None
