@@ -98,6 +98,7 @@ def _quantity(unit: str) -> Any:
     return quantity
 
 
+@lru_cache(maxsize=1024)
 def dimension(unit: str) -> str:
     """What a unit measures, as pint names it (`[mass] / [length] ** 2` for mg/m2)."""
     return str(_quantity(normalize_unit(unit)).dimensionality)

@@ -53,12 +53,12 @@ def _kind_problem(kind: str, value: object, spec: AnswerFact | None) -> str | No
     return None
 
 
-def check_answers(policy: Policy, request: Request) -> None:
+def check_answers(policy: Policy, request: Request, kinds: dict[str, str] | None = None) -> None:
     """Raise InvalidRequest naming each answer the policy does not ask for, or that holds the
-    wrong kind of value."""
+    wrong kind of value. `kinds` is `answerable(policy)`, when the caller keeps it."""
     if not request.answers:
         return
-    kinds = answerable(policy)
+    kinds = answerable(policy) if kinds is None else kinds
     problems: list[FieldProblem] = []
     for question, answer in request.answers.items():
         field = f"answers.{question}"

@@ -15,7 +15,7 @@ from priorauth._version import __version__
 from priorauth.clinical.dates import period_end
 from priorauth.clinical.schedules import dose_days
 from priorauth.engine import explain
-from priorauth.engine.answers import check_answers
+from priorauth.engine.answers import answerable, check_answers
 from priorauth.engine.criteria import CriterionEvaluator, compile_criteria, unknown_leaves
 from priorauth.engine.determination import (
     REASON_ORDER,
@@ -144,6 +144,7 @@ class CompiledPolicy:
             safety_hash=safety_hash(safety) if safety is not None else None,
         )
         self._safety = SafetyReviewer(safety)
+        self._answerable = answerable(policy)
         self.facts: dict[str, CompiledFact] = {
             name: compile_fact(name, spec, policy) for name, spec in policy.facts.items()
         }
@@ -163,7 +164,7 @@ class CompiledPolicy:
         Request itself is hashed. Raises InvalidRequest when the request answers a question the
         policy does not ask, or answers one with the wrong kind of value.
         """
-        check_answers(self.policy, request)
+        check_answers(self.policy, request, self._answerable)
         service = service_date(request, as_of)
         facts: dict[str, FactResult] = {}
         conflicts: list[Conflict] = []

@@ -117,9 +117,15 @@ def quantity(index: int, observation: Observation, unit: str | None) -> Reading:
         return Reading(None, evidence, f"{observation.unit!r} cannot be read as {unit!r}")
 
 
+# Each measure's LOINC codes (a weight may be measured or stated, ...).
+_CODES: dict[Measure, frozenset[str]] = {
+    measure: frozenset(code for code, known in KNOWN.items() if known == measure)
+    for measure in set(KNOWN.values())
+}
+
+
 def _measure(request: Request, measure: Measure, on: dt.date, within_days: int | None) -> Reading:
-    codes = {code for code, known in KNOWN.items() if known == measure}
-    found = latest(request, codes, "loinc", on, within_days)
+    found = latest(request, _CODES[measure], "loinc", on, within_days)
     if found is None:
         return Reading(None, (), f"no {measure.name} given")
     if isinstance(found, str):
