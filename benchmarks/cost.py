@@ -11,7 +11,7 @@ benchmarks/engine.py makes them, after the same warm-up), and prints instruction
   hash      the request hash (canonical JSON, SHA-256)
   facts     the service date and every fact the policy speaks of
   criteria  facts, then the criteria tree
-  dosing    the body surface area and the requested regimen against the policy's regimens
+  dosing    facts, then the body measures and the requested regimen against the regimens
   safety    dosing, then the safety screens, the label indication and the guideline context
   build     only constructing the Determination record from its parts
   decide    CompiledPolicy.evaluate on a validated request (all of the above but parse)
@@ -68,13 +68,15 @@ def _stage(name: str, calls: int) -> Callable[[], None]:
     """Set up, then return the work of `calls` first-sight requests for one stage."""
     requests = varied_requests(WARM_UP + calls)
     policies = PolicySet.from_directory(ROOT / "policies")
-    policy = policies.policies[0]
+    policy = policies.get("ixempra")
+    assert policy is not None
     for request in requests[:WARM_UP]:
         policies.evaluate(request)
     todo = requests[WARM_UP:]
     parsed = [parse_request(r) for r in todo]
     # Parts for `build` come from another policy object, so the timed one has not seen them.
-    other = PolicySet.from_directory(ROOT / "policies").policies[0]
+    other = PolicySet.from_directory(ROOT / "policies").get("ixempra")
+    assert other is not None
     names = [f.name for f in dataclasses.fields(Determination)]
     parts = [
         {n: getattr(d, n) for n in names}
@@ -83,7 +85,12 @@ def _stage(name: str, calls: int) -> Callable[[], None]:
 
     def facts(request: Any) -> dict[str, Any]:
         service = service_date(request, AS_OF)
-        return {name: derive(request, service)[0] for name, derive in policy._facts}
+        return {name: fact.derive(request, service)[0] for name, fact in policy.facts.items()}
+
+    def dosing(request: Any) -> Any:
+        found = facts(request)
+        on = service_date(request, AS_OF).date
+        return policy._dosing.evaluate(request, on, found, policy._questions)[0]
 
     def run() -> None:
         if name == "parse":
@@ -97,15 +104,14 @@ def _stage(name: str, calls: int) -> Callable[[], None]:
                 facts(request)
         elif name == "criteria":
             for request in parsed:
-                found = facts(request)
-                policy._pick_indication(found)[1](found)
+                policy._pick_indication(request, facts(request))
         elif name == "dosing":
             for request in parsed:
-                policy._dosing.evaluate(request)
+                dosing(request)
         elif name == "safety":
             for request in parsed:
-                dosing, _, bsa = policy._dosing.evaluate(request)
-                policy._safety.review(request, dosing, bsa.value)
+                result = dosing(request)
+                policy._safety.review(request, result, result.bsa_m2)
         elif name == "build":
             for fields in parts:
                 Determination(**fields)

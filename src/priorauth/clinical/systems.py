@@ -8,6 +8,7 @@ refused with its name, so a misspelt one is caught rather than silently never ma
 from __future__ import annotations
 
 import difflib
+from functools import lru_cache
 
 __all__ = ["SYSTEMS", "URIS", "system_name"]
 
@@ -41,6 +42,7 @@ URIS.update(
 )
 
 
+@lru_cache(maxsize=256)
 def system_name(text: str) -> str:
     """The short name of a code system given by short name or URI; ValueError naming it when
     unknown, with the nearest known names.

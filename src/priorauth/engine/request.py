@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -65,6 +66,7 @@ def _finite(value: float) -> float:
     return value
 
 
+@lru_cache(maxsize=1024)
 def _unit(value: str) -> str:
     unit = normalize_unit(value)
     try:
@@ -355,15 +357,21 @@ class Service(_Part):
 
     model_config = ConfigDict(populate_by_name=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """`code` (with `system`) becomes the first entry of `codes`."""
+        if isinstance(data, dict) and data.get("code") is not None:
+            data = dict(data)
+            first = {"system": data.pop("system", None) or "hcpcs", "code": data.pop("code")}
+            codes = data.get("codes") or []
+            data["codes"] = [first, *codes] if isinstance(codes, list | tuple) else codes
+        return data
+
     @model_validator(mode="after")
     def _identified(self) -> Service:
-        codes = self.codes
-        if self.code is not None:
-            codes = (Coding(system=self.system, code=self.code), *codes)
-        if not codes:
+        if not self.codes:
             raise ValueError("give the service's code (a HCPCS code, an NDC, ...) or codes")
-        object.__setattr__(self, "codes", codes)
-        object.__setattr__(self, "code", None)
         return self
 
     def label(self) -> str:
