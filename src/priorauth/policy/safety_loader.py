@@ -142,11 +142,7 @@ SAFETY_STAGES = Stages(
     not_a_mapping="safety data is a YAML mapping (id:, screens:)",
     references=_references,
     lint=_lint,
-    # The screen kinds (discriminated-union tags) pydantic puts in error paths.
-    hidden_path_parts=frozenset(
-        {"labs", "hepatic-bands", "allergy", "patient-state", "interaction", "bsa-cap"}
-        | {"diagnosis", "function-after"}
-    ),
+    kinds={"screens": "screen"},
 )
 
 
