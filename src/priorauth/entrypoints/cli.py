@@ -1,7 +1,8 @@
 """The `priorauth` command: evaluate requests, check policies, print schemas.
 
 Exit codes: 0 when every request got a determination (approved or pended alike), 1 when a policy
-check found errors, 2 for input that cannot be used (bad JSON, a field that does not fit).
+check found errors or a policy test case failed, 2 for input that cannot be used (bad JSON, a
+field that does not fit, a case file that does not load).
 """
 
 from __future__ import annotations
@@ -15,18 +16,30 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from priorauth.catalog import PolicySet, load_policy
+from priorauth.casefiles import (
+    CASES_FOLDER,
+    CASES_SUFFIX,
+    case_file_for,
+    check_case_file,
+    find_suites,
+    is_case_file,
+    policy_file_for,
+    run_suite,
+)
+from priorauth.catalog import PolicySet, default_policy_dir, load_policy
 from priorauth.engine.compiled import policy_hash
 from priorauth.engine.determination import Determination
 from priorauth.engine.request import Request
 from priorauth.entrypoints.cli_service import register as register_service_commands
 from priorauth.entrypoints.render import determination_panel, policy_tree
-from priorauth.errors import InvalidRequest, PolicyError
+from priorauth.errors import InvalidRequest, PolicyError, PolicyIssue
 from priorauth.policy.loader import check_policy_text
 from priorauth.policy.model import Policy
 from priorauth.policy.safety_loader import check_safety_text
 from priorauth.policy.safety_model import SafetyData
+from priorauth.policy.testing import Coverage
 
 __all__ = ["app", "main"]
 
@@ -36,7 +49,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-policy_app = typer.Typer(help="Show or check a policy file.", no_args_is_help=True)
+policy_app = typer.Typer(help="Show, check or test policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 out = Console(highlight=False, soft_wrap=False)
@@ -177,22 +190,68 @@ def policy_show(
     out.print(policy_tree(policy, policy_hash(policy)))
 
 
+def _print_issue(file: Path, issue: PolicyIssue) -> None:
+    """One finding as `FILE:LINE: severity CODE at PATH: message` (never wrapped)."""
+    line = issue.line if issue.line is not None else "?"
+    at = f" at {issue.path}" if issue.path else ""
+    style = "red" if issue.severity == "error" else "yellow"
+    out.print(
+        f"{escape(str(file))}:{line}: [{style}]{issue.severity}[/] {issue.code}{escape(at)}: "
+        f"{escape(issue.message)}",
+        soft_wrap=True,
+    )
+
+
+def _ok(file: Path, what: str) -> None:
+    out.print(f"{escape(str(file))}: [green]ok[/] ({escape(what)})", soft_wrap=True)
+
+
+def _validation_targets(paths: list[Path]) -> list[Path]:
+    """The files to check: each file given, and for a folder its policies, their data files
+    and their test cases."""
+    targets: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.yaml")) + sorted(
+                (path / CASES_FOLDER).glob(f"*{CASES_SUFFIX}")
+            )
+        else:
+            found = [path]
+        targets.extend(f for f in found if f not in targets)
+    return targets
+
+
 @policy_app.command("validate")
 def policy_validate(
-    files: Annotated[list[Path], typer.Argument(help="Policy YAML files to check.")],
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Policy files, data files, case files or folders (default: the policy folder)."
+        ),
+    ] = None,
 ) -> None:
     """Check policy files through every stage (parse, schema, references, lint).
 
-    A file ending in .data.yaml is checked as a policy's safety data, and a policy that names
-    safety data has that file checked too. Prints each finding as FILE:LINE with a stable code;
-    exits 1 if any file has an error.
+    A file ending in .data.yaml is checked as a policy's safety data, one ending in .cases.yaml
+    as a policy's test cases (against its policy), and a policy that names safety data or has
+    test cases has those checked too. Prints each finding as FILE:LINE with a stable code and,
+    for a misspelt name, the nearest one allowed; exits 1 if any file has an error.
     """
+    targets = _validation_targets(paths or [default_policy_dir()])
+    checked: set[Path] = set()
     errors = 0
-    for file in files:
+    for file in targets:
+        if file in checked:
+            continue
+        checked.add(file)
+        if is_case_file(file):
+            errors += _validate_cases(file)
+            continue
         try:
             text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            err.print(f"{file}: cannot read: {exc.strerror}", markup=False)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            err.print(f"{file}: cannot read: {reason}", markup=False)
             errors += 1
             continue
         if file.name.endswith(".data.yaml"):
@@ -200,23 +259,43 @@ def policy_validate(
             continue
         result = check_policy_text(text)
         for issue in result.issues:
-            line = issue.line if issue.line is not None else "?"
-            at = f" at {issue.path}" if issue.path else ""
-            style = "red" if issue.severity == "error" else "yellow"
-            out.print(
-                f"{file}:{line}: [{style}]{issue.severity}[/] {issue.code}{at}: {issue.message}"
-            )
-        if result.value is not None:
-            out.print(
-                f"{file}: [green]ok[/] ({result.value.id} version {result.value.version}, "
-                f"{policy_hash(result.value)[:19]})"
-            )
-            if result.value.safety is not None and file.parent / result.value.safety not in files:
-                errors += _validate_safety(file.parent / result.value.safety)
-        else:
+            _print_issue(file, issue)
+        if result.value is None:
             errors += 1
+            continue
+        policy = result.value
+        _ok(file, f"{policy.id} version {policy.version}, {policy_hash(policy)[:19]}")
+        beside = [case_file_for(file)]
+        if policy.safety is not None:
+            beside.insert(0, file.parent / policy.safety)
+        for extra in beside:
+            if extra in checked or extra in targets or not extra.exists():
+                continue
+            checked.add(extra)
+            errors += _validate_cases(extra) if is_case_file(extra) else _validate_safety(extra)
     if errors:
         raise typer.Exit(1)
+
+
+def _validate_cases(file: Path) -> int:
+    """Check a policy's test case file against its policy; 1 when it has an error."""
+    policy_file = policy_file_for(file)
+    try:
+        policy = load_policy(policy_file)
+    except PolicyError as exc:
+        err.print(
+            f"{file}: cannot check the cases: their policy {policy_file} does not load "
+            f"({len(exc.issues)} problem(s); run `priorauth policy validate {policy_file}`)",
+            markup=False,
+        )
+        return 1
+    issues = check_case_file(file, policy)
+    for issue in issues:
+        _print_issue(file, issue)
+    if any(i.severity == "error" for i in issues):
+        return 1
+    _ok(file, f"test cases for {policy.id}")
+    return 0
 
 
 def _validate_safety(file: Path, text: str | None = None) -> int:
@@ -229,17 +308,104 @@ def _validate_safety(file: Path, text: str | None = None) -> int:
             return 1
     result = check_safety_text(text)
     for issue in result.issues:
-        line = issue.line if issue.line is not None else "?"
-        at = f" at {issue.path}" if issue.path else ""
-        style = "red" if issue.severity == "error" else "yellow"
-        out.print(f"{file}:{line}: [{style}]{issue.severity}[/] {issue.code}{at}: {issue.message}")
+        _print_issue(file, issue)
     if result.value is None:
         return 1
-    out.print(
-        f"{file}: [green]ok[/] ({result.value.id} version {result.value.version}, "
-        f"{len(result.value.screens)} screens)"
+    _ok(
+        file,
+        f"{result.value.id} version {result.value.version}, {len(result.value.screens)} screens",
     )
     return 0
+
+
+@policy_app.command("test")
+def policy_test(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Policy files, case files or folders of policies (default: the policy folder)."
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also print every node's coverage.")
+    ] = False,
+    min_coverage: Annotated[
+        float,
+        typer.Option(help="Fail when a policy's criteria coverage is below this percentage."),
+    ] = 0.0,
+) -> None:
+    """Run each policy's test cases (policies/tests/NAME.cases.yaml) and report coverage.
+
+    One line per case (PASS, or FAIL with each difference), a summary, and for each policy the
+    criteria branches its cases reached: every node of every criteria tree counts twice, met
+    and not met, and the branches no case reached are listed. Exits 1 when a case fails (or
+    coverage is below --min-coverage), 2 when a policy or case file cannot be used.
+    """
+    suites = find_suites(paths or [default_policy_dir()])
+    passed = failed = 0
+    unusable = low = False
+    for policy_file, case_file in suites:
+        run = run_suite(policy_file, case_file)
+        for source, issue in run.problems:
+            _print_issue(source, issue)
+        if run.result is None:
+            unusable = True
+            continue
+        result = run.result
+        out.print(
+            f"[bold]{escape(str(case_file))}[/] ({result.policy}, {len(result.cases)} cases)",
+            soft_wrap=True,
+        )
+        for case in result.cases:
+            if case.passed:
+                out.print(f"  [green]PASS[/] {escape(case.name)}", soft_wrap=True)
+                passed += 1
+                continue
+            failed += 1
+            out.print(f"  [red]FAIL[/] {escape(case.name)}", soft_wrap=True)
+            for problem in case.problems:
+                out.print(f"         {escape(problem)}", soft_wrap=True)
+        _print_coverage(result.coverage, result.policy, verbose)
+        if result.coverage.percent < min_coverage:
+            low = True
+            out.print(
+                f"  [red]coverage {result.coverage.percent:.1f}% is below {min_coverage:g}%[/]"
+            )
+    colour = "red" if failed else "green"
+    out.print(f"[{colour}]{passed} passed, {failed} failed[/]")
+    if unusable:
+        raise typer.Exit(2)
+    if failed or low:
+        raise typer.Exit(1)
+
+
+def _print_coverage(coverage: Coverage, policy_id: str, verbose: bool) -> None:
+    seen, total = coverage.branches
+    fitted = [r for r in coverage.regimens if r in coverage.fitted]
+    out.print(
+        f"  coverage {escape(policy_id)}: {seen} of {total} criteria branches "
+        f"({coverage.percent:.1f}%); regimens fitted: {len(fitted)} of "
+        f"{len(coverage.regimens)} ({escape(', '.join(fitted) or 'none')})",
+        soft_wrap=True,
+    )
+    missed = coverage.not_reached()
+    if missed:
+        out.print(f"  not reached: {escape('; '.join(missed))}", soft_wrap=True)
+    never = [r for r in coverage.regimens if r not in coverage.fitted]
+    if never:
+        out.print(f"  regimens never fitted: {escape(', '.join(never))}", soft_wrap=True)
+    if not verbose:
+        return
+    for tree in coverage.trees:
+        out.print(f"  {escape(tree.label)}", soft_wrap=True)
+        for criterion, statuses in tree.seen.items():
+            marks = " ".join(
+                s if s in statuses else "-" * len(s) for s in ("met", "not-met", "unknown")
+            )
+            out.print(f"    {escape(criterion):<32} {marks}", soft_wrap=True)
+    for regimen, statuses in coverage.regimens.items():
+        shown = ", ".join(sorted(statuses)) or "never checked"
+        out.print(f"  regimen {escape(regimen):<24} {shown}", soft_wrap=True)
 
 
 @app.command()
