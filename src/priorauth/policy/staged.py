@@ -45,7 +45,9 @@ M = TypeVar("M", bound=BaseModel)
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
     """` (did you mean 'criteria'?)` for the nearest of `options`, or "" when none is near."""
-    near = difflib.get_close_matches(word, list(options), n=2, cutoff=0.6)
+    options = list(options)
+    same = [o for o in options if o.casefold() == word.casefold()]
+    near = same or difflib.get_close_matches(word, options, n=2, cutoff=0.6)
     if not near:
         return ""
     return f" (did you mean {' or '.join(repr(n) for n in near)}?)"
