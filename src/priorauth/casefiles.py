@@ -41,12 +41,12 @@ def is_case_file(path: Path) -> bool:
 
 
 def case_file_for(policy_file: Path) -> Path:
-    """`policies/eribulin.yaml` -> `policies/tests/eribulin.cases.yaml`."""
+    """`policies/NAME.yaml` -> `policies/tests/NAME.cases.yaml`."""
     return policy_file.parent / CASES_FOLDER / f"{policy_file.stem}{CASES_SUFFIX}"
 
 
 def policy_file_for(case_file: Path) -> Path:
-    """`policies/tests/eribulin.cases.yaml` -> `policies/eribulin.yaml`."""
+    """`policies/tests/NAME.cases.yaml` -> `policies/NAME.yaml`."""
     name = case_file.name.removesuffix(CASES_SUFFIX)
     return case_file.parent.parent / f"{name}.yaml"
 
