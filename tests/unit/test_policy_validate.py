@@ -306,6 +306,7 @@ def test_a_medication_fact_names_a_defined_agent_class() -> None:
     [
         (("unit: mg/dL", "unit: mg/dLL"), "unknown unit 'mg/dLL'"),
         (("unit: mg/dL", "unit: furlong"), "unknown unit 'furlong'"),
+        (("unit: mg/dL", 'unit: "{T-score}"'), "unit '{T-score}' cannot be read"),
     ],
 )
 def test_observation_units_are_ucum(change: tuple[str, str], message: str) -> None:

@@ -322,6 +322,16 @@ def _unit(unit: str, path: Path, add: Report) -> bool:
     except UnitError as exc:
         add("PA311", path, str(exc))
         return False
+    except TypeError:
+        # The UCUM parser fails this way on an annotation alone (`{T-score}`): still a unit the
+        # engine cannot read, so said as one rather than a traceback.
+        add(
+            "PA311",
+            path,
+            f"unit {unit!r} cannot be read (a UCUM annotation alone is not "
+            "supported; leave the unit out for a unitless value)",
+        )
+        return False
     return True
 
 
