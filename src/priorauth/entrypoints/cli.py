@@ -190,20 +190,28 @@ def policy_show(
     out.print(policy_tree(policy, policy_hash(policy)))
 
 
+def _shown(file: Path) -> str:
+    """A path as people type it: relative to the working folder when it is inside it."""
+    try:
+        return str(file.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(file)
+
+
 def _print_issue(file: Path, issue: PolicyIssue) -> None:
     """One finding as `FILE:LINE: severity CODE at PATH: message` (never wrapped)."""
     line = issue.line if issue.line is not None else "?"
     at = f" at {issue.path}" if issue.path else ""
     style = "red" if issue.severity == "error" else "yellow"
     out.print(
-        f"{escape(str(file))}:{line}: [{style}]{issue.severity}[/] {issue.code}{escape(at)}: "
+        f"{escape(_shown(file))}:{line}: [{style}]{issue.severity}[/] {issue.code}{escape(at)}: "
         f"{escape(issue.message)}",
         soft_wrap=True,
     )
 
 
 def _ok(file: Path, what: str) -> None:
-    out.print(f"{escape(str(file))}: [green]ok[/] ({escape(what)})", soft_wrap=True)
+    out.print(f"{escape(_shown(file))}: [green]ok[/] ({escape(what)})", soft_wrap=True)
 
 
 def _validation_targets(paths: list[Path]) -> list[Path]:
@@ -353,7 +361,7 @@ def policy_test(
             continue
         result = run.result
         out.print(
-            f"[bold]{escape(str(case_file))}[/] ({result.policy}, {len(result.cases)} cases)",
+            f"[bold]{escape(_shown(case_file))}[/] ({result.policy}, {len(result.cases)} cases)",
             soft_wrap=True,
         )
         for case in result.cases:
