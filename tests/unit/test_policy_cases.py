@@ -185,6 +185,25 @@ def test_an_invalid_request_fails_unless_expected(policy: Policy) -> None:
     assert run_cases(cases, policy, decider(policy)).cases[2].passed
 
 
+def test_a_case_that_breaks_the_engine_fails_alone(policy: Policy) -> None:
+    cases = check_cases_text(CASES, policy).value
+    assert cases is not None
+    calls: list[str] = []
+
+    def breaks_on_the_child(request: Mapping[str, Any], as_of: dt.date) -> Determination:
+        calls.append(request["request_id"])
+        if request["patient"]["birth_date"].year == 2015:
+            raise ZeroDivisionError("division by zero")
+        return decider(policy)(request, as_of)
+
+    result = run_cases(cases, policy, breaks_on_the_child)
+    assert [c.passed for c in result.cases] == [True, False, True]
+    assert result.cases[1].problems == (
+        "the engine raised ZeroDivisionError: division by zero (an engine bug: report it)",
+    )
+    assert len(calls) == 3
+
+
 @pytest.mark.parametrize(
     ("change", "code", "message"),
     [

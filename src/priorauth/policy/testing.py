@@ -318,6 +318,9 @@ def run_case(cases: CaseFile, index: int, policy: Policy, decide: Decide) -> Cas
             else f"refused, but without {wanted!r}: {exc}"
         )
         return CaseResult(case.name, False, (problem,), None)
+    except Exception as exc:
+        problem = f"the engine raised {type(exc).__name__}: {exc} (an engine bug: report it)"
+        return CaseResult(case.name, False, (problem,), None)
     if case.expect.invalid is not None:
         problem = (
             f"expected the request to be refused ({case.expect.invalid!r}), got a determination"
