@@ -208,6 +208,19 @@ def test_a_fact_named_like_a_kind_keeps_its_name_in_the_path() -> None:
     assert issue.path == "facts.age.x"
 
 
+def test_a_criterion_for_a_regimen_is_judged_as_a_criterion_only() -> None:
+    # `when` takes a fact's name or a criterion: a criterion missing its text is one problem,
+    # not also "not a valid string".
+    issue = only(changed(("{id: B.when, text: Child-Pugh A, fact:", "{id: B.when, fact:")))
+    assert issue.path == "dosing.regimens[1].when.text"
+    assert issue.message == "a required key is missing"
+
+
+def test_a_wrong_type_beside_another_error_is_still_reported() -> None:
+    text = changed(("hcpcs: [J1234]", "hcpcs: J1234"), ("mg_per_unit: 1}", "mg_per_unit: -1}"))
+    assert {i.path for i in issues(text)} == {"drugs[0].hcpcs", "drugs[0].billing.mg_per_unit"}
+
+
 def test_a_value_outside_a_fixed_list_names_the_nearest() -> None:
     issue = only(changed(("dose: {max: 1.1, unit: mg/m2}", "dose: {max: 1.1, unit: mg/m²}")))
     assert issue.path == "dosing.regimens[1].dose.unit"

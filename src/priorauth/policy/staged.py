@@ -309,6 +309,30 @@ def _schema_issue(error: Any, model: type[BaseModel], kinds: Mapping[str, str]) 
     return path, message
 
 
+_SCALAR_MEMBERS = frozenset({"str", "int", "float", "bool", "date", "datetime"})
+
+
+def _telling(errors: list[Any]) -> list[Any]:
+    """The errors worth showing. A value that fits none of a union's members gets an error from
+    each; "not a valid string" for a mapping that was meant as a criterion is noise when the
+    criterion's own errors say what is wrong inside it."""
+    kept = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        # pydantic names the union member tried by its type: `when.str` beside `when.CriterionSpec`.
+        member = loc[-1] if loc else None
+        scalar = member in _SCALAR_MEMBERS and str(error["type"]).endswith("_type")
+        if scalar and any(
+            len(other["loc"]) > len(loc)
+            and tuple(other["loc"][: len(loc) - 1]) == loc[:-1]
+            and other["loc"][len(loc) - 1] != member
+            for other in errors
+        ):
+            continue
+        kept.append(error)
+    return kept
+
+
 def check_text(text: str, stages: Stages[M]) -> Checked[M]:
     """Run every stage over a document's YAML text."""
     issues: list[PolicyIssue] = []
@@ -343,7 +367,7 @@ def check_text(text: str, stages: Stages[M]) -> Checked[M]:
         document = stages.model.model_validate(raw)
     except ValidationError as exc:
         schema = Report("schema", lines, issues)
-        for error in exc.errors(include_url=False):
+        for error in _telling(exc.errors(include_url=False)):
             path, message = _schema_issue(error, stages.model, stages.kinds)
             schema(f"{prefix}201", path, message)
         return Checked(None, issues)
