@@ -14,13 +14,11 @@ from priorauth import PolicyError, PolicySet
 from priorauth.catalog import load_policy, load_safety
 from priorauth.engine.compiled import CompiledPolicy, policy_hash
 from priorauth.engine.request import parse_request
+from priorauth.engine.safety import SafetyReviewer
 from priorauth.entrypoints.cli import app
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.safety_loader import check_safety_text, load_safety_text
-from tests.conftest import ROOT
-from tests.unit.safety_helpers import base
-
-DATA = ROOT / "policies" / "ixempra-safety.data.yaml"
+from tests.unit.safety_helpers import ANC, DATA, ROOT, base, dosing_for, set_observation
 
 
 def _codes(text: str) -> list[tuple[str, int | None, str]]:
@@ -52,31 +50,101 @@ screens:
     source: "test"
 """
 
+LIMITS = """\
+id: test-safety
+version: "1"
+screens:
+  - id: counts
+    kind: observation-limits
+    title: "Counts"
+    severity: contraindication
+    any:
+      - {code: "751-8", label: "ANC", unit: "10*9/L", below: 1.5}
+    message: "{found}"
+    source: "test"
+"""
+
+BANDS = """\
+id: test-safety
+version: "1"
+screens:
+  - id: kidney
+    kind: observation-bands
+    title: "Kidney"
+    severity: dose-limit
+    observations:
+      crcl: {code: "2164-2", label: "CrCl", unit: "mL/min"}
+    bands:
+      - {id: a, text: "A", at_most: {crcl: 1000}, dose_mg_per_m2: 40}
+      - {id: b, text: "B", not_recommended: true}
+    message: "{found} {band} {dose} {allowed}"
+    not_recommended_message: "{found}"
+    source: "test"
+"""
+
 
 def test_minimal_data_loads() -> None:
     assert _codes(MINIMAL) == []
+    assert _codes(LIMITS) == []
+    assert _codes(BANDS) == []
 
 
 @pytest.mark.parametrize(
-    ("change", "expected"),
+    ("text", "change", "expected"),
     [
-        (("{drug} is an inhibitor", "{drug} at {nonsense}"), ("PS303", 14, "screens[0].message")),
-        (("drug_list: inhibitors", "drug_list: others"), ("PS302", 12, "screens[0].drug_list")),
-        (("severity: warning", "severity: fatal"), ("PS201", 11, "screens[0].severity")),
-        (("strength: strong, rx", "strength: mighty, rx"), ("PS201", 6, "drug_lists.inhibitors")),
-        (('version: "1"', "version: [1"), ("PS101", None, "")),
+        (
+            MINIMAL,
+            ("{drug} is an inhibitor", "{drug} at {nonsense}"),
+            ("PS303", 14, "screens[0].message"),
+        ),
+        (MINIMAL, ("{drug} is an inhibitor", "{drug"), ("PS303", 14, "screens[0].message")),
+        (
+            MINIMAL,
+            ("drug_list: inhibitors", "drug_list: others"),
+            ("PS302", 12, "screens[0].drug_list"),
+        ),
+        (MINIMAL, ("severity: warning", "severity: fatal"), ("PS201", 11, "screens[0].severity")),
+        (
+            MINIMAL,
+            ("strength: strong, rx", "strength: mighty, rx"),
+            ("PS201", 6, "drug_lists.inhibitors"),
+        ),
+        (MINIMAL, ('version: "1"', "version: [1"), ("PS101", None, "")),
+        (LIMITS, ('unit: "10*9/L"', 'unit: "10*9/LL"'), ("PS201", 9, "screens[0].any[0].unit")),
+        (LIMITS, ('unit: "10*9/L"', 'unit: "{cells}/uL"'), ("PS201", 9, "screens[0].any[0].unit")),
+        (LIMITS, ('code: "751-8"', 'code: "ANC"'), ("PS201", 9, "screens[0].any[0].code")),
+        (LIMITS, ("below: 1.5", "below: 1.5, above: 9"), ("PS201", 9, "screens[0].any[0]")),
+        (LIMITS, ('"{found}"', '"{code}"'), ("PS303", 10, "screens[0].message")),
+        (
+            BANDS,
+            ("at_most: {crcl: 1000}", "at_most: {gfr: 1000}"),
+            ("PS304", 11, "screens[0].bands[0].at_most"),
+        ),
+        (BANDS, ("at_most: {crcl: 1000}", "at_most: {}"), ("PS304", 11, "screens[0].bands[0]")),
+        (
+            BANDS,
+            ("not_recommended: true}", "not_recommended: true, at_most: {crcl: 9}}"),
+            ("PS304", 12, "screens[0].bands[1]"),
+        ),
+        (
+            BANDS,
+            ("{found} {band} {dose} {allowed}", "{found} {drug}"),
+            ("PS303", 13, "screens[0].message"),
+        ),
     ],
 )
 def test_problems_have_codes_and_lines(
-    change: tuple[str, str], expected: tuple[str, int | None, str]
+    text: str, change: tuple[str, str], expected: tuple[str, int | None, str]
 ) -> None:
-    found = _codes(MINIMAL.replace(*change))
+    changed = text.replace(*change)
+    assert changed != text
+    found = _codes(changed)
     code, line, path = expected
     assert found, "expected a problem"
-    assert found[0][0] == code
+    assert found[0][0] == code, found
     if line is not None:
-        assert found[0][1] == line
-    assert found[0][2].startswith(path)
+        assert found[0][1] == line, found
+    assert found[0][2].startswith(path), found
 
 
 def test_a_duplicate_screen_id_and_an_unused_list() -> None:
@@ -88,12 +156,31 @@ def test_a_duplicate_screen_id_and_an_unused_list() -> None:
     assert [c for c, _, _ in _codes(unused)] == ["PS401"]
 
 
+def test_a_drug_listed_twice() -> None:
+    text = MINIMAL.replace(
+        '      - {name: ketoconazole, strength: strong, rxnorm: ["6135"]}',
+        "      - {name: ketoconazole, strength: strong}\n"
+        "      - {name: Ketoconazole, strength: weak}",
+    )
+    assert [c for c, _, _ in _codes(text)] == ["PS305"]
+
+
 def test_bands_must_widen_and_end_with_the_catch_all() -> None:
     text = DATA.read_text().replace(
-        "aminotransferases_at_most: 10\n        bilirubin_at_most: 1.5",
-        "aminotransferases_at_most: 2\n        bilirubin_at_most: 1.5",
+        "at_most: {ast: 10, alt: 10, bilirubin: 1.5}", "at_most: {ast: 2, alt: 10, bilirubin: 1.5}"
     )
     assert [c for c, _, _ in _codes(text)] == ["PS304"]
+    same = DATA.read_text().replace(
+        "at_most: {ast: 10, alt: 10, bilirubin: 3}", "at_most: {ast: 10, alt: 10, bilirubin: 1.5}"
+    )
+    assert [c for c, _, _ in _codes(same)] == ["PS304"]
+
+
+def test_an_agent_in_two_classes() -> None:
+    text = DATA.read_text().replace(
+        "agents: [capecitabine, xeloda]", "agents: [capecitabine, taxol]"
+    )
+    assert [c for c, _, _ in _codes(text)] == ["PS306"]
 
 
 def test_label_indication_terms_must_be_defined() -> None:
@@ -103,6 +190,39 @@ def test_label_indication_terms_must_be_defined() -> None:
     codes = _codes(text)
     assert [c for c, _, _ in codes] == ["PS307"]
     assert codes[0][2] == "resistance.indications[1].any_of[0][1]"
+
+
+def test_a_resistance_condition_names_a_class() -> None:
+    text = DATA.read_text().replace("agent_class: anthracycline", "agent_class: anthracyclines")
+    codes = _codes(text)
+    assert [c for c, _, _ in codes] == ["PS308"]
+    assert codes[0][2] == "resistance.conditions.anthracycline-contraindicated.agent_class"
+
+
+def test_rxnorm_codes_match_when_names_do_not() -> None:
+    reviewer = SafetyReviewer(load_safety_text(MINIMAL))
+    request = base()
+    request["medications"] = [{"name": "Nizoral 200 mg tablet", "code": "6135", "system": "rxnorm"}]
+    parsed = parse_request(request)
+    found = reviewer.review(parsed, dosing_for(parsed), None)
+    assert [a.code for a in found.alerts] == ["inhibitor"]
+    assert found.alerts[0].message == "Nizoral 200 mg tablet is an inhibitor"
+    # The same code in another system is not an RxNorm code.
+    request["medications"] = [{"name": "Nizoral 200 mg tablet", "code": "6135", "system": "snomed"}]
+    parsed = parse_request(request)
+    assert reviewer.review(parsed, dosing_for(parsed), None).alerts == ()
+
+
+def test_a_limit_in_the_data_file_unit_reads_a_count_given_in_another() -> None:
+    reviewer = SafetyReviewer(load_safety_text(LIMITS))
+    parsed = parse_request(set_observation(base(), ANC, value=1499, unit="/uL"))
+    found = reviewer.review(parsed, None, None)
+    assert [a.message for a in found.alerts] == ["ANC 1.499 10*9/L, below 1.5 10*9/L"]
+    parsed = parse_request(set_observation(base(), ANC, value=1500, unit="/mm3"))
+    assert reviewer.review(parsed, None, None).alerts == ()
+
+
+# Wiring into the catalog, the engine and the CLI --------------------------------------------
 
 
 def test_the_policy_names_a_file_beside_it() -> None:
@@ -138,36 +258,38 @@ def test_a_broken_data_file_stops_the_catalog(tmp_path: Path) -> None:
     assert caught.value.issues[0].line is not None
 
 
-def test_without_safety_data_no_screen_runs() -> None:
+def test_without_safety_data_the_determination_has_no_screens() -> None:
     policy = load_policy(ROOT / "policies" / "ixempra.yaml")
-    request = base()
-    request["labs"]["anc_per_mm3"] = 100
-    parsed = parse_request(request)
-    d = CompiledPolicy(policy).evaluate(parsed, parsed.received_at.date())  # type: ignore[union-attr]
-    assert d.outcome == "approved"
-    assert d.alerts == () and d.label_indication is None and d.policy is not None
-    assert d.policy.safety_hash is None
-
-
-def test_rxnorm_codes_match_when_names_do_not() -> None:
-    policy = load_policy(ROOT / "policies" / "ixempra.yaml")
-    compiled = CompiledPolicy(policy, load_safety_text(MINIMAL))
-    request = base()
-    request["medications"] = [{"name": "Nizoral 200 mg tablet", "rxnorm": "6135"}]
-    parsed = parse_request(request)
-    d = compiled.evaluate(parsed, parsed.received_at.date())  # type: ignore[union-attr]
-    assert [a.code for a in d.alerts] == ["inhibitor"]
-    assert d.alerts[0].message == "Nizoral 200 mg tablet is an inhibitor"
+    parsed = parse_request(set_observation(base(), ANC, value=100, unit="/uL"))
+    assert parsed.received_at is not None
+    d = CompiledPolicy(policy).evaluate(parsed, parsed.received_at.date())
+    assert d.alerts == () and d.screens_not_run == () and d.label_indication is None
+    assert d.policy is not None and d.policy.safety_hash is None
+    with_data = CompiledPolicy(policy, load_safety(DATA)).evaluate(
+        parsed, parsed.received_at.date()
+    )
+    assert [a.code for a in with_data.alerts] == ["low-blood-counts"]
+    assert with_data.policy is not None and with_data.policy.safety_hash is not None
 
 
 def test_cli_validates_data_files_and_prints_the_schema() -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["policy", "validate", str(DATA)])
     assert result.exit_code == 0, result.output
-    assert "ixempra-safety" in result.output
+    assert "ixempra-safety" in result.output and "12 screens" in result.output
     result = runner.invoke(app, ["schema", "safety"])
     assert result.exit_code == 0
-    assert '"SafetyData"' in result.output or '"title": "SafetyData"' in result.output
+    schema = json.loads(result.output)
+    assert schema["title"] == "SafetyData"
+    assert "observation-limits" in result.output and "observation-bands" in result.output
+
+
+def test_cli_reports_a_broken_data_file_with_its_line(tmp_path: Path) -> None:
+    broken = tmp_path / "x-safety.data.yaml"
+    broken.write_text(LIMITS.replace('unit: "10*9/L"', 'unit: "10*9/LL"'))
+    result = CliRunner().invoke(app, ["policy", "validate", str(broken)])
+    assert result.exit_code != 0
+    assert f"{broken}:10:" in result.output and "PS201" in result.output
 
 
 def test_a_policy_without_safety_data_hashes_as_before() -> None:

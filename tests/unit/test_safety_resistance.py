@@ -1,4 +1,5 @@
-"""Resistance windows (the day inside, the day outside), the label indication, receptor context."""
+"""Resistance windows (the day inside, the day outside), the label indication from the
+medication history, and the receptor context from Z17.* conditions."""
 
 from __future__ import annotations
 
@@ -6,15 +7,23 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from dateutil.relativedelta import relativedelta
-from hypothesis import given
-from hypothesis import strategies as st
 
-from priorauth import PolicySet
 from priorauth.clinical.resistance import resistance, window_end
-from tests.unit.safety_helpers import base, with_capecitabine
+from priorauth.engine.review import LabelIndication
+from tests.unit.safety_helpers import base, review, with_capecitabine
 
 D = dt.date.fromisoformat
+
+
+def _label(request: dict[str, Any]) -> LabelIndication:
+    label = review(request).label_indication
+    assert label is not None
+    return label
+
+
+def _with_history(request: dict[str, Any], *medications: dict[str, Any]) -> dict[str, Any]:
+    request["medications"] = [{"name": "ondansetron", "status": "active"}, *medications]
+    return request
 
 
 @pytest.mark.parametrize(
@@ -29,9 +38,7 @@ D = dt.date.fromisoformat
         ("capecitabine", "metastatic", "2026-03-01", "2026-03-01", "2026-03-02"),  # on therapy
     ],
 )
-def test_window_boundary(
-    policies: PolicySet, agent: str, setting: str, end: str, inside: str, outside: str
-) -> None:
+def test_window_boundary(agent: str, setting: str, end: str, inside: str, outside: str) -> None:
     flag = {
         "doxorubicin": "anthracycline",
         "epirubicin": "anthracycline",
@@ -39,35 +46,32 @@ def test_window_boundary(
         "capecitabine": "capecitabine",
     }.get(agent, "taxane") + "_resistant"
     for progression, expected in ((inside, True), (outside, False)):
-        request = base()
-        request["prior_therapies"] = [
-            {
-                "agent": agent,
-                "setting": setting,
-                "start_date": "2023-01-01",
-                "end_date": end,
-                "progression_date": progression,
-            }
-        ]
-        label = policies.evaluate(request).label_indication
-        assert label is not None
+        therapy = {
+            "name": agent,
+            "status": "completed",
+            "setting": setting,
+            "start_date": "2023-01-01",
+            "end_date": end,
+            "progression_date": progression,
+        }
+        label = _label(_with_history(base(), therapy))
         assert label.flags[flag] is expected, (progression, label.therapies)
-        assert label.therapies[0].index == 0
+        assert label.therapies[0].index == 1  # its place among the medications
 
 
-def test_window_end_uses_calendar_months() -> None:
-    assert window_end(D("2026-01-31"), 1) == D("2026-02-28")
-    assert window_end(D("2026-01-15"), 12) == D("2027-01-15")
-
-
-@given(
-    last_dose=st.dates(dt.date(1900, 1, 1), dt.date(2199, 12, 31)),
-    months=st.integers(0, 60),
+@pytest.mark.parametrize(
+    ("last_dose", "months", "end"),
+    [
+        ("2026-01-31", 1, "2026-02-28"),
+        ("2028-01-31", 1, "2028-02-29"),
+        ("2026-01-15", 12, "2027-01-15"),
+        ("2026-08-31", 6, "2027-02-28"),
+        ("2026-03-10", 0, "2026-03-10"),
+        ("2199-12-31", 60, "2204-12-31"),  # the latest date a request carries, the longest window
+    ],
 )
-def test_window_end_counts_months_as_relativedelta_does(last_dose: dt.date, months: int) -> None:
-    """Plain calendar arithmetic, checked against dateutil over the dates a request may carry
-    and the windows a policy may set (0 to 60 months)."""
-    assert window_end.__wrapped__(last_dose, months) == last_dose + relativedelta(months=months)
+def test_window_end_counts_calendar_months(last_dose: str, months: int, end: str) -> None:
+    assert window_end(D(last_dose), months) == D(end)
 
 
 @pytest.mark.parametrize(
@@ -82,6 +86,7 @@ def test_window_end_counts_months_as_relativedelta_does(last_dose: dt.date, mont
         (None, None, "2026-01-01", "2026-03-01", (3, 6), True),  # setting unknown, both inside
         (None, None, "2026-01-01", "2026-05-01", (3, 6), None),  # between the windows
         (None, None, "2026-01-01", "2026-07-02", (3, 6), False),  # outside both
+        (None, None, "2026-01-01", "2026-03-01", (), None),  # no window
     ],
 )
 def test_resistance_three_valued(
@@ -103,23 +108,36 @@ def test_resistance_three_valued(
     assert detail
 
 
-def _history(*therapies: dict[str, Any]) -> list[dict[str, Any]]:
-    return list(therapies)
-
-
-ANTHRACYCLINE = {"agent": "Doxorubicin", "setting": "metastatic", "progressed_on_therapy": True}
-TAXANE = {"agent": "docetaxel", "setting": "metastatic", "progressed_on_therapy": True}
-CAPECITABINE = {"agent": "capecitabine", "setting": "metastatic", "progressed_on_therapy": True}
+ANTHRACYCLINE = {
+    "name": "Doxorubicin",
+    "status": "completed",
+    "setting": "metastatic",
+    "progressed_on_therapy": True,
+}
+TAXANE = {
+    "name": "docetaxel",
+    "status": "completed",
+    "setting": "metastatic",
+    "progressed_on_therapy": True,
+}
+CAPECITABINE = {
+    "name": "capecitabine",
+    "status": "completed",
+    "setting": "metastatic",
+    "progressed_on_therapy": True,
+}
 TAXANE_LONG_AGO = {
-    "agent": "paclitaxel",
+    "name": "paclitaxel",
+    "status": "completed",
     "setting": "adjuvant",
     "end_date": "2020-01-01",
     "progression_date": "2024-01-01",
 }
+NO_MORE_ANTHRACYCLINE = {"name": "doxorubicin", "outcome": "contraindicated"}
 
 
 @pytest.mark.parametrize(
-    ("regimen_with", "history", "requested", "status", "fits"),
+    ("combined", "history", "requested", "status", "fits"),
     [
         (True, [ANTHRACYCLINE, TAXANE], "with-capecitabine", "met", "with-capecitabine"),
         (False, [ANTHRACYCLINE, TAXANE], "monotherapy", "unknown", None),
@@ -127,36 +145,45 @@ TAXANE_LONG_AGO = {
         (True, [ANTHRACYCLINE, TAXANE_LONG_AGO], "with-capecitabine", "not-met", None),
         (False, [ANTHRACYCLINE, TAXANE_LONG_AGO, CAPECITABINE], "monotherapy", "not-met", None),
         # Taxane-resistant, anthracycline not known: fits if more anthracycline is
-        # contraindicated, which no request field says.
+        # contraindicated, which this history does not say.
         (True, [TAXANE], "with-capecitabine", "unknown", None),
+        # ... and which this one does: an anthracycline the patient could not take.
+        (True, [TAXANE, NO_MORE_ANTHRACYCLINE], "with-capecitabine", "met", "with-capecitabine"),
+        (True, [TAXANE_LONG_AGO, NO_MORE_ANTHRACYCLINE], "with-capecitabine", "not-met", None),
         (True, [], "with-capecitabine", "unknown", None),
     ],
 )
 def test_label_indication(
-    policies: PolicySet,
-    regimen_with: bool,
+    combined: bool,
     history: list[dict[str, Any]],
     requested: str,
     status: str,
     fits: str | None,
 ) -> None:
-    request = with_capecitabine() if regimen_with else base()
-    request["prior_therapies"] = history
-    d = policies.evaluate(request)
-    label = d.label_indication
+    request = with_capecitabine() if combined else base()
+    found = review(_with_history(request, *history))
+    label = found.label_indication
     assert label is not None
     assert label.requested == requested
     assert {c.id: c.status for c in label.indications}[requested] == status
     assert label.fits == fits
-    # Information only: the label indication never pends a request.
-    assert d.outcome == "approved"
+    # Information only: the label indication never holds a request.
+    assert not found.holds
 
 
-def test_a_class_never_given_is_unknown_not_false(policies: PolicySet) -> None:
-    request = base()
-    request["prior_therapies"] = [ANTHRACYCLINE]
-    label = policies.evaluate(request).label_indication
-    assert label is not None
+def test_a_medication_the_patient_could_not_take_is_not_judged_for_resistance() -> None:
+    label = _label(_with_history(base(), NO_MORE_ANTHRACYCLINE))
+    assert label.therapies == ()
+    assert label.flags["anthracycline_resistant"] is None
+
+
+def test_an_intended_medication_is_not_judged_for_resistance() -> None:
+    label = _label(_with_history(base(), {"name": "paclitaxel", "status": "intended"}))
+    assert label.therapies == ()
+
+
+def test_a_class_never_given_is_unknown_not_false() -> None:
+    label = _label(_with_history(base(), ANTHRACYCLINE))
     assert label.flags == {
         "anthracycline_resistant": True,
         "taxane_resistant": None,
@@ -164,76 +191,104 @@ def test_a_class_never_given_is_unknown_not_false(policies: PolicySet) -> None:
     }
 
 
-def test_a_combination_counts_for_each_class_in_it(policies: PolicySet) -> None:
-    request = base()
-    request["prior_therapies"] = [
-        {"agent": "doxorubicin / cyclophosphamide + paclitaxel", "progressed_on_therapy": True}
-    ]
-    label = policies.evaluate(request).label_indication
-    assert label is not None
+def test_a_combination_counts_for_each_class_in_it() -> None:
+    therapy = {"name": "doxorubicin / cyclophosphamide + paclitaxel", "progressed_on_therapy": True}
+    label = _label(_with_history(base(), therapy))
     assert label.flags["anthracycline_resistant"] is True
     assert label.flags["taxane_resistant"] is True
     assert [t.agent_class for t in label.therapies] == ["anthracycline", "taxane"]
 
 
-def test_one_failed_therapy_of_a_class_is_enough(policies: PolicySet) -> None:
-    request = base()
-    request["prior_therapies"] = [TAXANE_LONG_AGO, TAXANE]
-    label = policies.evaluate(request).label_indication
-    assert label is not None
+def test_one_failed_therapy_of_a_class_is_enough() -> None:
+    label = _label(_with_history(base(), TAXANE_LONG_AGO, TAXANE))
     assert label.flags["taxane_resistant"] is True
     assert [t.resistant for t in label.therapies] == [False, True]
 
 
-def test_every_determination_under_a_policy_reports_the_label_indication(
-    policies: PolicySet,
+@pytest.mark.parametrize(
+    ("setting", "progression", "expected"),
+    [
+        ("locally-advanced", "2026-03-15", True),  # inside the 3 and the 6 month windows
+        ("locally-advanced", "2026-05-15", None),  # between them: the setting decides
+        ("other", "2026-08-15", False),  # outside both
+        (None, "2026-05-15", None),
+    ],
+)
+def test_a_setting_without_its_own_window_is_read_as_unknown(
+    setting: str | None, progression: str, expected: bool | None
 ) -> None:
-    request = base()
-    request["diagnoses"] = ["C34.90"]  # not a covered indication
-    d = policies.evaluate(request)
-    assert d.reasons == ("not-covered-indication",)
-    assert d.label_indication is not None
+    therapy = {
+        "name": "epirubicin",
+        "status": "completed",
+        "end_date": "2026-01-15",
+        "progression_date": progression,
+    }
+    if setting is not None:
+        therapy["setting"] = setting
+    label = _label(_with_history(base(), therapy))
+    assert label.flags["anthracycline_resistant"] is expected
 
 
-# Guideline context ------------------------------------------------------------------------
+def test_medications_named_only_by_code_are_not_classed() -> None:
+    therapy = {
+        "code": "3639",
+        "system": "rxnorm",
+        "status": "completed",
+        "progressed_on_therapy": True,
+    }
+    label = _label(_with_history(base(), therapy))
+    assert label.therapies == ()
+
+
+# Guideline context --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("codes", "disease", "expected"),
+    ("codes", "expected"),
     [
-        (["Z17.0", "Z17.32"], {}, ("negative", "positive", False)),
-        (["Z17.1", "Z17.22", "Z17.32"], {}, ("negative", "negative", True)),
-        (["Z17.1", "Z17.31"], {}, ("positive", None, False)),
-        (["Z17.1"], {}, (None, None, None)),  # PR unknown: hormone receptor unknown
-        ([], {"her2": "low", "hormone_receptor": "negative"}, ("low", "negative", True)),
-        ([], {"triple_negative": True}, (None, None, True)),
+        (["Z17.0", "Z17.32"], ("negative", "positive", False)),
+        (["Z17.1", "Z17.22", "Z17.32"], ("negative", "negative", True)),
+        (["Z17.1", "Z17.31"], ("positive", None, False)),
+        (["Z17.1"], (None, None, None)),  # PR unknown: hormone receptor unknown
+        (["Z17.21", "Z17.32"], ("negative", "positive", False)),  # PR positive is enough
+        (["z1732"], ("negative", None, None)),  # written without its dot, in lower case
+        ([], (None, None, None)),
     ],
 )
 def test_receptor_status(
-    policies: PolicySet,
-    codes: list[str],
-    disease: dict[str, Any],
-    expected: tuple[str | None, str | None, bool | None],
+    codes: list[str], expected: tuple[str | None, str | None, bool | None]
 ) -> None:
     request = base()
-    request["diagnoses"] += codes
-    request["disease"].update(disease)
-    d = policies.evaluate(request)
-    context = d.guideline
+    request["conditions"] += codes
+    found = review(request)
+    context = found.guideline
     assert context is not None
     assert (context.her2, context.hormone_receptor, context.triple_negative) == expected
+    assert context.conflicts == ()
     assert context.summary
-    assert d.outcome == "approved"
+    assert not found.holds
 
 
-def test_explicit_receptor_field_wins_and_a_disagreeing_code_is_shown(
-    policies: PolicySet,
-) -> None:
+def test_receptor_evidence_names_the_conditions() -> None:
     request = base()
-    request["diagnoses"].append("Z17.32")
-    request["disease"]["her2"] = "positive"
-    context = policies.evaluate(request).guideline
+    request["conditions"] += ["Z17.1", "Z17.22", "Z17.32"]
+    context = review(request).guideline
     assert context is not None
-    assert context.her2 == "positive"
-    assert context.evidence["her2"] == "disease.her2=positive"
-    assert len(context.conflicts) == 1 and "Z17.32" in context.conflicts[0]
+    assert context.evidence == {
+        "her2": "conditions[4]=Z17.32",
+        "hormone_receptor": "conditions[2]=Z17.1, conditions[3]=Z17.22",
+        "triple_negative": "from the receptor status",
+    }
+
+
+def test_codes_that_disagree_leave_the_status_unknown_and_are_shown() -> None:
+    request = base()
+    request["conditions"] += ["Z17.31", "Z17.0", "Z17.32"]
+    context = review(request).guideline
+    assert context is not None
+    assert context.her2 is None
+    assert context.hormone_receptor == "positive"
+    assert context.triple_negative is False  # hormone-receptor positive decides it
+    assert context.conflicts == (
+        "HER2: conditions[2]=Z17.31 says positive, yet conditions[4]=Z17.32 says negative",
+    )

@@ -1,156 +1,225 @@
-"""Each label safety screen, its boundaries, the unknowns, and how findings route a request."""
+"""Each label safety screen on the request contract: its boundaries, the unknowns, the units,
+and which findings hold a request for a pharmacist. The reviewer is run directly
+(SafetyReviewer over a parsed request and a dosing result built by the helpers)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
-from rich.console import Console
+from pydantic import TypeAdapter
 
-from priorauth import Determination, PolicySet
 from priorauth.engine.determination import Alert
-from priorauth.entrypoints.render import determination_panel
-from tests.conftest import example
-from tests.unit.safety_helpers import base, with_capecitabine
+from priorauth.engine.request import parse_request
+from priorauth.engine.safety import Review, SafetyReviewer
+from tests.unit.safety_helpers import (
+    ALT,
+    ANC,
+    AST,
+    BILIRUBIN,
+    BSA,
+    HEIGHT,
+    PLATELETS,
+    WEIGHT,
+    base,
+    codes,
+    dosing_for,
+    drop_observations,
+    not_run,
+    review,
+    reviewer,
+    set_liver,
+    set_observation,
+    with_capecitabine,
+)
 
 
-def _alerts(d: Determination, code: str) -> list[Alert]:
-    return [a for a in d.alerts if a.code == code]
+def _one(found: Review, code: str) -> Alert:
+    alerts = [a for a in found.alerts if a.code == code]
+    assert len(alerts) == 1, codes(found)
+    return alerts[0]
 
 
-def _one(d: Determination, code: str) -> Alert:
-    found = _alerts(d, code)
-    assert len(found) == 1, [a.code for a in d.alerts]
-    return found[0]
+def test_the_base_request_runs_every_screen_and_finds_nothing() -> None:
+    found = review(base())
+    assert found.alerts == ()
+    assert found.not_run == ()
+    assert found.holds is False
 
 
-def _not_run(d: Determination) -> dict[str, tuple[str, ...]]:
-    return {s.screen: s.fields for s in d.screens_not_run}
-
-
-def test_the_base_request_is_approved_with_every_screen_run(policies: PolicySet) -> None:
-    d = policies.evaluate(base())
-    assert d.outcome == "approved"
-    assert d.alerts == ()
-    assert d.screens_not_run == ()
+def test_without_safety_data_nothing_is_screened() -> None:
+    request = parse_request(set_observation(base(), ANC, value=100, unit="/uL"))
+    assert SafetyReviewer(None).review(request, dosing_for(request), 1.7) == Review(
+        (), (), None, None, False
+    )
 
 
 # Blood counts -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("lab", "value", "fires"),
+    ("code", "value", "fires"),
     [
-        ("anc_per_mm3", 1499, True),
-        ("anc_per_mm3", 1500, False),
-        ("platelets_per_mm3", 99999, True),
-        ("platelets_per_mm3", 100000, False),
+        (ANC, 1499, True),
+        (ANC, 1500, False),
+        (PLATELETS, 99999, True),
+        (PLATELETS, 100000, False),
     ],
 )
-def test_blood_counts_boundary(policies: PolicySet, lab: str, value: int, fires: bool) -> None:
-    request = base()
-    request["labs"][lab] = value
-    d = policies.evaluate(request)
+def test_blood_counts_boundary(code: str, value: int, fires: bool) -> None:
+    found = review(set_observation(base(), code, value=value, unit="/uL"))
     if fires:
-        alert = _one(d, "low-blood-counts")
+        alert = _one(found, "low-blood-counts")
         assert alert.severity == "contraindication"
-        assert alert.facts[f"labs.{lab}"] == value
+        assert alert.facts[f"observations[{code}]"] == value
+        assert alert.facts[f"observations[{code}].date"] == "2026-11-25"
         assert "1,500/mm3" in alert.message and "100,000/mm3" in alert.message
-        assert d.outcome == "pended"
-        assert d.reasons == ("safety-review",)
-        assert d.route == "pharmacist"
-        assert d.authorization is None
+        assert found.holds
     else:
-        assert d.outcome == "approved"
-        assert not _alerts(d, "low-blood-counts")
-
-
-def test_missing_labs_are_not_a_finding_but_are_reported(policies: PolicySet) -> None:
-    request = base()
-    del request["labs"]
-    d = policies.evaluate(request)
-    assert d.outcome == "approved"
-    assert d.alerts == ()
-    not_run = _not_run(d)
-    assert not_run["low-blood-counts"] == ("labs.anc_per_mm3", "labs.platelets_per_mm3")
-    assert "liver-monotherapy-dose" in not_run
-
-
-def test_one_low_count_is_a_finding_though_the_other_is_missing(policies: PolicySet) -> None:
-    request = base()
-    request["labs"] = {"anc_per_mm3": 900}
-    d = policies.evaluate(request)
-    assert _one(d, "low-blood-counts").facts["labs.platelets_per_mm3"] is None
-    assert d.reasons == ("safety-review",)
-
-
-def test_one_normal_count_with_the_other_missing_is_not_run(policies: PolicySet) -> None:
-    request = base()
-    request["labs"] = {"anc_per_mm3": 2500}
-    d = policies.evaluate(request)
-    assert d.outcome == "approved"
-    assert _not_run(d)["low-blood-counts"] == ("labs.platelets_per_mm3",)
-
-
-# Liver, with capecitabine -----------------------------------------------------------------
+        assert found.alerts == ()
+        assert not found.holds
 
 
 @pytest.mark.parametrize(
-    ("lab", "value", "fires"),
+    ("value", "unit", "fires"),
     [
-        ("ast_uln_ratio", 2.6, True),
-        ("ast_uln_ratio", 2.5, False),
-        ("alt_uln_ratio", 2.51, True),
-        ("alt_uln_ratio", 2.5, False),
-        ("bilirubin_uln_ratio", 1.01, True),
-        ("bilirubin_uln_ratio", 1.0, False),
+        (1.499, "10*3/uL", True),
+        (1.5, "10*3/uL", False),  # 1,500/mm3 exactly: on the limit, not below it
+        (1.5, "10*9/L", False),
+        (1.49, "10*9/L", True),
+        (1500, "/mm3", False),
+        (1500, "cells/uL", False),
     ],
 )
-def test_liver_with_capecitabine_boundary(
-    policies: PolicySet, lab: str, value: float, fires: bool
-) -> None:
-    request = with_capecitabine()
-    request["labs"][lab] = value
-    d = policies.evaluate(request)
-    assert bool(_alerts(d, "liver-with-capecitabine")) is fires
-    assert d.outcome == ("pended" if fires else "approved")
-    # The monotherapy bands do not apply to the combination.
-    assert not _alerts(d, "liver-monotherapy-dose")
+def test_a_count_in_other_ucum_units_is_converted(value: float, unit: str, fires: bool) -> None:
+    found = review(set_observation(base(), ANC, value=value, unit=unit))
+    assert codes(found) == (["low-blood-counts"] if fires else [])
+    if fires:
+        assert (
+            f"Neutrophils (ANC) {value * 1000:,.0f}/mm3, below 1,500/mm3" in found.alerts[0].message
+        )
 
 
-def test_capecitabine_by_its_brand_name(policies: PolicySet) -> None:
+def test_platelets_in_thousands_per_microlitre() -> None:
+    found = review(set_observation(base(), PLATELETS, value=99.9, unit="10*3/uL"))
+    alert = _one(found, "low-blood-counts")
+    assert alert.facts[f"observations[{PLATELETS}]"] == 99900
+    assert "Platelets 99,900/mm3, below 100,000/mm3" in alert.message
+
+
+def test_a_count_without_a_convertible_unit_is_not_read() -> None:
+    request = set_observation(base(), ANC, value=900, unit="mg")  # not a count
+    found = review(request)
+    assert found.alerts == ()
+    assert not_run(found)["low-blood-counts"] == (f"observations[{ANC}]",)
+
+
+def test_the_latest_observation_of_a_code_counts() -> None:
     request = base()
-    request["regimen"]["with"] = ["Xeloda"]
-    request["labs"]["bilirubin_uln_ratio"] = 1.2
-    d = policies.evaluate(request)
-    assert _one(d, "liver-with-capecitabine").facts["regimen.with"] == "Xeloda"
-    assert d.label_indication is not None
-    assert d.label_indication.requested == "with-capecitabine"
+    drop_observations(request, ANC)
+    request["observations"] += [
+        {"code": ANC, "value": 900, "unit": "/uL", "date": "2026-11-01"},
+        {"code": ANC, "value": 2100, "unit": "/uL", "date": "2026-11-20"},
+        {"code": ANC, "value": 800, "unit": "/uL"},  # undated: older than any dated one
+    ]
+    assert review(request).alerts == ()
+    request["observations"].append(
+        {"code": ANC, "value": 1100, "unit": "/uL", "date": "2026-11-21"}
+    )
+    alert = _one(review(request), "low-blood-counts")
+    assert alert.facts[f"observations[{ANC}]"] == 1100
+    assert alert.facts[f"observations[{ANC}].date"] == "2026-11-21"
 
 
-def test_liver_with_capecitabine_is_silent_for_monotherapy(policies: PolicySet) -> None:
-    request = base()
-    request["labs"]["ast_uln_ratio"] = 2.6
-    d = policies.evaluate(request)
-    assert not _alerts(d, "liver-with-capecitabine")
-    assert _one(d, "liver-monotherapy-dose").severity == "dose-limit"
+def test_an_undated_count_alone_is_read_without_a_date() -> None:
+    alert = _one(
+        review(set_observation(base(), ANC, value=1000, unit="/uL", date=None)), "low-blood-counts"
+    )
+    assert alert.facts[f"observations[{ANC}]"] == 1000
+    assert f"observations[{ANC}].date" not in alert.facts
 
 
-# Liver, monotherapy bands -----------------------------------------------------------------
+def test_missing_labs_are_not_a_finding_but_are_reported() -> None:
+    found = review(drop_observations(base(), ANC, PLATELETS, AST, ALT, BILIRUBIN))
+    assert found.alerts == ()
+    assert not found.holds
+    missing = not_run(found)
+    assert missing["low-blood-counts"] == (f"observations[{ANC}]", f"observations[{PLATELETS}]")
+    assert missing["liver-monotherapy-dose"] == (
+        f"observations[{AST}]",
+        f"observations[{ALT}]",
+        f"observations[{BILIRUBIN}]",
+    )
+    # The combination screen does not apply to the drug given alone.
+    assert "liver-with-capecitabine" not in missing
 
 
-def _liver(ast: float | None, alt: float | None, bili: float | None) -> dict[str, Any]:
-    return {
-        "anc_per_mm3": 3000,
-        "platelets_per_mm3": 200000,
-        "ast_uln_ratio": ast,
-        "alt_uln_ratio": alt,
-        "bilirubin_uln_ratio": bili,
-    }
+def test_one_low_count_is_a_finding_though_the_other_is_missing() -> None:
+    request = drop_observations(base(), PLATELETS)
+    found = review(set_observation(request, ANC, value=900, unit="/uL"))
+    assert _one(found, "low-blood-counts").facts[f"observations[{PLATELETS}]"] is None
+    assert found.holds
+
+
+def test_one_normal_count_with_the_other_missing_is_not_run() -> None:
+    found = review(drop_observations(base(), PLATELETS))
+    assert found.alerts == ()
+    assert not_run(found)["low-blood-counts"] == (f"observations[{PLATELETS}]",)
+
+
+# Liver, with capecitabine -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("labs", "dose", "kind", "request_type"),
+    ("code", "value", "fires"),
+    [
+        (AST, 2.6, True),
+        (AST, 2.5, False),
+        (ALT, 2.51, True),
+        (ALT, 2.5, False),
+        (BILIRUBIN, 1.01, True),
+        (BILIRUBIN, 1.0, False),
+    ],
+)
+def test_liver_with_capecitabine_boundary(code: str, value: float, fires: bool) -> None:
+    found = review(set_observation(with_capecitabine(), code, uln_multiple=value))
+    assert codes(found) == (["liver-with-capecitabine"] if fires else [])
+    assert found.holds is fires
+    if fires:
+        assert found.alerts[0].facts["service.with"] == "capecitabine"
+    # The monotherapy bands do not apply to the combination.
+    assert "liver-monotherapy-dose" not in not_run(found)
+
+
+def test_capecitabine_by_its_brand_name() -> None:
+    request = set_observation(base(), BILIRUBIN, uln_multiple=1.2)
+    request["service"]["with"] = ["Xeloda"]
+    found = review(request)
+    assert _one(found, "liver-with-capecitabine").facts["service.with"] == "Xeloda"
+    assert found.label_indication is not None
+    assert found.label_indication.requested == "with-capecitabine"
+
+
+def test_liver_with_capecitabine_is_silent_for_monotherapy() -> None:
+    found = review(set_observation(base(), AST, uln_multiple=2.6))
+    assert codes(found) == ["liver-monotherapy-dose"]
+    assert found.alerts[0].severity == "dose-limit"
+
+
+def test_another_agent_alongside_is_not_monotherapy() -> None:
+    request = set_observation(base(), AST, uln_multiple=5.0)
+    request["service"]["with"] = ["trastuzumab"]
+    found = review(request)
+    assert found.alerts == ()  # neither the combination screen nor the monotherapy bands
+    assert "liver-monotherapy-dose" not in not_run(found)
+
+
+# Liver, monotherapy bands -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("liver", "dose", "severity", "request_type"),
     [
         ((2.5, 2.5, 1.0), 40, None, "initial"),  # 40 band, at its limits
         ((5.0, 1.0, 0.8), 32, None, "initial"),  # 32 band (our reading: AST up, bilirubin normal)
@@ -167,44 +236,107 @@ def _liver(ast: float | None, alt: float | None, bili: float | None) -> dict[str
     ],
 )
 def test_hepatic_bands(
-    policies: PolicySet,
-    labs: tuple[float | None, float | None, float | None],
+    liver: tuple[float | None, float | None, float | None],
     dose: float,
-    kind: str | None,
+    severity: str | None,
     request_type: str,
 ) -> None:
-    request = base(dose=dose)
-    request["labs"] = _liver(*labs)
+    request = set_liver(base(dose), *liver)
     request["type"] = request_type
     if request_type == "continuation":
         request["prior_authorization_id"] = "PA-2025-000001"
-    d = policies.evaluate(request)
-    found = _alerts(d, "liver-monotherapy-dose")
-    if kind is None:
-        assert not found
-        assert d.outcome == "approved"
+    found = review(request)
+    if severity is None:
+        assert found.alerts == ()
+        assert "liver-monotherapy-dose" not in not_run(found)
     else:
-        assert [a.severity for a in found] == [kind]
-        assert d.reasons == ("safety-review",)
+        assert [(a.code, a.severity) for a in found.alerts] == [
+            ("liver-monotherapy-dose", severity)
+        ]
+        assert found.holds
 
 
-def test_hepatic_dose_limit_message_names_the_allowed_dose(policies: PolicySet) -> None:
-    request = base(dose=40)
-    request["labs"] = _liver(5.0, 1.0, 0.8)
-    alert = _one(policies.evaluate(request), "liver-monotherapy-dose")
-    assert "32 mg/m2" in alert.message and "40 mg/m2 is requested" in alert.message
-    assert alert.facts["dosing.dose_mg_per_m2"] == 40
+def test_hepatic_dose_limit_message_names_the_allowed_dose() -> None:
+    alert = _one(review(set_liver(base(40), 5.0, 1.0, 0.8)), "liver-monotherapy-dose")
+    assert alert.message.startswith(
+        "AST 5, ALT 1, bilirubin 0.8 x ULN (AST and ALT at most 10 x ULN and bilirubin at "
+        "most 1.5 x ULN): the label's starting dose for Ixempra alone is 32 mg/m2; 40 mg/m2 is "
+        "requested."
+    )
+    assert alert.facts["dose_mg_per_m2"] == 40
+    assert alert.facts[f"observations[{AST}]"] == 5.0
 
 
-def test_hepatic_band_unknown_is_not_run(policies: PolicySet) -> None:
-    request = base()
-    request["labs"] = _liver(1.0, None, 0.5)
-    d = policies.evaluate(request)
-    assert d.outcome == "approved"
-    assert _not_run(d)["liver-monotherapy-dose"] == ("labs.alt_uln_ratio",)
+def test_hepatic_band_with_a_higher_later_dose_says_so() -> None:
+    alert = _one(review(set_liver(base(24), 1.0, 1.0, 2.0)), "liver-monotherapy-dose")
+    assert "20 mg/m2 to start, up to 30 mg/m2 in later cycles if tolerated" in alert.message
 
 
-# Cremophor --------------------------------------------------------------------------------
+def test_not_recommended_band_message_shows_the_unknown_values() -> None:
+    alert = _one(review(set_liver(base(16), 12.0, None, None)), "liver-monotherapy-dose")
+    assert alert.severity == "contraindication"
+    assert alert.message.startswith("AST 12, ALT unknown, bilirubin unknown x ULN (AST or ALT")
+    assert alert.facts[f"observations[{ALT}]"] is None
+    assert "dose_mg_per_m2" not in alert.facts
+
+
+def test_hepatic_band_unknown_is_not_run() -> None:
+    found = review(set_liver(base(), 1.0, None, 0.5))
+    assert found.alerts == ()
+    assert not_run(found)["liver-monotherapy-dose"] == (f"observations[{ALT}]",)
+
+
+def test_a_liver_test_given_as_a_value_without_its_uln_multiple_is_not_read() -> None:
+    request = set_liver(base(), 1.0, 1.0, None)
+    set_observation(request, BILIRUBIN, value=0.6, unit="mg/dL")  # no multiple of the ULN
+    assert not_run(review(request))["liver-monotherapy-dose"] == (f"observations[{BILIRUBIN}]",)
+
+
+def test_hepatic_band_without_a_dose_is_not_run() -> None:
+    found = review(set_liver(base(None), 5.0, 1.0, 0.8))
+    assert found.alerts == ()
+    assert not_run(found)["liver-monotherapy-dose"] == ("service.dose",)
+
+
+@pytest.mark.parametrize(
+    ("mg", "bsa", "fires", "compared"),
+    [
+        (64.0, 1.6, False, 40.0),
+        (64.08, 1.6, True, 40.1),  # 40.05 rounds half up to 40.1, above the first band's 40
+        (64.07, 1.6, False, 40.0),
+    ],
+)
+def test_a_dose_in_mg_is_compared_in_mg_per_m2_rounded_half_up(
+    mg: float, bsa: float, fires: bool, compared: float
+) -> None:
+    request = set_observation(base(mg, "mg"), BSA, value=bsa, unit="m2")
+    request["medications"] = ["ketoconazole"]  # its alert shows the dose compared
+    parsed = parse_request(request)
+    dosing = dosing_for(parsed)
+    assert (dosing.mg_per_dose, dosing.bsa_m2) == (mg, bsa)
+    found = reviewer().review(parsed, dosing, bsa)
+    assert _one(found, "strong-cyp3a4-inhibitor").facts["dose_mg_per_m2"] == compared
+    assert ("liver-monotherapy-dose" in codes(found)) is fires
+
+
+def test_a_dose_in_mg_without_a_body_surface_area_is_not_run() -> None:
+    request = drop_observations(base(64, "mg"), HEIGHT, WEIGHT)
+    set_liver(request, 5.0, 1.0, 0.8)
+    found = review(request)
+    assert found.alerts == ()
+    assert not_run(found)["liver-monotherapy-dose"] == (
+        f"observations[{BSA}]",
+        f"observations[{HEIGHT}]",
+        f"observations[{WEIGHT}]",
+    )
+
+
+def test_a_dose_in_micrograms_per_m2_is_read_in_mg() -> None:
+    alert = _one(review(set_liver(base(40000, "ug/m2"), 5.0, 1.0, 0.8)), "liver-monotherapy-dose")
+    assert alert.facts["dose_mg_per_m2"] == 40
+
+
+# Cremophor ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -215,51 +347,71 @@ def test_hepatic_band_unknown_is_not_run(policies: PolicySet) -> None:
         ({"name": "cremophor el (paclitaxel vehicle)", "severity": "severe"}, "contraindication"),
         ({"name": "Cremophor EL", "severity": "moderate"}, "warning"),
         ({"name": "Cremophor EL"}, "warning"),
+        ({"name": "penicillin", "severity": "severe"}, None),
     ],
 )
-def test_cremophor(policies: PolicySet, allergy: dict[str, str], severity: str) -> None:
+def test_cremophor(allergy: dict[str, str], severity: str | None) -> None:
     request = base()
     request["allergies"] = [allergy]
-    d = policies.evaluate(request)
-    assert [a.severity for a in d.alerts] == [severity]
-    assert d.outcome == ("pended" if severity == "contraindication" else "approved")
+    found = review(request)
+    assert [a.severity for a in found.alerts] == ([severity] if severity else [])
+    assert found.holds is (severity == "contraindication")
 
 
-def test_no_allergies_listed_is_not_run(policies: PolicySet) -> None:
+def test_an_allergy_message_and_facts() -> None:
+    request = base()
+    request["allergies"] = [{"name": "penicillin"}, {"name": "Kolliphor EL"}]
+    alert = _one(review(request), "cremophor-allergy-other")
+    assert alert.message.startswith("Allergy to Kolliphor EL (severity unspecified).")
+    assert alert.facts == {"allergies[1].name": "Kolliphor EL", "allergies[1].severity": None}
+
+
+def test_no_allergies_listed_is_not_run() -> None:
     request = base()
     request["allergies"] = []
-    assert "cremophor-hypersensitivity" in _not_run(policies.evaluate(request))
+    missing = not_run(review(request))
+    assert missing["cremophor-hypersensitivity"] == ("allergies",)
+    assert missing["cremophor-allergy-other"] == ("allergies",)
 
 
-# Pregnancy and breastfeeding --------------------------------------------------------------
+# Pregnancy and breastfeeding ----------------------------------------------------------------
 
 
-def test_pregnancy_is_a_contraindication(policies: PolicySet) -> None:
+def test_pregnancy_is_a_contraindication() -> None:
     request = base()
     request["patient"]["pregnant"] = True
-    d = policies.evaluate(request)
-    assert _one(d, "pregnancy").severity == "contraindication"
-    assert d.reasons == ("safety-review",)
+    found = review(request)
+    alert = _one(found, "pregnancy")
+    assert alert.severity == "contraindication"
+    assert alert.facts == {"patient.pregnant": True}
+    assert found.holds
 
 
-def test_breastfeeding_is_a_warning_on_an_approval(policies: PolicySet) -> None:
+def test_breastfeeding_is_a_warning_that_does_not_hold() -> None:
     request = base()
     request["patient"]["breastfeeding"] = True
-    d = policies.evaluate(request)
-    assert _one(d, "breastfeeding").severity == "warning"
-    assert d.outcome == "approved"
-    assert d.authorization is not None
+    found = review(request)
+    assert _one(found, "breastfeeding").severity == "warning"
+    assert not found.holds
 
 
-def test_pregnancy_unknown_is_not_run_except_for_a_male_patient(policies: PolicySet) -> None:
+@pytest.mark.parametrize("sex", ["female", "other", "unknown", None])
+def test_pregnancy_unknown_is_not_run(sex: str | None) -> None:
     request = base()
     del request["patient"]["pregnant"]
-    assert _not_run(policies.evaluate(request))["pregnancy"] == ("patient.pregnant",)
-    request["patient"]["sex"] = "male"
-    assert "pregnancy" not in _not_run(policies.evaluate(request))
+    request["patient"]["sex"] = sex
+    assert not_run(review(request))["pregnancy"] == ("patient.pregnant",)
 
 
-# CYP3A4 -----------------------------------------------------------------------------------
+def test_a_male_patient_is_not_screened_for_pregnancy_or_breastfeeding() -> None:
+    request = base()
+    request["patient"] = {"birth_date": "1960-01-01", "sex": "male"}
+    found = review(request)
+    assert found.alerts == ()
+    assert not {"pregnancy", "breastfeeding"} & set(not_run(found))
+
+
+# CYP3A4 -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -274,32 +426,103 @@ def test_pregnancy_unknown_is_not_run_except_for_a_male_patient(policies: Policy
         ("ondansetron", 40, None),
     ],
 )
-def test_cyp3a4(policies: PolicySet, medication: Any, dose: float, severity: str | None) -> None:
-    request = base(dose=dose)
+def test_cyp3a4(medication: Any, dose: float, severity: str | None) -> None:
+    request = base(dose)
     request["medications"] = [medication]
-    d = policies.evaluate(request)
-    assert [a.severity for a in d.alerts] == ([severity] if severity else [])
-    assert d.outcome == ("pended" if severity == "dose-limit" else "approved")
+    found = review(request)
+    assert [a.severity for a in found.alerts] == ([severity] if severity else [])
+    assert found.holds is (severity == "dose-limit")
 
 
-def test_cyp3a4_message_says_what_dose_the_label_allows(policies: PolicySet) -> None:
-    request = base(dose=40)
+def test_cyp3a4_message_says_what_dose_the_label_allows() -> None:
+    request = base(40)
     request["medications"] = ["ketoconazole"]
-    alert = _one(policies.evaluate(request), "strong-cyp3a4-inhibitor")
-    assert "ketoconazole" in alert.message and "20 mg/m2" in alert.message
-    assert "40 mg/m2 is requested" in alert.message
-    assert alert.facts == {"medications[0].name": "ketoconazole", "dosing.dose_mg_per_m2": 40}
+    alert = _one(review(request), "strong-cyp3a4-inhibitor")
+    assert "ketoconazole is a strong CYP3A4 inhibitor" in alert.message
+    assert "at most 20 mg/m2" in alert.message and "40 mg/m2 is requested" in alert.message
+    assert alert.facts == {"medications[0].name": "ketoconazole", "dose_mg_per_m2": 40}
 
 
-def test_no_medications_listed_is_not_run(policies: PolicySet) -> None:
+def test_cyp3a4_inhibitor_with_the_dose_unknown_is_a_warning() -> None:
+    request = base(None)
+    request["medications"] = ["ketoconazole"]
+    alert = _one(review(request), "strong-cyp3a4-inhibitor")
+    assert alert.severity == "warning"
+    assert "an unknown dose is requested" in alert.message
+    assert alert.facts["dose_mg_per_m2"] is None
+
+
+@pytest.mark.parametrize(
+    ("medication", "screened"),
+    [
+        ({"name": "ketoconazole", "status": "active"}, True),
+        ({"name": "ketoconazole"}, True),  # no status: taken now
+        ({"name": "ketoconazole", "status": "intended"}, True),
+        ({"name": "ketoconazole", "status": "on-hold"}, True),
+        ({"name": "ketoconazole", "status": "active", "end_date": "2026-12-01"}, True),
+        ({"name": "ketoconazole", "status": "active", "end_date": "2026-12-20"}, True),
+        ({"name": "ketoconazole", "status": "completed", "end_date": "2026-06-30"}, False),
+        ({"name": "ketoconazole", "status": "completed"}, False),
+        ({"name": "ketoconazole", "status": "stopped"}, False),
+        ({"name": "ketoconazole", "end_date": "2026-11-30"}, False),  # ended before the service
+    ],
+)
+def test_only_medications_taken_now_interact(medication: dict[str, Any], screened: bool) -> None:
+    """The service starts 2026-12-01: a completed prior therapy is not an interaction."""
+    request = base(40)
+    request["medications"] = [{"name": "ondansetron", "status": "active"}, medication]
+    found = review(request)
+    assert codes(found) == (["strong-cyp3a4-inhibitor"] if screened else [])
+    if screened:
+        assert found.alerts[0].facts["medications[1].name"] == "ketoconazole"
+
+
+def test_the_service_date_decides_which_medications_have_ended() -> None:
+    request = base(40)
+    request["medications"] = [{"name": "ketoconazole", "end_date": "2026-11-30"}]
+    assert review(request).alerts == ()
+    later = review(request, service_date=dt.date(2026, 11, 30))
+    assert codes(later) == ["strong-cyp3a4-inhibitor"]
+    del request["service"]["start_date"]  # then the day the request was received, 2026-11-25
+    assert codes(review(request)) == ["strong-cyp3a4-inhibitor"]
+
+
+def test_only_past_medications_means_the_current_list_was_not_given() -> None:
+    request = base(40)
+    request["medications"] = [{"name": "ketoconazole", "status": "completed"}]
+    missing = not_run(review(request))
+    assert missing["strong-cyp3a4-inhibitor"] == ("medications",)
+    assert missing["strong-cyp3a4-inducer"] == ("medications",)
+
+
+def test_an_agent_given_alongside_is_screened_too() -> None:
+    request = base(40)
+    request["medications"] = []
+    request["service"]["with"] = ["ritonavir"]
+    found = review(request)
+    alert = _one(found, "strong-cyp3a4-inhibitor")
+    assert alert.facts == {"service.with[0]": "ritonavir", "dose_mg_per_m2": 40}
+    # The patient's own list was not given: the inducer screen could not look at it.
+    assert not_run(found)["strong-cyp3a4-inducer"] == ("medications",)
+
+
+def test_no_medications_listed_is_not_run() -> None:
     request = base()
     request["medications"] = []
-    not_run = _not_run(policies.evaluate(request))
-    assert not_run["strong-cyp3a4-inhibitor"] == ("medications",)
-    assert not_run["strong-cyp3a4-inducer"] == ("medications",)
+    missing = not_run(review(request))
+    assert missing["strong-cyp3a4-inhibitor"] == ("medications",)
+    assert missing["strong-cyp3a4-inducer"] == ("medications",)
 
 
-# Body surface area ------------------------------------------------------------------------
+def test_several_listed_drugs_are_named_together() -> None:
+    request = base(40)
+    request["medications"] = ["ketoconazole", "ondansetron", "ritonavir"]
+    alert = _one(review(request), "strong-cyp3a4-inhibitor")
+    assert alert.message.startswith("ketoconazole, ritonavir is a strong CYP3A4 inhibitor.")
+    assert set(alert.facts) == {"medications[0].name", "medications[2].name", "dose_mg_per_m2"}
+
+
+# Body surface area --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -312,23 +535,38 @@ def test_no_medications_listed_is_not_run(policies: PolicySet) -> None:
         (2.21, 39.9, "mg/m2", True),  # 88.2 mg
     ],
 )
-def test_bsa_cap(policies: PolicySet, bsa: float, dose: float, unit: str, fires: bool) -> None:
-    request = base(dose=dose, dose_unit=unit)
-    request["patient"]["bsa_m2"] = bsa
-    d = policies.evaluate(request)
-    found = _alerts(d, "bsa-above-cap")
+def test_bsa_cap(bsa: float, dose: float, unit: str, fires: bool) -> None:
+    request = set_observation(base(dose, unit), BSA, value=bsa, unit="m2")
+    found = [a for a in review(request).alerts if a.code == "bsa-above-cap"]
     assert bool(found) is fires
     if fires:
-        assert found[0].severity == "warning" and "88 mg" in found[0].message
+        assert found[0].severity == "warning"
+        assert f"BSA {bsa:g} m2 with" in found[0].message and "at most 88 mg" in found[0].message
+        assert found[0].facts["dosing.bsa_m2"] == bsa
 
 
-def test_bsa_unknown_is_not_run(policies: PolicySet) -> None:
-    request = base()
-    del request["patient"]["height_cm"]
-    assert "bsa-above-cap" in _not_run(policies.evaluate(request))
+def test_bsa_unknown_is_not_run() -> None:
+    found = review(drop_observations(base(), HEIGHT))
+    assert not_run(found)["bsa-above-cap"] == (
+        f"observations[{BSA}]",
+        f"observations[{HEIGHT}]",
+        f"observations[{WEIGHT}]",
+    )
 
 
-# Neuropathy and diabetes ------------------------------------------------------------------
+def test_bsa_above_the_threshold_with_the_dose_unknown_is_not_run() -> None:
+    request = set_observation(base(None), BSA, value=2.4, unit="m2")
+    assert not_run(review(request))["bsa-above-cap"] == ("service.dose",)
+
+
+def test_the_bsa_comes_from_the_dosing_result_when_not_given_apart() -> None:
+    request = parse_request(set_observation(base(40), BSA, value=2.4, unit="m2"))
+    found = reviewer().review(request, dosing_for(request), None)
+    assert codes(found) == ["bsa-above-cap"]
+    assert "bsa-above-cap" in not_run(reviewer().review(request, None, None))
+
+
+# Neuropathy and diabetes --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -338,73 +576,92 @@ def test_bsa_unknown_is_not_run(policies: PolicySet) -> None:
         ("G63", ["peripheral-neuropathy"]),
         ("E11.9", ["diabetes"]),
         ("E11.42", ["peripheral-neuropathy", "diabetes"]),
+        ("e1142", ["peripheral-neuropathy", "diabetes"]),  # the contract writes it E11.42
         ("I10", []),
     ],
 )
-def test_neuropathy_and_diabetes(policies: PolicySet, code: str, screens: list[str]) -> None:
+def test_neuropathy_and_diabetes(code: str, screens: list[str]) -> None:
     request = base()
-    request["diagnoses"].append(code)
-    d = policies.evaluate(request)
-    assert sorted(a.code for a in d.alerts) == sorted(screens)
-    assert all(a.severity == "warning" for a in d.alerts)
-    assert d.outcome == "approved"
+    request["conditions"].append(code)
+    found = review(request)
+    assert sorted(codes(found)) == sorted(screens)
+    assert all(a.severity == "warning" for a in found.alerts)
+    assert not found.holds
+    for alert in found.alerts:
+        assert alert.facts == {"conditions[2].code": alert.message.split(":")[0].split()[-1]}
 
 
-# Routing and the alert contract -----------------------------------------------------------
-
-
-def test_findings_ride_along_on_a_request_pended_for_another_reason(policies: PolicySet) -> None:
+def test_conditions_in_other_systems_are_not_read_as_icd10() -> None:
     request = base()
-    request["patient"]["birth_date"] = "2010-01-01"  # 16 on the service date
-    request["labs"]["anc_per_mm3"] = 800
-    d = policies.evaluate(request)
-    assert d.reasons == ("criteria-not-met",)
-    assert d.route == "medical-director"
-    assert _one(d, "low-blood-counts").severity == "contraindication"
+    request["conditions"] = [{"code": "302226006", "system": "snomed"}]
+    assert not_run(review(request))["diabetes"] == ("conditions",)
 
 
-def test_contraindications_come_first(policies: PolicySet) -> None:
-    request = base(dose=40)
-    request["diagnoses"].append("E11.9")
+# Order and the alert contract ---------------------------------------------------------------
+
+
+def test_contraindications_come_first() -> None:
+    request = base(40)
+    request["conditions"].append("E11.9")
     request["medications"] = ["ketoconazole"]
     request["patient"]["pregnant"] = True
-    d = policies.evaluate(request)
-    assert [a.severity for a in d.alerts] == ["contraindication", "dose-limit", "warning"]
-    assert "pregnancy (contraindication)" in d.summary
+    found = review(request)
+    assert [a.severity for a in found.alerts] == ["contraindication", "dose-limit", "warning"]
+    assert codes(found) == ["pregnancy", "strong-cyp3a4-inhibitor", "diabetes"]
 
 
-def test_every_alert_carries_the_whole_contract(policies: PolicySet) -> None:
-    request = with_capecitabine(dose=40)
-    request["labs"].update(anc_per_mm3=1000, ast_uln_ratio=3)
+def test_every_alert_carries_the_whole_contract() -> None:
+    request = with_capecitabine(40)
+    set_observation(request, ANC, value=1000, unit="/uL")
+    set_observation(request, AST, uln_multiple=3)
+    set_observation(request, BSA, value=2.5, unit="m2")
     request["medications"] = ["ketoconazole", "carbamazepine"]
     request["allergies"] = [{"name": "Cremophor EL", "severity": "severe"}]
-    request["patient"].update(pregnant=True, breastfeeding=True, bsa_m2=2.5)
-    request["diagnoses"] += ["G62.9", "E10.9"]
-    d = policies.evaluate(request)
-    assert len(d.alerts) == 10
-    for alert in d.alerts:
+    request["patient"].update(pregnant=True, breastfeeding=True)
+    request["conditions"] += ["G62.9", "E10.9"]
+    found = review(request)
+    assert codes(found) == [
+        "low-blood-counts",
+        "liver-with-capecitabine",
+        "cremophor-hypersensitivity",
+        "pregnancy",
+        "strong-cyp3a4-inhibitor",
+        "strong-cyp3a4-inducer",
+        "breastfeeding",
+        "bsa-above-cap",
+        "peripheral-neuropathy",
+        "diabetes",
+    ]
+    adapter = TypeAdapter(Alert)
+    for alert in found.alerts:
         assert alert.code and alert.message and alert.source and alert.facts
         assert alert.severity in {"contraindication", "dose-limit", "warning"}
-    again = Determination.model_validate(d.model_dump())
-    assert again == d
+        assert adapter.validate_python(adapter.dump_python(alert, mode="json")) == alert
+    assert found.not_run == ()
 
 
-def test_safety_review_is_routed_to_the_pharmacist(policies: PolicySet) -> None:
-    request = base()
-    request["medications"] = ["ketoconazole"]
-    d = policies.evaluate(request)
-    assert (d.outcome, d.reasons, d.route) == ("pended", ("safety-review",), "pharmacist")
-
-
-def test_the_cli_panel_puts_contraindications_first(policies: PolicySet) -> None:
-    d = policies.evaluate(example("10-pended-safety-review.json"))
-    console = Console(record=True, width=1000, color_system=None)
-    console.print(determination_panel(d))
-    text = console.export_text()
-    first, second = text.index("CONTRAINDICATION"), text.index("DOSE-LIMIT")
-    assert first < second < text.index("Criteria")
-    # A reviewer can tell what is wrong, which rule says so and what dose the label allows.
-    assert "Neutrophils (ANC) 1,200/mm3, below 1,500/mm3" in text
-    assert "ketoconazole is a strong CYP3A4 inhibitor" in text
-    assert "at most 20 mg/m2" in text
-    assert "source: Prescribing information: Contraindications" in text
+def test_the_example_safety_review_is_held_with_both_findings() -> None:
+    """examples/10 in the old contract's words: ANC 1,200/mm3 and ketoconazole at 40 mg/m2."""
+    request = base(40)
+    request["observations"] = [
+        {"code": HEIGHT, "value": 162, "unit": "cm"},
+        {"code": WEIGHT, "value": 61, "unit": "kg"},
+        {"code": ANC, "value": 1200, "unit": "/uL", "date": "2026-11-23"},
+        {"code": PLATELETS, "value": 185000, "unit": "/uL", "date": "2026-11-23"},
+        {"code": AST, "uln_multiple": 1.2, "date": "2026-11-23"},
+        {"code": ALT, "uln_multiple": 0.9, "date": "2026-11-23"},
+        {"code": BILIRUBIN, "uln_multiple": 0.7, "date": "2026-11-23"},
+    ]
+    request["medications"] = [
+        {"name": "ketoconazole", "status": "active"},
+        {"name": "ondansetron", "status": "active"},
+    ]
+    request["allergies"] = [{"name": "penicillin", "severity": "moderate"}]
+    found = review(request)
+    assert found.holds
+    assert codes(found) == ["low-blood-counts", "strong-cyp3a4-inhibitor"]
+    low, inhibitor = found.alerts
+    assert low.message.startswith("Neutrophils (ANC) 1,200/mm3, below 1,500/mm3. The label")
+    assert low.source.startswith("Prescribing information: Contraindications")
+    assert inhibitor.severity == "dose-limit"
+    assert "at most 20 mg/m2" in inhibitor.message

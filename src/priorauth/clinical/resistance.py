@@ -9,15 +9,14 @@ boundary day is inside the window: with a 6-month window after 15 January, progr
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Collection
-from functools import lru_cache
+
+from dateutil.relativedelta import relativedelta
 
 __all__ = ["resistance", "window_end"]
 
 
-@lru_cache(maxsize=4096)
 def window_end(last_dose: dt.date, months: int) -> dt.date:
     """The last day on which progression still counts: `months` calendar months after the end.
 
@@ -26,12 +25,8 @@ def window_end(last_dose: dt.date, months: int) -> dt.date:
     >>> window_end(dt.date(2025, 8, 31), 6)
     datetime.date(2026, 2, 28)
     """
-    # Plain calendar arithmetic (relativedelta costs microseconds): the same month count, the
-    # day clamped to the last day of a shorter month.
-    years, month = divmod(last_dose.month - 1 + months, 12)
-    year = last_dose.year + years
-    day = min(last_dose.day, calendar.monthrange(year, month + 1)[1])
-    return dt.date(year, month + 1, day)
+    end: dt.date = last_dose + relativedelta(months=months)
+    return end
 
 
 def resistance(

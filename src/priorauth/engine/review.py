@@ -2,8 +2,7 @@
 indication and the guideline context.
 
 Frozen, slotted records (engine.records) like the rest of the determination, kept in their own
-module so that the safety screens can grow without touching the core contract; the screens build
-some of them for every request.
+module so that the safety screens (engine.safety) can grow without touching the core contract.
 """
 
 from __future__ import annotations
@@ -23,7 +22,10 @@ __all__ = [
 
 @record
 class ScreenNotRun:
-    """A safety screen that could not run: the request lacks what it reads. Not a finding."""
+    """A safety screen that could not run: the request lacks what it reads. Not a finding.
+
+    `fields` names what would let it run, in the request's words (`observations[751-8]`,
+    `service.dose`, `patient.pregnant`, `medications`)."""
 
     screen: str
     title: str
@@ -32,7 +34,8 @@ class ScreenNotRun:
 
 @record
 class TherapyFinding:
-    """One prior therapy judged against its class's resistance window."""
+    """One medication of an agent class judged against its class's resistance window: `index`
+    is its place in the request's `medications`, `agent` its name."""
 
     index: int
     agent: str
@@ -58,7 +61,7 @@ class LabelIndication:
     `flags` holds `<class>_resistant` for each agent class (true, false or null for unknown);
     `requested` is the label indication that matches the requested regimen (alone or with an
     agent), `fits` that indication when the history meets it, else null; `therapies` are the
-    prior therapies that decided the flags.
+    medications (past therapies) that decided the flags.
     """
 
     flags: dict[str, bool | None]
@@ -70,8 +73,9 @@ class LabelIndication:
 
 @record
 class GuidelineContext:
-    """Receptor status (explicit fields, else ICD-10-CM Z17.* codes) and the policy's guideline
-    summary, shown as context only. `evidence` says where each status came from."""
+    """Receptor status from the conditions' ICD-10-CM Z17.* codes and the policy's guideline
+    summary, shown as context only. `evidence` says where each status came from; codes that
+    disagree (Z17.31 and Z17.32) leave the status unknown and are listed in `conflicts`."""
 
     her2: str | None
     hormone_receptor: str | None

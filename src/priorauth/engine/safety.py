@@ -1,28 +1,749 @@
-"""INTERIM (replaced by the safety port on the general contract): no screen runs."""
+"""Label safety screens, the label indication and guideline context, for one request.
+
+`SafetyReviewer(data)` compiles a policy's safety data once: each screen becomes one function of
+the request (a closure over its prepared names, codes, limits and messages). `review(request,
+dosing, bsa_m2)` runs them in the data file's order and returns the alerts (most serious first),
+the screens that could not run, the label indication and the receptor-status context. It reads
+only the request and the dosing result: pure, no clock, no I/O.
+
+A screen gives one of three answers: a finding (an Alert), nothing to report, or "could not run"
+(a ScreenNotRun naming the request fields it lacked). A missing lab is never a finding.
+
+What the screens read (docs/safety.md has the whole list): the latest observation of each LOINC
+code, converted to the screen's unit (`{ULN}`: its uln_multiple); the medications taken now
+(status active, intended or on-hold, or none given, and not ended before the service date) and
+the agents given alongside (service.with); allergies; conditions (ICD-10-CM); the patient's
+pregnancy and breastfeeding; and the dose. The dose a screen compares in mg/m2 is the requested
+dose when it is given per m2, else the dosing step's mg per dose over the body surface area.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import datetime as dt
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal
+from operator import attrgetter
+from typing import Literal, NamedTuple
 
-from priorauth.engine.determination import Alert, DosingResult
-from priorauth.engine.request import Request
-from priorauth.engine.review import GuidelineContext, LabelIndication, ScreenNotRun
-from priorauth.policy.safety_model import SafetyData
+from priorauth.clinical.codes import CodeSet
+from priorauth.clinical.observations import BSA, HEIGHT, WEIGHT
+from priorauth.clinical.resistance import resistance
+from priorauth.clinical.units import UnitError, convert
+from priorauth.engine.determination import Alert, DosingResult, JsonScalar
+from priorauth.engine.request import Medication, Observation, Request
+from priorauth.engine.review import (
+    GuidelineContext,
+    LabelIndication,
+    LabelIndicationCheck,
+    ScreenNotRun,
+    TherapyFinding,
+)
+from priorauth.policy.safety_model import (
+    ULN,
+    AgentClass,
+    AllergyScreen,
+    AttestedScreen,
+    Band,
+    BandObservation,
+    BsaCapScreen,
+    ConditionScreen,
+    DrugEntry,
+    DrugList,
+    Guideline,
+    InteractionScreen,
+    ObservationBandsScreen,
+    ObservationCondition,
+    ObservationLimitsScreen,
+    Resistance,
+    SafetyData,
+    Screen,
+    Severity,
+)
 
-__all__ = ["Review", "SafetyReviewer"]
+__all__ = ["SEVERITY_ORDER", "Review", "SafetyReviewer", "name_key", "number"]
+
+SEVERITY_ORDER = {"contraindication": 0, "dose-limit": 1, "warning": 2}
+# A finding of these severities holds an otherwise approvable request for a pharmacist.
+_HOLDING = frozenset({"contraindication", "dose-limit"})
+# A medication in one of these states, or with none given, is taken now (unless it ended).
+_CURRENT = frozenset({"active", "intended", "on-hold", None})
+# What lets the body surface area be known: the BSA, or height and weight.
+_BSA_FIELDS = tuple(f"observations[{m.code}]" for m in (BSA, HEIGHT, WEIGHT))
+_WEIGHT_FIELD = f"observations[{WEIGHT.code}]"
 
 
 class Review(NamedTuple):
+    """What the screens found for one request."""
+
     alerts: tuple[Alert, ...]
     not_run: tuple[ScreenNotRun, ...]
     label_indication: LabelIndication | None
     guideline: GuidelineContext | None
-    holds: bool
+    holds: bool  # a contraindication or a dose limit: a pharmacist must look
+
+
+class Reading(NamedTuple):
+    """An observation's value in a screen's unit, with its date."""
+
+    value: float
+    date: dt.date | None
+
+
+def name_key(name: str) -> str:
+    """A drug or substance name reduced for matching: case and spacing do not matter."""
+    return " ".join(name.casefold().split())
+
+
+def number(value: float) -> str:
+    """A number as a reviewer reads it: 1,200 for whole counts of a thousand or more, else 2.6."""
+    if value >= 1000 and float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:g}"
+
+
+def _round_half_up(value: float, decimals: int) -> float:
+    """Round as people do on paper (40.25 -> 40.3), from the number's shortest decimal form."""
+    step = Decimal(1).scaleb(-decimals)
+    return float(Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP))
+
+
+def _converted(value: float, source: str, target: str) -> float:
+    """`value` converted between UCUM units, to 12 significant digits: the factors are decimal
+    powers worked out in binary floats, and 1,500/uL read as /mm3 must stay 1,500, not
+    1,499.9999999999998 (a count on its limit passes)."""
+    return float(f"{convert(value, source, target):.12g}")
+
+
+def _reading(observation: Observation, unit: str) -> float | None:
+    """An observation's value in `unit` (`{ULN}`: its uln_multiple), or None when it gives none:
+    no numeric value, no unit, or a unit that does not convert."""
+    if unit == ULN:
+        return observation.uln_multiple
+    value, given = observation.value, observation.unit
+    if isinstance(value, bool) or not isinstance(value, int | float) or given is None:
+        return None
+    try:
+        return _converted(float(value), given, unit)
+    except UnitError:
+        return None
+
+
+def _shown(unit: str) -> str:
+    """How a unit follows a value in a message: `1,200/mm3`, `2.6 x ULN`, `5 mg/dL`."""
+    if unit == ULN:
+        return " x ULN"
+    return unit if unit.startswith("/") else f" {unit}"
+
+
+def _medication_name(medication: Medication) -> str:
+    return medication.name or f"{medication.system} {medication.code}"
+
+
+class _Case:
+    """What the screens read from one request, worked out once: the medications taken now, the
+    agents given alongside, the body surface area and the dose."""
+
+    def __init__(
+        self,
+        request: Request,
+        dosing: DosingResult | None,
+        bsa_m2: float | None,
+        service_date: dt.date | None,
+    ) -> None:
+        self.request = request
+        self.partners: tuple[str, ...] = request.service.with_
+        self.partner_keys = frozenset(name_key(agent) for agent in self.partners)
+        day = service_date or request.service.start_date
+        if day is None and request.received_at is not None:
+            day = request.received_at.date()
+        self.current = tuple(
+            (i, medication)
+            for i, medication in enumerate(request.medications)
+            if medication.status in _CURRENT
+            and not (day and medication.end_date and medication.end_date < day)
+        )
+        if bsa_m2 is None and dosing is not None:
+            bsa_m2 = dosing.bsa_m2
+        self.bsa = bsa_m2
+        self.dose_mg_per_m2, self.dose_fields = _dose_per_m2(request, dosing, bsa_m2)
+        mg = dosing.mg_per_dose if dosing is not None else None
+        if mg is None and self.dose_mg_per_m2 is not None and bsa_m2 is not None:
+            mg = self.dose_mg_per_m2 * bsa_m2
+        self.mg_per_dose = mg
+
+    def latest(self, code: str, unit: str) -> Reading | None:
+        """The latest LOINC observation of `code` that gives a value in `unit`. An undated
+        observation counts as older than any dated one; of two on one day, the later listed."""
+        found: tuple[tuple[bool, dt.date, int], Reading] | None = None
+        for index, observation in enumerate(self.request.observations):
+            if observation.code != code or observation.system != "loinc":
+                continue
+            value = _reading(observation, unit)
+            if value is None:
+                continue
+            date = observation.date
+            order = (date is not None, date or dt.date.min, index)
+            if found is None or order > found[0]:
+                found = (order, Reading(value, date))
+        return found[1] if found is not None else None
+
+
+def _dose_per_m2(
+    request: Request, dosing: DosingResult | None, bsa: float | None
+) -> tuple[float | None, tuple[str, ...]]:
+    """The dose in mg/m2 and, when it is unknown, the request fields that would give it."""
+    dose = request.service.dose
+    if dose is None:
+        return None, ("service.dose",)
+    mass, _, per = dose.unit.partition("/")
+    if per == "m2":
+        return _converted(dose.value, mass, "mg"), ()
+    mg = dosing.mg_per_dose if dosing is not None else None
+    if mg is not None and bsa:
+        return _round_half_up(mg / bsa, 1), ()
+    missing: list[str] = []
+    if mg is None and per == "kg":
+        missing.append(_WEIGHT_FIELD)
+    if bsa is None:
+        missing.extend(_BSA_FIELDS)
+    return None, tuple(dict.fromkeys(missing)) or ("service.dose",)
+
+
+ScreenResult = Alert | ScreenNotRun | None
+ScreenFn = Callable[[_Case], ScreenResult]
+
+
+def _observation_limits(spec: ObservationLimitsScreen) -> ScreenFn:
+    """Fires when one observation is beyond its limit, even with others missing; otherwise a
+    missing one means the screen could not run."""
+    partners = frozenset(name_key(agent) for agent in spec.given_with)
+    conditions = [(c, f"observations[{c.code}]", _shown(c.unit)) for c in spec.any]
+
+    def beyond(condition: ObservationCondition, value: float) -> str | None:
+        if condition.below is not None and value < condition.below:
+            return f"below {number(condition.below)}"
+        if condition.above is not None and value > condition.above:
+            return f"above {number(condition.above)}"
+        return None
+
+    def run(case: _Case) -> ScreenResult:
+        if partners and partners.isdisjoint(case.partner_keys):
+            return None
+        readings = [case.latest(c.code, c.unit) for c in spec.any]
+        found: list[str] = []
+        facts: dict[str, JsonScalar] = {}
+        for (condition, field, unit), reading in zip(conditions, readings, strict=True):
+            facts[field] = reading.value if reading is not None else None
+            if reading is None:
+                continue
+            if reading.date is not None:
+                facts[f"{field}.date"] = reading.date.isoformat()
+            limit = beyond(condition, reading.value)
+            if limit is not None:
+                found.append(f"{condition.label} {number(reading.value)}{unit}, {limit}{unit}")
+        if found:
+            if partners:
+                facts["service.with"] = ", ".join(case.partners)
+            message = spec.message.format_map({"found": "; ".join(found)})
+            return Alert(spec.id, spec.severity, message, spec.source, facts)
+        missing = tuple(
+            field for (_, field, _), r in zip(conditions, readings, strict=True) if r is None
+        )
+        return ScreenNotRun(spec.id, spec.title, missing) if missing else None
+
+    return run
+
+
+def _observation_bands(spec: ObservationBandsScreen) -> ScreenFn:
+    """The first band whose limits all hold sets the dose allowed. A band is passed over when a
+    known value is above its limit; when a value it needs is missing and no known value rules
+    it out, the band cannot be decided and the screen does not run."""
+    observations = list(spec.observations.items())
+    units = {o.unit for o in spec.observations.values()}
+    shared_unit = _shown(units.pop()) if len(units) == 1 else None
+    allows = {
+        band.id: f"{number(band.dose_mg_per_m2)} mg/m2"
+        + (
+            f" to start, up to {number(band.dose_max_mg_per_m2)} mg/m2 in later cycles if tolerated"
+            if band.dose_max_mg_per_m2 is not None
+            else ""
+        )
+        for band in spec.bands
+        if band.dose_mg_per_m2 is not None
+    }
+
+    def fitting(readings: dict[str, Reading | None]) -> tuple[Band | None, tuple[str, ...]]:
+        for band in spec.bands:
+            if any(
+                (reading := readings[key]) is not None and reading.value > limit
+                for key, limit in band.at_most.items()
+            ):
+                continue
+            missing = tuple(
+                f"observations[{spec.observations[key].code}]"
+                for key in band.at_most
+                if readings[key] is None
+            )
+            return (None, missing) if missing else (band, ())
+        return None, ()  # the loader makes the last band a catch-all
+
+    def found(readings: dict[str, Reading | None]) -> str:
+        def value(key: str, observation: BandObservation) -> str:
+            reading = readings[key]
+            text = "unknown" if reading is None else number(reading.value)
+            return f"{observation.label} {text}" + ("" if shared_unit else _shown(observation.unit))
+
+        return ", ".join(value(key, o) for key, o in observations) + (shared_unit or "")
+
+    def alert(
+        severity: Severity,
+        template: str,
+        band: Band,
+        readings: dict[str, Reading | None],
+        dose: float | None,
+    ) -> Alert:
+        facts: dict[str, JsonScalar] = {}
+        for key, observation in observations:
+            reading = readings[key]
+            field = f"observations[{observation.code}]"
+            facts[field] = reading.value if reading is not None else None
+            if reading is not None and reading.date is not None:
+                facts[f"{field}.date"] = reading.date.isoformat()
+        if dose is not None:
+            facts["dose_mg_per_m2"] = dose
+        message = template.format_map(
+            {
+                "found": found(readings),
+                "band": band.text,
+                "dose": "" if dose is None else f"{number(dose)} mg/m2",
+                "allowed": allows.get(band.id, ""),
+            }
+        )
+        return Alert(spec.id, severity, message, spec.source, facts)
+
+    def run(case: _Case) -> ScreenResult:
+        if case.partners:
+            return None  # the bands are for the drug given alone
+        readings = {key: case.latest(o.code, o.unit) for key, o in observations}
+        band, missing = fitting(readings)
+        if band is None:
+            return ScreenNotRun(spec.id, spec.title, missing) if missing else None
+        if band.not_recommended:
+            return alert(
+                spec.not_recommended_severity, spec.not_recommended_message, band, readings, None
+            )
+        dose = case.dose_mg_per_m2
+        if dose is None:
+            return ScreenNotRun(spec.id, spec.title, case.dose_fields)
+        allowed = band.dose_mg_per_m2
+        if case.request.type == "continuation" and band.dose_max_mg_per_m2 is not None:
+            allowed = band.dose_max_mg_per_m2
+        assert allowed is not None  # a band that is not not_recommended has a dose
+        if dose <= allowed:
+            return None
+        return alert(spec.severity, spec.message, band, readings, dose)
+
+    return run
+
+
+def _allergy(spec: AllergyScreen) -> ScreenFn:
+    """An allergy whose name contains one of the substances (or whose RxNorm code is listed),
+    of a listed severity. No allergies listed: not run (none cannot be told from not asked)."""
+    substances = tuple(name_key(s) for s in spec.substances)
+    codes = frozenset(spec.rxnorm)
+    severities = frozenset(spec.allergy_severity)
+
+    def run(case: _Case) -> ScreenResult:
+        allergies = case.request.allergies
+        if not allergies:
+            return ScreenNotRun(spec.id, spec.title, ("allergies",))
+        for i, allergy in enumerate(allergies):
+            severity = allergy.severity or "unspecified"
+            key = name_key(allergy.name)
+            coded = allergy.system == "rxnorm" and allergy.code in codes
+            if severity in severities and (coded or any(s in key for s in substances)):
+                facts: dict[str, JsonScalar] = {
+                    f"allergies[{i}].name": allergy.name,
+                    f"allergies[{i}].severity": allergy.severity,
+                }
+                if allergy.code is not None:
+                    facts[f"allergies[{i}].code"] = allergy.code
+                message = spec.message.format_map({"substance": allergy.name, "severity": severity})
+                return Alert(spec.id, spec.severity, message, spec.source, facts)
+        return None
+
+    return run
+
+
+def _attested(spec: AttestedScreen) -> ScreenFn:
+    """A yes/no patient field: true fires, false passes, unknown does not run (except for a
+    male patient, who is not asked about pregnancy or breastfeeding)."""
+    read = attrgetter(spec.attested.removeprefix("patient."))
+    message = spec.message.format_map({})
+
+    def run(case: _Case) -> ScreenResult:
+        patient = case.request.patient
+        value = read(patient)
+        if value is None:
+            if patient.sex == "male":
+                return None
+            return ScreenNotRun(spec.id, spec.title, (spec.attested,))
+        if not value:
+            return None
+        return Alert(spec.id, spec.severity, message, spec.source, {spec.attested: True})
+
+    return run
+
+
+def _drug_index(
+    drugs: DrugList, strengths: frozenset[str]
+) -> tuple[dict[str, DrugEntry], dict[str, DrugEntry]]:
+    """The listed drugs of the given strengths by name (and alias) key and by RxNorm code."""
+    by_name: dict[str, DrugEntry] = {}
+    by_code: dict[str, DrugEntry] = {}
+    for entry in drugs.drugs:
+        if entry.strength not in strengths:
+            continue
+        for name in (entry.name, *entry.aliases):
+            by_name[name_key(name)] = entry
+        for code in entry.rxnorm:
+            by_code[code] = entry
+    return by_name, by_code
+
+
+def _interaction(spec: InteractionScreen, drugs: DrugList) -> ScreenFn:
+    """A listed drug among the medications taken now or the agents given alongside. Without
+    any medication taken now the screen could not look at the patient's own list: not run,
+    unless an agent given alongside is listed."""
+    by_name, by_code = _drug_index(drugs, frozenset(spec.strengths))
+    limit = spec.dose_above_mg_per_m2
+    limit_text = "" if limit is None else f"{number(limit)} mg/m2"
+
+    def listed(medication: Medication) -> DrugEntry | None:
+        if medication.system == "rxnorm" and medication.code in by_code:
+            return by_code[medication.code]
+        return by_name.get(name_key(medication.name)) if medication.name else None
+
+    def run(case: _Case) -> ScreenResult:
+        hits: list[tuple[str, str, DrugEntry]] = []
+        for i, medication in case.current:
+            entry = listed(medication)
+            if entry is not None:
+                field = f"medications[{i}].name" if medication.name else f"medications[{i}].code"
+                hits.append((field, _medication_name(medication), entry))
+        for j, agent in enumerate(case.partners):
+            entry = by_name.get(name_key(agent))
+            if entry is not None:
+                hits.append((f"service.with[{j}]", agent, entry))
+        if not hits:
+            return None if case.current else ScreenNotRun(spec.id, spec.title, ("medications",))
+        facts: dict[str, JsonScalar] = {field: name for field, name, _ in hits}
+        values = {
+            "drug": ", ".join(name for _, name, _ in hits),
+            "strength": hits[0][2].strength,
+            "limit": limit_text,
+        }
+        if limit is None:
+            return Alert(
+                spec.id, spec.severity, spec.message.format_map(values), spec.source, facts
+            )
+        dose = case.dose_mg_per_m2
+        facts["dose_mg_per_m2"] = dose
+        values["dose"] = "an unknown dose" if dose is None else f"{number(dose)} mg/m2"
+        if dose is not None and dose > limit:
+            return Alert(
+                spec.id, spec.severity, spec.message.format_map(values), spec.source, facts
+            )
+        assert spec.otherwise_severity is not None and spec.otherwise_message is not None
+        message = spec.otherwise_message.format_map(values)
+        return Alert(spec.id, spec.otherwise_severity, message, spec.source, facts)
+
+    return run
+
+
+def _bsa_cap(spec: BsaCapScreen) -> ScreenFn:
+    """A body surface area above the threshold with a dose in mg above the cap's."""
+    above, cap = spec.bsa_above_m2, spec.dose_cap_mg_per_m2
+    cap_mg = round(cap * above, 6)
+
+    def run(case: _Case) -> ScreenResult:
+        bsa = case.bsa
+        if bsa is None:
+            return ScreenNotRun(spec.id, spec.title, _BSA_FIELDS)
+        if bsa <= above:
+            return None
+        mg = case.mg_per_dose
+        if mg is None:
+            return ScreenNotRun(spec.id, spec.title, case.dose_fields or ("service.dose",))
+        if mg <= cap_mg + 1e-9:
+            return None
+        dose = case.request.service.dose
+        facts: dict[str, JsonScalar] = {
+            "dosing.bsa_m2": bsa,
+            "dosing.mg_per_dose": mg,
+            "service.dose.value": dose.value if dose is not None else None,
+            "service.dose.unit": dose.unit if dose is not None else None,
+        }
+        message = spec.message.format_map(
+            {
+                "bsa": f"{number(bsa)} m2",
+                "mg": f"{number(round(mg, 1))} mg",
+                "cap_mg": f"{number(cap_mg)} mg",
+                "dose": f"{number(cap)} mg/m2",
+            }
+        )
+        return Alert(spec.id, spec.severity, message, spec.source, facts)
+
+    return run
+
+
+def _condition(spec: ConditionScreen) -> ScreenFn:
+    """The first ICD-10-CM condition matching the codes. No ICD-10-CM condition: not run."""
+    codes = CodeSet(spec.codes)
+
+    def run(case: _Case) -> ScreenResult:
+        coded = [
+            (i, condition.code)
+            for i, condition in enumerate(case.request.conditions)
+            if condition.system == "icd-10-cm"
+        ]
+        if not coded:
+            return ScreenNotRun(spec.id, spec.title, ("conditions",))
+        for i, code in coded:
+            if codes.matches(code):
+                message = spec.message.format_map({"code": code})
+                return Alert(
+                    spec.id, spec.severity, message, spec.source, {f"conditions[{i}].code": code}
+                )
+        return None
+
+    return run
+
+
+def _compile(spec: Screen, data: SafetyData) -> ScreenFn:
+    """One screen of the data as a function of the request."""
+    match spec:
+        case ObservationLimitsScreen():
+            return _observation_limits(spec)
+        case ObservationBandsScreen():
+            return _observation_bands(spec)
+        case AllergyScreen():
+            return _allergy(spec)
+        case AttestedScreen():
+            return _attested(spec)
+        case InteractionScreen():
+            return _interaction(spec, data.drug_lists[spec.drug_list])
+        case BsaCapScreen():
+            return _bsa_cap(spec)
+        case ConditionScreen():
+            return _condition(spec)
+
+
+# Kleene logic over true / false / unknown (None).
+def _all(values: list[bool | None]) -> bool | None:
+    if False in values:
+        return False
+    return None if None in values else True
+
+
+def _any(values: list[bool | None]) -> bool | None:
+    if True in values:
+        return True
+    return None if None in values else False
+
+
+_STATUS: dict[bool | None, Literal["met", "not-met", "unknown"]] = {
+    True: "met",
+    False: "not-met",
+    None: "unknown",
+}
+
+
+def _windows(agent_class: AgentClass) -> Callable[[str | None], tuple[int, ...]]:
+    """The windows (months) that apply to a therapy of the class in a setting: the setting's
+    own, or every window the class gives when the setting is unknown or has none. A class
+    without windows counts only progression on therapy (a window of 0)."""
+    given: dict[str | None, int] = {str(k): v for k, v in agent_class.windows_months.items()}
+    every = tuple(sorted(set(given.values()))) or (0,)
+
+    def windows(setting: str | None) -> tuple[int, ...]:
+        return (given[setting],) if setting in given else every
+
+    return windows
+
+
+class _LabelIndications:
+    """The label's resistance rules prepared once: agent look-up, windows, indications."""
+
+    def __init__(self, spec: Resistance) -> None:
+        self._class_of = {
+            name_key(agent): class_id
+            for class_id, agent_class in spec.classes.items()
+            for agent in agent_class.agents
+        }
+        self._windows = {class_id: _windows(c) for class_id, c in spec.classes.items()}
+        self._classes = tuple(spec.classes)
+        self._conditions = spec.conditions
+        self._indications = [
+            (indication, frozenset(name_key(a) for a in indication.given_with))
+            for indication in spec.indications
+        ]
+
+    def _classify(self, agent: str) -> list[str]:
+        """The classes of an agent; a combination written `agent-a + agent-b` (or with `/` or
+        `,`) counts for each class among its parts."""
+        key = name_key(agent)
+        if key in self._class_of:
+            return [self._class_of[key]]
+        parts = key.replace("+", "/").replace(",", "/").split("/")
+        return sorted({self._class_of[p.strip()] for p in parts if p.strip() in self._class_of})
+
+    def evaluate(self, request: Request, partners: frozenset[str]) -> LabelIndication:
+        """The label indication for the request's medication history and the agents given
+        alongside. A medication the patient could not take (outcome `contraindicated`) or has
+        not started (status `intended`) is not judged for resistance."""
+        findings: list[TherapyFinding] = []
+        outcomes: set[tuple[str, str]] = set()
+        for index, medication in enumerate(request.medications):
+            if medication.name is None:
+                continue
+            for class_id in self._classify(medication.name):
+                if medication.outcome is not None:
+                    outcomes.add((class_id, medication.outcome))
+                if medication.outcome == "contraindicated" or medication.status == "intended":
+                    continue
+                truth, detail = resistance(
+                    medication.progressed_on_therapy,
+                    medication.start_date,
+                    medication.end_date,
+                    medication.progression_date,
+                    self._windows[class_id](medication.setting),
+                )
+                findings.append(
+                    TherapyFinding(
+                        index, medication.name, class_id, medication.setting, truth, detail
+                    )
+                )
+        flags: dict[str, bool | None] = {}
+        terms: dict[str, bool | None] = {}
+        for class_id in self._classes:
+            # Resistant when any therapy of the class failed; a class never given is unknown
+            # (the history in a request may be incomplete).
+            values = [f.resistant for f in findings if f.agent_class == class_id]
+            terms[class_id] = flags[f"{class_id}_resistant"] = _any(values) if values else None
+        for condition_id, condition in self._conditions.items():
+            # Shown by a medication with the outcome; otherwise unknown, never false.
+            terms[condition_id] = (
+                True if (condition.agent_class, condition.outcome) in outcomes else None
+            )
+        checks: list[LabelIndicationCheck] = []
+        requested: str | None = None
+        fits: str | None = None
+        for indication, agents in self._indications:
+            truth = _any([_all([terms[term] for term in group]) for group in indication.any_of])
+            checks.append(LabelIndicationCheck(indication.id, indication.text, _STATUS[truth]))
+            matches = bool(agents & partners) if agents else not partners
+            if requested is None and matches:
+                requested = indication.id
+                fits = indication.id if truth else None
+        return LabelIndication(flags, requested, fits, tuple(checks), tuple(findings))
+
+
+class _Receptors:
+    """Receptor status from ICD-10-CM Z17.* conditions, and the guideline summary."""
+
+    def __init__(self, spec: Guideline) -> None:
+        self._codes = {code.replace(".", ""): found for code, found in spec.receptor_codes.items()}
+        self._summary, self._source = spec.summary, spec.source
+
+    def context(self, request: Request) -> GuidelineContext:
+        """The receptor context of a request. Codes that disagree about one marker leave it
+        unknown and are listed as a conflict."""
+        seen: dict[str, list[tuple[str, str]]] = {}  # marker -> (status, where), in order
+        for i, condition in enumerate(request.conditions):
+            if condition.system != "icd-10-cm":
+                continue
+            code = self._codes.get(condition.code.replace(".", ""))
+            if code is not None:
+                seen.setdefault(code.marker, []).append(
+                    (code.status, f"conditions[{i}]={condition.code}")
+                )
+        status: dict[str, tuple[str, str]] = {}  # marker -> (status, where)
+        conflicts: list[str] = []
+        for marker, found in seen.items():
+            if len({s for s, _ in found}) > 1:
+                says = ", yet ".join(f"{where} says {s}" for s, where in found)
+                conflicts.append(f"{marker.upper()}: {says}")
+            else:
+                status[marker] = found[0]
+        evidence: dict[str, str] = {}
+        her2: str | None = None
+        if "her2" in status:
+            her2, evidence["her2"] = status["her2"]
+        # Hormone receptor: positive when ER or PR is; negative when both are negative.
+        hormone: str | None = None
+        er, pr = status.get("er"), status.get("pr")
+        positive = [s for s in (er, pr) if s is not None and s[0] == "positive"]
+        if positive:
+            hormone, evidence["hormone_receptor"] = "positive", positive[0][1]
+        elif er is not None and pr is not None:
+            hormone, evidence["hormone_receptor"] = "negative", f"{er[1]}, {pr[1]}"
+        triple: bool | None = None
+        if hormone == "positive" or her2 == "positive":
+            triple = False
+        elif hormone == "negative" and her2 == "negative":
+            triple = True
+        if triple is not None:
+            evidence["triple_negative"] = "from the receptor status"
+        return GuidelineContext(
+            her2, hormone, triple, evidence, tuple(conflicts), self._summary, self._source
+        )
 
 
 class SafetyReviewer:
+    """A policy's safety data compiled once; `review` screens one request.
+
+    Without data (a policy that names none) every review is empty.
+    """
+
     def __init__(self, data: SafetyData | None) -> None:
         self.data = data
+        self._screens: tuple[ScreenFn, ...] = ()
+        self._label: _LabelIndications | None = None
+        self._receptors: _Receptors | None = None
+        if data is not None:
+            self._screens = tuple(_compile(spec, data) for spec in data.screens)
+            if data.resistance is not None:
+                self._label = _LabelIndications(data.resistance)
+            if data.guideline is not None:
+                self._receptors = _Receptors(data.guideline)
 
-    def review(self, request: Request, dosing: DosingResult | None, bsa: float | None) -> Review:
-        return Review((), (), None, None, False)
+    def review(
+        self,
+        request: Request,
+        dosing: DosingResult | None,
+        bsa_m2: float | None,
+        service_date: dt.date | None = None,
+    ) -> Review:
+        """Screen one request. `dosing` and `bsa_m2` are the dosing step's results (or None;
+        without `bsa_m2`, dosing.bsa_m2). `service_date` decides which medications have ended;
+        by default the service's start date, else the day the request was received.
+
+        Alerts come most serious first, screens of one severity in the data file's order.
+        """
+        if self.data is None:
+            return Review((), (), None, None, False)
+        case = _Case(request, dosing, bsa_m2, service_date)
+        alerts: list[Alert] = []
+        not_run: list[ScreenNotRun] = []
+        for screen in self._screens:
+            result = screen(case)
+            if isinstance(result, Alert):
+                alerts.append(result)
+            elif result is not None:
+                not_run.append(result)
+        alerts.sort(key=lambda alert: SEVERITY_ORDER[alert.severity])
+        label = self._label.evaluate(request, case.partner_keys) if self._label else None
+        guideline = self._receptors.context(request) if self._receptors else None
+        holds = bool(alerts) and alerts[0].severity in _HOLDING
+        return Review(tuple(alerts), tuple(not_run), label, guideline, holds)

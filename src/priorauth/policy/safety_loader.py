@@ -5,7 +5,8 @@ has a path and a line:
 
     parse       PS1xx  the text is YAML and a mapping at the top
     schema      PS2xx  the data fits policy.safety_model.SafetyData
-    references  PS3xx  ids unique, drug lists exist, message placeholders known, bands ordered
+    references  PS3xx  ids unique, drug lists exist, message placeholders known, bands ordered,
+                       resistance terms defined
     lint        PS4xx  warnings: a drug list no screen uses
 """
 
@@ -17,10 +18,10 @@ from priorauth.policy.safety_model import (
     AllergyScreen,
     AttestedScreen,
     BsaCapScreen,
-    DiagnosisScreen,
-    HepaticBandsScreen,
+    ConditionScreen,
     InteractionScreen,
-    LabScreen,
+    ObservationBandsScreen,
+    ObservationLimitsScreen,
     SafetyData,
 )
 from priorauth.policy.staged import Checked, Path, Report, Stages, check_text, load_text
@@ -29,13 +30,13 @@ __all__ = ["PLACEHOLDERS", "check_safety_text", "load_safety_text"]
 
 # The {placeholders} each kind of screen fills in its messages.
 PLACEHOLDERS: dict[type, frozenset[str]] = {
-    LabScreen: frozenset({"found"}),
-    HepaticBandsScreen: frozenset({"found", "band", "dose", "allowed"}),
+    ObservationLimitsScreen: frozenset({"found"}),
+    ObservationBandsScreen: frozenset({"found", "band", "dose", "allowed"}),
     AllergyScreen: frozenset({"substance", "severity"}),
     AttestedScreen: frozenset(),
     InteractionScreen: frozenset({"drug", "strength", "dose", "limit"}),
     BsaCapScreen: frozenset({"bsa", "mg", "cap_mg", "dose"}),
-    DiagnosisScreen: frozenset({"code"}),
+    ConditionScreen: frozenset({"code"}),
 }
 
 
@@ -52,7 +53,7 @@ def _references(data: SafetyData, add: Report) -> None:
         seen.add(screen.id)
         allowed = PLACEHOLDERS[type(screen)]
         messages: list[tuple[str, str | None]] = [("message", screen.message)]
-        if isinstance(screen, HepaticBandsScreen):
+        if isinstance(screen, ObservationBandsScreen):
             messages.append(("not_recommended_message", screen.not_recommended_message))
         if isinstance(screen, InteractionScreen):
             messages.append(("otherwise_message", screen.otherwise_message))
@@ -70,7 +71,7 @@ def _references(data: SafetyData, add: Report) -> None:
                 add("PS303", (*base, key), f"unknown placeholder {names} (known: {known})")
         if isinstance(screen, InteractionScreen) and screen.drug_list not in data.drug_lists:
             add("PS302", (*base, "drug_list"), f"drug list {screen.drug_list!r} is not defined")
-        if isinstance(screen, HepaticBandsScreen):
+        if isinstance(screen, ObservationBandsScreen):
             _bands(screen, base, add)
     for list_id, drug_list in data.drug_lists.items():
         listed: set[str] = set()
@@ -84,21 +85,31 @@ def _references(data: SafetyData, add: Report) -> None:
         _resistance(data, add)
 
 
-def _bands(screen: HepaticBandsScreen, base: Path, add: Report) -> None:
+def _bands(screen: ObservationBandsScreen, base: Path, add: Report) -> None:
+    keys = list(screen.observations)
     last = len(screen.bands) - 1
-    previous: tuple[float, float] = (0.0, 0.0)
+    previous: tuple[float, ...] = (0.0,) * len(keys)
     for k, band in enumerate(screen.bands):
         path: Path = (*base, "bands", k)
-        limits = (band.aminotransferases_at_most, band.bilirubin_at_most)
+        unknown = sorted(set(band.at_most) - set(keys))
+        if unknown:
+            known = ", ".join(keys)
+            add(
+                "PS304",
+                (*path, "at_most"),
+                f"{', '.join(unknown)}: not among the observations ({known})",
+            )
+            continue
         if k == last:
-            if limits != (None, None) or not band.not_recommended:
+            if band.at_most or not band.not_recommended:
                 add("PS304", path, "the last band is the catch-all: no limits, not_recommended")
             continue
-        if None in limits:
-            add("PS304", path, "a band before the last needs both limits")
+        if len(band.at_most) != len(keys):
+            add("PS304", path, "a band before the last needs a limit for every observation")
             continue
-        current = (float(limits[0] or 0), float(limits[1] or 0))
-        if current[0] < previous[0] or current[1] < previous[1] or current == previous:
+        current = tuple(band.at_most[key] for key in keys)
+        widens = all(c >= p for c, p in zip(current, previous, strict=True))
+        if not widens or current == previous:
             add("PS304", path, "each band's limits must widen on the band before it")
         previous = current
 
@@ -117,6 +128,13 @@ def _resistance(data: SafetyData, add: Report) -> None:
                     f"agent {agent!r} is already in class {owner[key]!r}",
                 )
             owner[key] = class_id
+    for condition_id, condition in resistance.conditions.items():
+        if condition.agent_class not in resistance.classes:
+            add(
+                "PS308",
+                ("resistance", "conditions", condition_id, "agent_class"),
+                f"{condition.agent_class!r} is not a class under resistance",
+            )
     terms = set(resistance.classes) | set(resistance.conditions)
     for i, indication in enumerate(resistance.indications):
         for j, group in enumerate(indication.any_of):

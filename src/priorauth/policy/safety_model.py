@@ -1,57 +1,77 @@
 """The clinical-review data beside a policy: label safety screens, resistance windows, context.
 
-A policy names its data file (`safety: ixempra-safety.data.yaml`); the file holds every
-drug-specific number, drug list and message, so the engine that runs the screens names no drug.
-Checked by `policy.safety_loader`; the JSON Schema is `priorauth schema safety`.
+A policy names its data file (`safety: <policy>-safety.data.yaml`); the file holds every
+drug-specific number, drug list, code and message, so the engine that runs the screens names no
+drug. Screens read the request contract's own parts (observations by LOINC code, medications,
+allergies, conditions, the patient, service.with). Checked by `policy.safety_loader`; the JSON
+Schema is `priorauth schema safety`; docs/safety.md explains each kind.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from priorauth.policy.model import ICD10_PATTERN
+from priorauth.clinical.units import UnitError, dimension, normalize_unit
+from priorauth.policy.model import ICD10_PATTERN, Outcome, Setting
 
 __all__ = [
-    "LAB_FIELDS",
+    "ULN",
     "AgentClass",
     "AllergyScreen",
     "AttestedScreen",
+    "Band",
+    "BandObservation",
     "BsaCapScreen",
-    "DiagnosisScreen",
+    "ConditionScreen",
     "DrugEntry",
     "DrugList",
     "Guideline",
-    "HepaticBand",
-    "HepaticBandsScreen",
     "InteractionScreen",
-    "LabCondition",
-    "LabScreen",
     "LabelIndicationSpec",
+    "ObservationBandsScreen",
+    "ObservationCondition",
+    "ObservationLimitsScreen",
     "ReceptorCode",
     "Resistance",
+    "ResistanceCondition",
     "SafetyData",
     "Screen",
+    "Severity",
 ]
 
-# The request's lab fields a screen may read (engine.request.Labs).
-LAB_FIELDS = (
-    "anc_per_mm3",
-    "platelets_per_mm3",
-    "ast_uln_ratio",
-    "alt_uln_ratio",
-    "bilirubin_uln_ratio",
-)
+# The unit of a lab read as a multiple of its upper limit of normal (observation.uln_multiple).
+ULN = "{ULN}"
 Severity = Literal["contraindication", "dose-limit", "warning"]
-Setting = Literal["adjuvant", "neoadjuvant", "metastatic"]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 RxNorm = Annotated[str, Field(pattern=r"^[0-9]{1,10}$")]
 Name = Annotated[str, Field(min_length=1)]
+Text = Annotated[str, Field(min_length=1)]
+Loinc = Annotated[str, Field(pattern=r"^[0-9]{1,7}-[0-9]$")]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _observation_unit(unit: str) -> str:
+    """A UCUM unit an observation's value is converted to, or `{ULN}` for a multiple of the
+    upper limit of normal."""
+    if unit == ULN:
+        return unit
+    unit = normalize_unit(unit)
+    if "{" in unit:
+        raise ValueError(f"{unit!r}: a UCUM unit without annotations, or {ULN}")
+    try:
+        dimension(unit)
+    except UnitError as exc:
+        raise ValueError(str(exc)) from None
+    return unit
+
+
+ObservationUnit = Annotated[str, AfterValidator(_observation_unit)]
 
 
 class DrugEntry(_Strict):
@@ -73,54 +93,63 @@ class DrugList(_Strict):
 
 class _ScreenBase(_Strict):
     id: Id
-    title: Annotated[str, Field(min_length=1)]
+    title: Text
     severity: Severity
     # Shown to the reviewer; {placeholders} are filled from the request (see docs/safety.md).
-    message: Annotated[str, Field(min_length=1)]
-    source: Annotated[str, Field(min_length=1)]
+    message: Text
+    source: Text
 
 
-class LabCondition(_Strict):
-    """One lab test of a screen: the value is below or above a limit (strictly)."""
+class ObservationCondition(_Strict):
+    """One observation a screen reads (the latest of its code) and its limit, strictly below or
+    above. The value is converted to `unit` (UCUM); with `unit: "{ULN}"` the observation's
+    `uln_multiple` is read instead. `label` names it in the message."""
 
-    lab: Literal[LAB_FIELDS]  # type: ignore[valid-type]
-    label: Annotated[str, Field(min_length=1)]
-    unit: str = ""
+    code: Loinc
+    label: Text
+    unit: ObservationUnit
     below: float | None = None
     above: float | None = None
 
     @model_validator(mode="after")
-    def _one_limit(self) -> LabCondition:
+    def _one_limit(self) -> ObservationCondition:
         if (self.below is None) == (self.above is None):
-            raise ValueError(f"lab {self.lab}: give exactly one of below, above")
+            raise ValueError(f"observation {self.code}: give exactly one of below, above")
         return self
 
 
-class LabScreen(_ScreenBase):
-    """Fires when any condition holds; with `given_with`, only when the regimen includes one."""
+class ObservationLimitsScreen(_ScreenBase):
+    """Fires when any condition holds; with `given_with`, only when the requested service is
+    given with one of those agents (service.with)."""
 
-    kind: Literal["labs"]
+    kind: Literal["observation-limits"]
     given_with: list[Name] = []
-    any: list[LabCondition] = Field(min_length=1)
+    any: list[ObservationCondition] = Field(min_length=1)
 
 
-class HepaticBand(_Strict):
-    """A liver-function band: AST and ALT at most so many x ULN, bilirubin at most so many.
+class BandObservation(_Strict):
+    """An observation the bands read (the latest of its code), in `unit` (UCUM or `{ULN}`)."""
 
-    A band without limits is the catch-all (the last band). `dose_mg_per_m2` is the starting
-    dose the label allows; `dose_max_mg_per_m2` a higher dose allowed in later cycles.
-    """
+    code: Loinc
+    label: Text
+    unit: ObservationUnit
+
+
+class Band(_Strict):
+    """One band: each observation at most its limit (`at_most`, by the screen's observation
+    keys). A band without limits is the catch-all (the last band). `dose_mg_per_m2` is the
+    starting dose the label allows; `dose_max_mg_per_m2` a higher dose allowed in later cycles
+    (on a continuation)."""
 
     id: Id
-    text: Annotated[str, Field(min_length=1)]
-    aminotransferases_at_most: Annotated[float, Field(gt=0)] | None = None
-    bilirubin_at_most: Annotated[float, Field(gt=0)] | None = None
+    text: Text
+    at_most: dict[Key, Annotated[float, Field(gt=0)]] = {}
     dose_mg_per_m2: Annotated[float, Field(gt=0)] | None = None
     dose_max_mg_per_m2: Annotated[float, Field(gt=0)] | None = None
     not_recommended: bool = False
 
     @model_validator(mode="after")
-    def _dose_or_not(self) -> HepaticBand:
+    def _dose_or_not(self) -> Band:
         if self.not_recommended == (self.dose_mg_per_m2 is not None):
             raise ValueError(f"band {self.id}: give dose_mg_per_m2 or not_recommended: true")
         if self.dose_max_mg_per_m2 is not None and (
@@ -130,19 +159,21 @@ class HepaticBand(_Strict):
         return self
 
 
-class HepaticBandsScreen(_ScreenBase):
-    """The first band whose limits all hold sets the dose; the not-recommended band is worse."""
+class ObservationBandsScreen(_ScreenBase):
+    """Dose bands by observations (e.g. liver function): the first band whose limits all hold
+    sets the dose; above it the screen has its `severity`. The not-recommended band is worse."""
 
-    kind: Literal["hepatic-bands"]
+    kind: Literal["observation-bands"]
     applies_to: Literal["monotherapy"] = "monotherapy"
-    bands: list[HepaticBand] = Field(min_length=2)
+    observations: dict[Key, BandObservation] = Field(min_length=1)
+    bands: list[Band] = Field(min_length=2)
     not_recommended_severity: Severity = "contraindication"
-    not_recommended_message: Annotated[str, Field(min_length=1)]
+    not_recommended_message: Text
 
 
 class AllergyScreen(_ScreenBase):
-    """An allergy to one of the substances, of one of the listed severities (`unspecified` for
-    an allergy given without one)."""
+    """An allergy to one of the substances (by name, or by RxNorm code), of one of the listed
+    severities (`unspecified` for an allergy given without one)."""
 
     kind: Literal["allergy"]
     substances: list[Name] = Field(min_length=1)
@@ -153,15 +184,16 @@ class AllergyScreen(_ScreenBase):
 
 
 class AttestedScreen(_ScreenBase):
-    """Fires when a yes/no patient field is attested true."""
+    """Fires when a yes/no patient field is true. Not asked of a male patient."""
 
     kind: Literal["patient-state"]
     attested: Literal["patient.pregnant", "patient.breastfeeding"]
 
 
 class InteractionScreen(_ScreenBase):
-    """A medication from a drug list, of the listed strengths. Above `dose_above_mg_per_m2` the
-    screen has its `severity`; at or below it (or without a dose limit) `otherwise_severity`."""
+    """A current medication or an agent given alongside from a drug list, of the listed
+    strengths. Above `dose_above_mg_per_m2` the screen has its `severity`; at or below it (or
+    with the dose unknown) `otherwise_severity`."""
 
     kind: Literal["interaction"]
     drug_list: Id
@@ -181,38 +213,50 @@ class InteractionScreen(_ScreenBase):
 
 
 class BsaCapScreen(_ScreenBase):
-    """A body surface area above `bsa_above_m2` with a mg dose above cap x `bsa_above_m2`."""
+    """A body surface area above `bsa_above_m2` with a dose in mg above cap x `bsa_above_m2`."""
 
     kind: Literal["bsa-cap"]
     bsa_above_m2: Annotated[float, Field(gt=0)]
     dose_cap_mg_per_m2: Annotated[float, Field(gt=0)]
 
 
-class DiagnosisScreen(_ScreenBase):
-    """A diagnosis code matching one of the patterns (`G62.*` a prefix, `E11.9` exact)."""
+class ConditionScreen(_ScreenBase):
+    """An ICD-10-CM condition matching one of the patterns (`G62.*` a prefix, `E11.9` exact)."""
 
-    kind: Literal["diagnosis"]
+    kind: Literal["condition"]
     codes: list[Annotated[str, Field(pattern=ICD10_PATTERN)]] = Field(min_length=1)
 
 
 Screen = Annotated[
-    LabScreen
-    | HepaticBandsScreen
+    ObservationLimitsScreen
+    | ObservationBandsScreen
     | AllergyScreen
     | AttestedScreen
     | InteractionScreen
     | BsaCapScreen
-    | DiagnosisScreen,
+    | ConditionScreen,
     Field(discriminator="kind"),
 ]
 
 
 class AgentClass(_Strict):
-    """A class of agents (e.g. the taxanes) and the months after the last dose within which a
-    progression still counts as resistance, by setting."""
+    """A class of agents (e.g. one chemical class of cytotoxics) and the months after the last
+    dose within which a progression still counts as resistance, by setting. A setting without
+    a window is read as an unknown setting (every window given must agree); a class without
+    windows counts only progression on therapy."""
 
     agents: list[Name] = Field(min_length=1)
     windows_months: dict[Setting, Annotated[int, Field(ge=0, le=60)]] = {}
+
+
+class ResistanceCondition(_Strict):
+    """A condition a label indication names beyond resistance: true when a medication of
+    `agent_class` has the `outcome` (e.g. an agent of the class the patient could not take:
+    `contraindicated`), else unknown (a history may be incomplete)."""
+
+    text: Text
+    agent_class: Key
+    outcome: Outcome
 
 
 class LabelIndicationSpec(_Strict):
@@ -220,7 +264,7 @@ class LabelIndicationSpec(_Strict):
     needs, as a list of alternatives, each a list of class ids (or `conditions` ids)."""
 
     id: Id
-    text: Annotated[str, Field(min_length=1)]
+    text: Text
     given_with: list[Name] = []
     any_of: list[list[Id]] = Field(min_length=1)
 
@@ -229,11 +273,8 @@ class Resistance(_Strict):
     """Agent classes, their resistance windows and the label indications built on them."""
 
     source: str = ""
-    classes: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], AgentClass] = Field(
-        min_length=1
-    )
-    # Conditions a label indication names that no request field states: always unknown.
-    conditions: dict[Id, str] = {}
+    classes: dict[Key, AgentClass] = Field(min_length=1)
+    conditions: dict[Id, ResistanceCondition] = {}
     indications: list[LabelIndicationSpec] = Field(min_length=1)
 
 
@@ -245,16 +286,16 @@ class ReceptorCode(_Strict):
 class Guideline(_Strict):
     """Guideline context shown to the reviewer; receptor status codes (ICD-10-CM Z17.*)."""
 
-    summary: Annotated[str, Field(min_length=1)]
+    summary: Text
     source: str = ""
     receptor_codes: dict[Annotated[str, Field(pattern=ICD10_PATTERN)], ReceptorCode] = {}
 
 
 class SafetyData(_Strict):
-    """The clinical-review data of one policy. See `policies/ixempra-safety.data.yaml`."""
+    """The clinical-review data of one policy. See the `*.data.yaml` files under `policies/`."""
 
     id: Id
-    version: Annotated[str, Field(min_length=1)]
+    version: Text
     description: str = ""
     drug_lists: dict[Id, DrugList] = {}
     screens: list[Screen] = []
