@@ -54,12 +54,14 @@ _BASE: dict[str, Any] = {
     ],
     "medications": [{"name": "ondansetron", "status": "active"}],
     "allergies": [{"name": "penicillin", "severity": "mild"}],
+    "practitioners": [{"role": "prescriber", "npi": "1234567893", "specialty": "207RX0202X"}],
 }
 
 
 def base(dose: float | None = 40, unit: str = "mg/m2") -> dict[str, Any]:
-    """An approvable request: the drug alone at 40 mg/m2 every 21 days, normal labs, a current
-    medication that interacts with nothing and an allergy to something else."""
+    """An approvable request: the drug alone at 40 mg/m2 every 21 days for metastatic breast
+    cancer, prescribed by an oncologist, normal labs, a current medication that interacts with
+    nothing and an allergy to something else."""
     request = copy.deepcopy(_BASE)
     if dose is None:
         del request["service"]["dose"]

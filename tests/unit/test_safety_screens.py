@@ -1,18 +1,24 @@
 """Each label safety screen on the request contract: its boundaries, the unknowns, the units,
 and which findings hold a request for a pharmacist. The reviewer is run directly
-(SafetyReviewer over a parsed request and a dosing result built by the helpers)."""
+(SafetyReviewer over a parsed request and a dosing result built by the helpers); the last
+tests follow the findings through the whole determination."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
+from rich.console import Console
 
+from priorauth import Determination, PolicySet
 from priorauth.engine.determination import Alert
 from priorauth.engine.request import parse_request
 from priorauth.engine.safety import Review, SafetyReviewer
+from priorauth.entrypoints.render import determination_panel
+from tests.conftest import example
 from tests.unit.safety_helpers import (
     ALT,
     ANC,
@@ -665,3 +671,85 @@ def test_the_example_safety_review_is_held_with_both_findings() -> None:
     assert low.source.startswith("Prescribing information: Contraindications")
     assert inhibitor.severity == "dose-limit"
     assert "at most 20 mg/m2" in inhibitor.message
+
+
+# Through the whole determination: how findings route a request ------------------------------
+
+
+def test_a_holding_finding_pends_an_approvable_request_for_the_pharmacist(
+    policies: PolicySet,
+) -> None:
+    assert policies.evaluate(base()).outcome == "approved"
+    request = base(40)
+    request["medications"] = ["ketoconazole"]
+    d = policies.evaluate(request)
+    assert (d.outcome, d.reasons, d.route) == ("pended", ("safety-review",), "pharmacist")
+    assert d.authorization is None
+    assert [a.code for a in d.alerts] == ["strong-cyp3a4-inhibitor"]
+
+
+def test_warnings_ride_along_on_an_approval(policies: PolicySet) -> None:
+    request = base()
+    request["patient"]["breastfeeding"] = True
+    request["conditions"].append("E11.9")
+    d = policies.evaluate(request)
+    assert d.outcome == "approved" and d.authorization is not None
+    assert [a.code for a in d.alerts] == ["breastfeeding", "diabetes"]
+
+
+def test_missing_labs_do_not_pend_and_are_listed(policies: PolicySet) -> None:
+    d = policies.evaluate(drop_observations(base(), ANC, PLATELETS))
+    assert d.outcome == "approved"
+    assert {s.screen: s.fields for s in d.screens_not_run} == {
+        "low-blood-counts": (f"observations[{ANC}]", f"observations[{PLATELETS}]")
+    }
+
+
+def test_findings_ride_along_on_a_request_pended_for_another_reason(policies: PolicySet) -> None:
+    request = set_observation(base(), ANC, value=800, unit="/uL")
+    request["patient"]["birth_date"] = "2010-01-01"  # 16 on the service date
+    d = policies.evaluate(request)
+    assert d.reasons == ("criteria-not-met",)
+    assert d.route == "medical-director"
+    assert [a.code for a in d.alerts] == ["low-blood-counts"]
+
+
+def test_the_example_safety_review_end_to_end(policies: PolicySet) -> None:
+    d = policies.evaluate(example("10-pended-safety-review.json"))
+    assert (d.outcome, d.reasons, d.route) == ("pended", ("safety-review",), "pharmacist")
+    assert [(a.code, a.severity) for a in d.alerts] == [
+        ("low-blood-counts", "contraindication"),
+        ("strong-cyp3a4-inhibitor", "dose-limit"),
+    ]
+    assert d.screens_not_run == ()
+    assert d.label_indication is not None and d.label_indication.fits == "monotherapy"
+    assert d.guideline is not None
+    assert (d.guideline.her2, d.guideline.hormone_receptor) == ("negative", "positive")
+    assert d.policy is not None and d.policy.safety_hash is not None
+    assert Determination.model_validate(d.model_dump()) == d
+
+
+def test_the_cli_panel_puts_contraindications_first(policies: PolicySet) -> None:
+    d = policies.evaluate(example("10-pended-safety-review.json"))
+    console = Console(record=True, width=1000, color_system=None)
+    console.print(determination_panel(d))
+    text = console.export_text()
+    first, second = text.index("CONTRAINDICATION"), text.index("DOSE-LIMIT")
+    assert first < second < text.index("Criteria")
+    # A reviewer can tell what is wrong, which rule says so and what dose the label allows.
+    assert "Neutrophils (ANC) 1,200/mm3, below 1,500/mm3" in text
+    assert "ketoconazole is a strong CYP3A4 inhibitor" in text
+    assert "at most 20 mg/m2" in text
+    assert "source: Prescribing information: Contraindications" in text
+
+
+def test_a_weight_in_pounds_gives_the_same_findings(policies: PolicySet) -> None:
+    """The dose in mg is compared per m2 of the BSA the dosing step works out from height and
+    weight, in whatever units they were given."""
+    in_kg = set_liver(base(64, "mg"), 5.0, 1.0, 0.8)
+    in_pounds = set_observation(copy.deepcopy(in_kg), WEIGHT, value=149.91, unit="[lb_av]")
+    kg, pounds = policies.evaluate(in_kg), policies.evaluate(in_pounds)
+    assert pounds.dosing is not None and pounds.dosing.bsa_m2 == 1.77
+    assert [a.code for a in pounds.alerts] == ["liver-monotherapy-dose"]
+    assert pounds.alerts[0].facts["dose_mg_per_m2"] == 36.2
+    assert pounds.alerts == kg.alerts
