@@ -7,6 +7,9 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import given
+from hypothesis import strategies as st
 
 from priorauth.clinical.resistance import resistance, window_end
 from priorauth.engine.review import LabelIndication
@@ -72,6 +75,15 @@ def test_window_boundary(agent: str, setting: str, end: str, inside: str, outsid
 )
 def test_window_end_counts_calendar_months(last_dose: str, months: int, end: str) -> None:
     assert window_end(D(last_dose), months) == D(end)
+
+
+@given(
+    last_dose=st.dates(dt.date(1900, 1, 1), dt.date(2199, 12, 31)),
+    months=st.integers(0, 60),
+)
+def test_window_end_counts_months_as_relativedelta_does(last_dose: dt.date, months: int) -> None:
+    """Over the dates a request may carry and the windows the data may set (0 to 60 months)."""
+    assert window_end(last_dose, months) == last_dose + relativedelta(months=months)
 
 
 @pytest.mark.parametrize(

@@ -140,8 +140,9 @@ def _medication_name(medication: Medication) -> str:
 
 
 class _Case:
-    """What the screens read from one request, worked out once: the medications taken now, the
-    agents given alongside, the body surface area and the dose."""
+    """What the screens read from one request, worked out once: its observations by code, the
+    medications taken now (with their name keys), the agents given alongside, the body surface
+    area and the dose."""
 
     def __init__(
         self,
@@ -153,11 +154,15 @@ class _Case:
         self.request = request
         self.partners: tuple[str, ...] = request.service.with_
         self.partner_keys = frozenset(name_key(agent) for agent in self.partners)
+        self.observations: dict[str, list[Observation]] = {}
+        for observation in request.observations:
+            if observation.system == "loinc":
+                self.observations.setdefault(observation.code, []).append(observation)
         day = service_date or request.service.start_date
         if day is None and request.received_at is not None:
             day = request.received_at.date()
         self.current = tuple(
-            (i, medication)
+            (i, medication, name_key(medication.name) if medication.name else None)
             for i, medication in enumerate(request.medications)
             if medication.status in _CURRENT
             and not (day and medication.end_date and medication.end_date < day)
@@ -175,9 +180,7 @@ class _Case:
         """The latest LOINC observation of `code` that gives a value in `unit`. An undated
         observation counts as older than any dated one; of two on one day, the later listed."""
         found: tuple[tuple[bool, dt.date, int], Reading] | None = None
-        for index, observation in enumerate(self.request.observations):
-            if observation.code != code or observation.system != "loinc":
-                continue
+        for index, observation in enumerate(self.observations.get(code, ())):
             value = _reading(observation, unit)
             if value is None:
                 continue
@@ -419,15 +422,13 @@ def _interaction(spec: InteractionScreen, drugs: DrugList) -> ScreenFn:
     limit = spec.dose_above_mg_per_m2
     limit_text = "" if limit is None else f"{number(limit)} mg/m2"
 
-    def listed(medication: Medication) -> DrugEntry | None:
-        if medication.system == "rxnorm" and medication.code in by_code:
-            return by_code[medication.code]
-        return by_name.get(name_key(medication.name)) if medication.name else None
-
     def run(case: _Case) -> ScreenResult:
         hits: list[tuple[str, str, DrugEntry]] = []
-        for i, medication in case.current:
-            entry = listed(medication)
+        for i, medication, key in case.current:
+            if medication.system == "rxnorm" and medication.code in by_code:
+                entry: DrugEntry | None = by_code[medication.code]
+            else:
+                entry = by_name.get(key) if key is not None else None
             if entry is not None:
                 field = f"medications[{i}].name" if medication.name else f"medications[{i}].code"
                 hits.append((field, _medication_name(medication), entry))
