@@ -355,11 +355,12 @@ def _allergy(spec: AllergyScreen) -> ScreenFn:
     substances = tuple(name_key(s) for s in spec.substances)
     codes = frozenset(spec.rxnorm)
     severities = frozenset(spec.allergy_severity)
+    not_given = ScreenNotRun(spec.id, spec.title, ("allergies",))
 
     def run(case: _Case) -> ScreenResult:
         allergies = case.request.allergies
         if not allergies:
-            return ScreenNotRun(spec.id, spec.title, ("allergies",))
+            return not_given
         for i, allergy in enumerate(allergies):
             severity = allergy.severity or "unspecified"
             key = name_key(allergy.name)
@@ -383,14 +384,13 @@ def _attested(spec: AttestedScreen) -> ScreenFn:
     male patient, who is not asked about pregnancy or breastfeeding)."""
     read = attrgetter(spec.attested.removeprefix("patient."))
     message = spec.message.format_map({})
+    unknown = ScreenNotRun(spec.id, spec.title, (spec.attested,))
 
     def run(case: _Case) -> ScreenResult:
         patient = case.request.patient
         value = read(patient)
         if value is None:
-            if patient.sex == "male":
-                return None
-            return ScreenNotRun(spec.id, spec.title, (spec.attested,))
+            return None if patient.sex == "male" else unknown
         if not value:
             return None
         return Alert(spec.id, spec.severity, message, spec.source, {spec.attested: True})
@@ -421,6 +421,7 @@ def _interaction(spec: InteractionScreen, drugs: DrugList) -> ScreenFn:
     by_name, by_code = _drug_index(drugs, frozenset(spec.strengths))
     limit = spec.dose_above_mg_per_m2
     limit_text = "" if limit is None else f"{number(limit)} mg/m2"
+    not_given = ScreenNotRun(spec.id, spec.title, ("medications",))
 
     def run(case: _Case) -> ScreenResult:
         hits: list[tuple[str, str, DrugEntry]] = []
@@ -437,7 +438,7 @@ def _interaction(spec: InteractionScreen, drugs: DrugList) -> ScreenFn:
             if entry is not None:
                 hits.append((f"service.with[{j}]", agent, entry))
         if not hits:
-            return None if case.current else ScreenNotRun(spec.id, spec.title, ("medications",))
+            return None if case.current else not_given
         facts: dict[str, JsonScalar] = {field: name for field, name, _ in hits}
         values = {
             "drug": ", ".join(name for _, name, _ in hits),
@@ -466,11 +467,12 @@ def _bsa_cap(spec: BsaCapScreen) -> ScreenFn:
     """A body surface area above the threshold with a dose in mg above the cap's."""
     above, cap = spec.bsa_above_m2, spec.dose_cap_mg_per_m2
     cap_mg = round(cap * above, 6)
+    no_bsa = ScreenNotRun(spec.id, spec.title, _BSA_FIELDS)
 
     def run(case: _Case) -> ScreenResult:
         bsa = case.bsa
         if bsa is None:
-            return ScreenNotRun(spec.id, spec.title, _BSA_FIELDS)
+            return no_bsa
         if bsa <= above:
             return None
         mg = case.mg_per_dose
@@ -501,6 +503,7 @@ def _bsa_cap(spec: BsaCapScreen) -> ScreenFn:
 def _condition(spec: ConditionScreen) -> ScreenFn:
     """The first ICD-10-CM condition matching the codes. No ICD-10-CM condition: not run."""
     codes = CodeSet(spec.codes)
+    not_given = ScreenNotRun(spec.id, spec.title, ("conditions",))
 
     def run(case: _Case) -> ScreenResult:
         coded = [
@@ -509,7 +512,7 @@ def _condition(spec: ConditionScreen) -> ScreenFn:
             if condition.system == "icd-10-cm"
         ]
         if not coded:
-            return ScreenNotRun(spec.id, spec.title, ("conditions",))
+            return not_given
         for i, code in coded:
             if codes.matches(code):
                 message = spec.message.format_map({"code": code})
@@ -589,6 +592,12 @@ class _LabelIndications:
             (indication, frozenset(name_key(a) for a in indication.given_with))
             for indication in spec.indications
         ]
+        # Each indication's check in each status, made once (the records are immutable).
+        self._checks = {
+            (indication.id, truth): LabelIndicationCheck(indication.id, indication.text, status)
+            for indication in spec.indications
+            for truth, status in _STATUS.items()
+        }
 
     def _classify(self, agent: str) -> list[str]:
         """The classes of an agent; a combination written `agent-a + agent-b` (or with `/` or
@@ -642,7 +651,7 @@ class _LabelIndications:
         fits: str | None = None
         for indication, agents in self._indications:
             truth = _any([_all([terms[term] for term in group]) for group in indication.any_of])
-            checks.append(LabelIndicationCheck(indication.id, indication.text, _STATUS[truth]))
+            checks.append(self._checks[indication.id, truth])
             matches = bool(agents & partners) if agents else not partners
             if requested is None and matches:
                 requested = indication.id
