@@ -211,6 +211,14 @@ def test_a_combination_counts_for_each_class_in_it() -> None:
     assert [t.agent_class for t in label.therapies] == ["anthracycline", "taxane"]
 
 
+def test_a_class_is_found_in_a_record_s_full_drug_name() -> None:
+    therapy = {"name": "DOXOrubicin HCl 2 MG/ML Injection", "progressed_on_therapy": True}
+    label = _label(
+        _with_history(base(), therapy, {"name": "epirubicinol", "progressed_on_therapy": True})
+    )
+    assert [(t.index, t.agent_class) for t in label.therapies] == [(1, "anthracycline")]
+
+
 def test_one_failed_therapy_of_a_class_is_enough() -> None:
     label = _label(_with_history(base(), TAXANE_LONG_AGO, TAXANE))
     assert label.flags["taxane_resistant"] is True

@@ -440,6 +440,26 @@ def test_cyp3a4(medication: Any, dose: float, severity: str | None) -> None:
     assert found.holds is (severity == "dose-limit")
 
 
+@pytest.mark.parametrize(
+    ("name", "fires"),
+    [
+        ("Ketoconazole 200 MG Oral Tablet", True),  # a record's full drug name
+        ("lopinavir/ritonavir", True),
+        ("ritonavir-boosted darunavir", True),
+        ("ketoconazoles", False),  # not the word
+        ("levoketoconazole", True),  # listed in its own right
+    ],
+)
+def test_a_listed_drug_is_found_as_whole_words_in_a_drug_name(name: str, fires: bool) -> None:
+    request = base(40)
+    request["medications"] = [{"name": name, "status": "active"}]
+    found = review(request)
+    assert codes(found) == (["strong-cyp3a4-inhibitor"] if fires else [])
+    if fires:
+        assert found.alerts[0].message.startswith(f"{name} is a strong CYP3A4 inhibitor.")
+        assert found.alerts[0].facts["medications[0].name"] == name
+
+
 def test_cyp3a4_message_says_what_dose_the_label_allows() -> None:
     request = base(40)
     request["medications"] = ["ketoconazole"]

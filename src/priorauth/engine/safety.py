@@ -20,7 +20,8 @@ dose when it is given per m2, else the dosing step's mg per dose over the body s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from operator import attrgetter
 from typing import Literal, NamedTuple
@@ -29,6 +30,7 @@ from priorauth.clinical.codes import CodeSet
 from priorauth.clinical.observations import BSA, HEIGHT, WEIGHT
 from priorauth.clinical.resistance import resistance
 from priorauth.clinical.units import UnitError, convert
+from priorauth.engine.agents import name_key
 from priorauth.engine.determination import Alert, DosingResult, JsonScalar
 from priorauth.engine.request import Medication, Observation, Request
 from priorauth.engine.review import (
@@ -60,7 +62,7 @@ from priorauth.policy.safety_model import (
     Severity,
 )
 
-__all__ = ["SEVERITY_ORDER", "Review", "SafetyReviewer", "name_key", "number"]
+__all__ = ["SEVERITY_ORDER", "Review", "SafetyReviewer", "number"]
 
 SEVERITY_ORDER = {"contraindication": 0, "dose-limit": 1, "warning": 2}
 # A finding of these severities holds an otherwise approvable request for a pharmacist.
@@ -89,9 +91,21 @@ class Reading(NamedTuple):
     date: dt.date | None
 
 
-def name_key(name: str) -> str:
-    """A drug or substance name reduced for matching: case and spacing do not matter."""
-    return " ".join(name.casefold().split())
+class _Names:
+    """Names found as whole words inside a drug name, case and spacing aside, as the policy's
+    agent classes are (engine.agents): "Ketoconazole 200 MG Oral Tablet" names ketoconazole,
+    "lopinavir/ritonavir" names both, "epirubicinol" does not name epirubicin and
+    "nab-paclitaxel" does not name paclitaxel (a hyphen joins a word)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        # Longest first, so "liposomal doxorubicin" is found before "doxorubicin".
+        keys = sorted({name_key(name) for name in names}, key=len, reverse=True)
+        alternatives = "|".join(map(re.escape, keys)) or r"(?!)"
+        self._pattern = re.compile(rf"(?<![\w-])({alternatives})(?![\w-])")
+
+    def found(self, key: str) -> list[str]:
+        """The names in a name key (`name_key`), in the order they appear."""
+        return self._pattern.findall(key)
 
 
 def number(value: float) -> str:
@@ -398,30 +412,22 @@ def _attested(spec: AttestedScreen) -> ScreenFn:
     return run
 
 
-def _drug_index(
-    drugs: DrugList, strengths: frozenset[str]
-) -> tuple[dict[str, DrugEntry], dict[str, DrugEntry]]:
-    """The listed drugs of the given strengths by name (and alias) key and by RxNorm code."""
-    by_name: dict[str, DrugEntry] = {}
-    by_code: dict[str, DrugEntry] = {}
-    for entry in drugs.drugs:
-        if entry.strength not in strengths:
-            continue
-        for name in (entry.name, *entry.aliases):
-            by_name[name_key(name)] = entry
-        for code in entry.rxnorm:
-            by_code[code] = entry
-    return by_name, by_code
-
-
 def _interaction(spec: InteractionScreen, drugs: DrugList) -> ScreenFn:
-    """A listed drug among the medications taken now or the agents given alongside. Without
-    any medication taken now the screen could not look at the patient's own list: not run,
-    unless an agent given alongside is listed."""
-    by_name, by_code = _drug_index(drugs, frozenset(spec.strengths))
+    """A listed drug among the medications taken now or the agents given alongside: by its
+    RxNorm code, or named in the medication's name. Without any medication taken now the screen
+    could not look at the patient's own list: not run, unless an agent given alongside is
+    listed."""
+    screened = [entry for entry in drugs.drugs if entry.strength in spec.strengths]
+    by_name = {name_key(name): entry for entry in screened for name in (entry.name, *entry.aliases)}
+    by_code = {code: entry for entry in screened for code in entry.rxnorm}
+    names = _Names(by_name)
     limit = spec.dose_above_mg_per_m2
     limit_text = "" if limit is None else f"{number(limit)} mg/m2"
     not_given = ScreenNotRun(spec.id, spec.title, ("medications",))
+
+    def listed(key: str | None) -> DrugEntry | None:
+        found = names.found(key) if key is not None else []
+        return by_name[found[0]] if found else None
 
     def run(case: _Case) -> ScreenResult:
         hits: list[tuple[str, str, DrugEntry]] = []
@@ -429,12 +435,12 @@ def _interaction(spec: InteractionScreen, drugs: DrugList) -> ScreenFn:
             if medication.system == "rxnorm" and medication.code in by_code:
                 entry: DrugEntry | None = by_code[medication.code]
             else:
-                entry = by_name.get(key) if key is not None else None
+                entry = listed(key)
             if entry is not None:
                 field = f"medications[{i}].name" if medication.name else f"medications[{i}].code"
                 hits.append((field, _medication_name(medication), entry))
         for j, agent in enumerate(case.partners):
-            entry = by_name.get(name_key(agent))
+            entry = listed(name_key(agent))
             if entry is not None:
                 hits.append((f"service.with[{j}]", agent, entry))
         if not hits:
@@ -585,6 +591,7 @@ class _LabelIndications:
             for class_id, agent_class in spec.classes.items()
             for agent in agent_class.agents
         }
+        self._names = _Names(self._class_of)
         self._windows = {class_id: _windows(c) for class_id, c in spec.classes.items()}
         self._classes = tuple(spec.classes)
         self._conditions = spec.conditions
@@ -600,13 +607,10 @@ class _LabelIndications:
         }
 
     def _classify(self, agent: str) -> list[str]:
-        """The classes of an agent; a combination written `agent-a + agent-b` (or with `/` or
-        `,`) counts for each class among its parts."""
-        key = name_key(agent)
-        if key in self._class_of:
-            return [self._class_of[key]]
-        parts = key.replace("+", "/").replace(",", "/").split("/")
-        return sorted({self._class_of[p.strip()] for p in parts if p.strip() in self._class_of})
+        """The classes of the agents named in a medication's name; a combination
+        (`agent-a / agent-b + agent-c`) counts for each class among its agents."""
+        found = self._names.found(name_key(agent))
+        return sorted({self._class_of[name] for name in found})
 
     def evaluate(self, request: Request, partners: frozenset[str]) -> LabelIndication:
         """The label indication for the request's medication history and the agents given
