@@ -199,7 +199,9 @@ class CompiledPolicy:
                 reasons.add("missing-information")
         # Safety screens: a contraindication or a dose limit holds an otherwise approvable
         # request for a pharmacist; on a request pended for another reason they ride along.
-        review = self._safety.review(request, dosing, dosing.bsa_m2 if dosing else None)
+        review = self._safety.review(
+            request, dosing, dosing.bsa_m2 if dosing else None, service_date=service.date
+        )
         if review.holds and not reasons:
             reasons.add("safety-review")
         ordered = tuple(r for r in REASON_ORDER if r in reasons)
