@@ -39,6 +39,19 @@ def test_an_approvable_request_is_approved_with_an_authorization(client: TestCli
     assert case["determination"]["outcome"] == "approved"
     [authorization] = case["authorizations"]
     assert authorization["member_id"] == "M-1"
+    # What is authorized, with the billing units the engine worked out (1.70 m2 x 40 mg/m2).
+    assert authorization["regimen"] == {
+        "regimen": "A",
+        "text": case["determination"]["authorization"]["regimen_text"],
+        "dose": 40.0,
+        "dose_unit": "mg/m2",
+        "doses": 18,
+        "mg_per_dose": 70.8,
+        "billing_code": "J9207",
+        "units_per_dose": 71,
+        "units": 1278,
+        "schedule": {"cycle_length_days": 21, "doses_per_cycle": 1},
+    }
     listed = client.get("/v1/authorizations?member_id=M-1", headers=auth("clinic")).json()
     assert [a["authorization_id"] for a in listed] == [authorization["authorization_id"]]
     # Another organization sees none of this member's authorizations from the clinic.
@@ -105,7 +118,18 @@ def test_a_pharmacist_approves_a_pended_case(client: TestClient) -> None:
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "approved"
     assert decided.json()["decided_by"] == "reviewer"
-    assert len(decided.json()["authorizations"]) == 1
+    [authorization] = decided.json()["authorizations"]
+    # Approved as requested: the requested service's dose and schedule, and the dose in mg.
+    assert authorization["regimen"] == {
+        "as_requested": {
+            "dose": {"value": 45, "unit": "mg/m2"},
+            "schedule": {"cycle_length_days": 21, "doses_per_cycle": 1},
+            "start_date": "2026-12-01",
+            "with": ["capecitabine"],
+        },
+        "mg_per_dose": case["determination"]["dosing"]["mg_per_dose"],
+    }
+    assert authorization["regimen"]["mg_per_dose"] is not None
     again = client.post(
         f"/v1/requests/{case['case_id']}/decision",
         json={"action": "approve"},
@@ -201,17 +225,44 @@ def test_an_appeal_goes_to_another_medical_director(client: TestClient) -> None:
 def test_a_modified_approval_records_the_regimen(client: TestClient) -> None:
     case = submit(client, "07-pended-dose-exception.json")
     url = f"/v1/requests/{case['case_id']}/decision"
+
+    def modify(regimen: Any, action: str = "approve-modified") -> Any:
+        body = {"action": action, "reason": "Label dose.", "regimen": regimen}
+        return client.post(url, json=body, headers=auth("md1"))
+
     bare = client.post(url, json={"action": "approve-modified", "reason": "x"}, headers=auth("md1"))
     assert bare.status_code == 422
-    regimen = {"dose": 40, "dose_unit": "mg/m2", "doses_per_cycle": 1, "cycle_length_days": 21}
-    decided = client.post(
-        url,
-        json={"action": "approve-modified", "reason": "Label dose.", "regimen": regimen},
-        headers=auth("md1"),
-    )
+    assert bare.json()["detail"] == [
+        {
+            "field": "regimen",
+            "message": "a modified approval gives the regimen approved (dose, schedule)",
+        }
+    ]
+    every_3_weeks = {"cycle_length_days": 21, "doses_per_cycle": 1}
+    # The dose and schedule are the request contract's: each problem names its field.
+    for regimen, field in [
+        ({"dose": {"value": 40, "unit": "mL"}, "schedule": every_3_weeks}, "regimen.dose.unit"),
+        ({"dose": {"value": 0, "unit": "mg/m2"}, "schedule": every_3_weeks}, "regimen.dose.value"),
+        ({"dose": {"value": 40, "unit": "mg/m2"}, "schedule": {}}, "regimen.schedule"),
+        ({"dose": {"value": 40, "unit": "mg/m2"}}, "regimen.schedule"),
+        # The old contract's flat regimen is refused, field by field.
+        ({"dose": 40, "dose_unit": "mg/m2", **every_3_weeks}, "regimen.dose"),
+    ]:
+        refused = modify(regimen)
+        assert refused.status_code == 422, regimen
+        assert field in [d["field"] for d in refused.json()["detail"]], refused.json()
+    # A regimen goes with a modified approval only.
+    plain = modify({"dose": {"value": 40, "unit": "mg/m2"}, "schedule": every_3_weeks}, "approve")
+    assert plain.status_code == 422
+    assert plain.json()["detail"][0]["field"] == "regimen"
+    regimen = {"dose": {"value": 40, "unit": "mg/m2"}, "schedule": {"interval_weeks": 3}}
+    decided = modify(regimen)
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "approved-modified"
-    assert decided.json()["authorizations"][0]["regimen"]["dose"] == 40
+    approved = {"dose": {"value": 40.0, "unit": "mg/m2"}, "schedule": {"interval_days": 21}}
+    assert decided.json()["authorizations"][0]["regimen"] == approved
+    record = client.get(f"/v1/requests/{case['case_id']}", headers=auth("clinic")).json()
+    assert record["reviews"][0]["regimen"] == approved
 
 
 def test_missing_information_is_added_and_decided_again(client: TestClient) -> None:
@@ -219,9 +270,12 @@ def test_missing_information_is_added_and_decided_again(client: TestClient) -> N
     assert case["status"] == "pended"
     assert "missing-information" in case["determination"]["reasons"]
     patch = {
-        "disease": {"metastatic": True},
-        "prescriber": {"specialty": "207RX0202X"},
-        "patient": {"height_cm": 165, "weight_kg": 70},
+        "answers": {"metastatic": True},
+        "practitioners": [{"role": "prescriber", "specialty": "207RX0202X"}],
+        "observations": [
+            {"code": "8302-2", "value": 165, "unit": "cm"},
+            {"code": "29463-7", "value": 70, "unit": "kg"},
+        ],
     }
     url = f"/v1/requests/{case['case_id']}/information"
     answered = client.post(url, json={"request": patch}, headers=auth("clinic"))
@@ -230,6 +284,10 @@ def test_missing_information_is_added_and_decided_again(client: TestClient) -> N
     record = client.get(f"/v1/requests/{case['case_id']}", headers=auth("pharmacist")).json()
     assert [d["outcome"] for d in record["determinations"]] == ["pended", "approved"]
     assert record["request"]["patient"]["birth_date"] == "1970-09-09"
+    # The prescriber's specialty was laid over the stored prescriber: the NPI is kept.
+    assert record["request"]["practitioners"] == [
+        {"role": "prescriber", "npi": "1234567893", "specialty": "207RX0202X"}
+    ]
     late = client.post(url, json={"request": patch}, headers=auth("clinic"))
     assert late.status_code == 409
     other = submit(client, "04-pended-criteria-not-met-age.json")
@@ -279,12 +337,17 @@ def test_a_continuation_links_the_earlier_authorization(client: TestClient) -> N
 
 def test_bad_input_gets_field_level_errors(client: TestClient) -> None:
     request = example("01-approved-every-3-weeks.json")
-    request["patient"]["weight_kg"] = -3
+    request["observations"][1]["value"] = -3
     response = client.post(
         "/v1/requests", json={"member_id": "M-1", "request": request}, headers=auth("clinic")
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "request.patient.weight_kg"
+    assert response.json()["detail"] == [
+        {
+            "field": "request.observations[1]",
+            "message": "a body weight of -3 kg is not plausible (expected 0.3 to 700 kg)",
+        }
+    ]
     response = client.post("/v1/requests", json={"request": request}, headers=auth("clinic"))
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "member_id"
@@ -389,12 +452,12 @@ def test_deciding_an_unknown_case_is_a_404(client: TestClient) -> None:
 
 def test_a_date_at_the_end_of_the_calendar_is_a_422_not_a_500(client: TestClient) -> None:
     request = example("01-approved-every-3-weeks.json")
-    request["regimen"]["start_date"] = "9999-12-31"
+    request["service"]["start_date"] = "9999-12-31"
     response = client.post(
         "/v1/requests", json={"member_id": "M-1", "request": request}, headers=auth("clinic")
     )
     assert response.status_code == 422
-    assert response.json()["detail"][0]["field"] == "request.regimen.start_date"
+    assert response.json()["detail"][0]["field"] == "request.service.start_date"
 
 
 def test_looking_up_a_members_authorizations_is_audited(client: TestClient, env: Env) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 
 import pytest
@@ -10,20 +11,101 @@ from priorauth.adapters.store import AuditEventRow
 from priorauth.service.audit import GENESIS, event_hash, verify_chain
 from priorauth.service.config import Settings
 from priorauth.service.metrics import metrics_csv
+from priorauth.service.overlay import overlay
 from priorauth.service.people import hash_token, new_token
-from priorauth.service.workflow import canonical, deep_merge, submission_text
+from priorauth.service.workflow import canonical, submission_text
 
 AT = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
 
 
-def test_new_information_merges_objects_and_replaces_lists() -> None:
-    stored = {"patient": {"sex": "female", "height_cm": 160}, "diagnoses": ["C50.912"]}
-    patch = {"patient": {"weight_kg": 60}, "diagnoses": ["C50.912", "C78.01"]}
-    assert deep_merge(stored, patch) == {
-        "patient": {"sex": "female", "height_cm": 160, "weight_kg": 60},
-        "diagnoses": ["C50.912", "C78.01"],
+def test_new_information_merges_objects_and_the_records_lists_entry_by_entry() -> None:
+    stored = {
+        "patient": {"sex": "female", "birth_date": "1970-09-09"},
+        "service": {"code": "J9207", "with": ["capecitabine"]},
+        "conditions": ["C50.911", {"code": "C77.3", "status": "active"}],
+        "observations": [
+            {"code": "8302-2", "value": 160, "unit": "cm"},
+            {"code": "751-8", "value": 1200, "unit": "/uL", "date": "2026-11-01"},
+        ],
+        "practitioners": [{"role": "prescriber", "npi": "1234567893"}],
+        "answers": {"metastatic": None},
     }
-    assert stored["patient"] == {"sex": "female", "height_cm": 160}
+    patch = {
+        "patient": {"pregnant": False},
+        "service": {"with": []},
+        # The same code spelt otherwise is the same condition; a new one is added.
+        "conditions": [{"code": "c50911", "status": "recurrence"}, "C78.01"],
+        # The same undated height is corrected; a count on another date is added to the first.
+        "observations": [
+            {"code": "8302-2", "value": 165, "unit": "cm"},
+            {"code": "751-8", "value": 1800, "unit": "/uL", "date": "2026-11-20"},
+        ],
+        "practitioners": [
+            {"role": "prescriber", "specialty": "207RX0202X"},
+            {"role": "consultant", "npi": "1245319599"},
+        ],
+        "answers": {"metastatic": True},
+    }
+    before = copy.deepcopy(stored)
+    assert overlay(stored, patch) == {
+        "patient": {"sex": "female", "birth_date": "1970-09-09", "pregnant": False},
+        "service": {"code": "J9207", "with": []},
+        "conditions": [
+            {"code": "c50911", "status": "recurrence"},
+            {"code": "C77.3", "status": "active"},
+            "C78.01",
+        ],
+        "observations": [
+            {"code": "8302-2", "value": 165, "unit": "cm"},
+            {"code": "751-8", "value": 1200, "unit": "/uL", "date": "2026-11-01"},
+            {"code": "751-8", "value": 1800, "unit": "/uL", "date": "2026-11-20"},
+        ],
+        "practitioners": [
+            {"role": "prescriber", "npi": "1234567893", "specialty": "207RX0202X"},
+            {"role": "consultant", "npi": "1245319599"},
+        ],
+        "answers": {"metastatic": True},
+    }
+    assert stored == before, "the stored request is not changed"
+
+
+def test_medications_and_allergies_merge_by_code_or_name() -> None:
+    stored = {
+        "medications": [
+            "ondansetron",
+            {"name": "paclitaxel", "status": "completed", "start_date": "2024-01-10"},
+            {"code": "6135", "system": "rxnorm", "status": "active"},
+        ],
+        "allergies": [{"name": "Penicillin"}],
+    }
+    patch = {
+        "medications": [
+            # The same course: what is new about it is laid over it.
+            {"name": "Paclitaxel", "start_date": "2024-01-10", "progressed_on_therapy": True},
+            # Another course of the same agent is its own entry.
+            {"name": "paclitaxel", "status": "completed", "start_date": "2025-03-01"},
+            {"code": "6135", "system": "RxNorm", "status": "stopped"},
+        ],
+        "allergies": [{"name": "penicillin", "severity": "severe"}, "latex"],
+    }
+    merged = overlay(stored, patch)
+    assert merged["medications"] == [
+        "ondansetron",
+        {
+            "name": "Paclitaxel",
+            "status": "completed",
+            "start_date": "2024-01-10",
+            "progressed_on_therapy": True,
+        },
+        {"code": "6135", "system": "RxNorm", "status": "stopped"},
+        {"name": "paclitaxel", "status": "completed", "start_date": "2025-03-01"},
+    ]
+    assert merged["allergies"] == [{"name": "penicillin", "severity": "severe"}, "latex"]
+    # What the contract cannot read is left for its parse to name, not merged or dropped.
+    assert overlay({"conditions": ["C50.911"]}, {"conditions": [7]}) == {
+        "conditions": ["C50.911", 7]
+    }
+    assert overlay({"conditions": ["C50.911"]}, {"conditions": None}) == {"conditions": None}
 
 
 def test_clocks_come_from_configuration() -> None:

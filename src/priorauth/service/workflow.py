@@ -17,8 +17,9 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
@@ -38,9 +39,9 @@ from priorauth.adapters.store import (
 )
 from priorauth.catalog import PolicySet, default_policy_dir
 from priorauth.engine.compiled import policy_hash, safety_hash
-from priorauth.engine.determination import CriterionResult, Determination
-from priorauth.engine.request import Request, parse_request
-from priorauth.errors import FieldProblem, InvalidRequest
+from priorauth.engine.determination import Authorization, CriterionResult, Determination
+from priorauth.engine.request import Dose, Request, Schedule, parse_request
+from priorauth.errors import FieldProblem, InvalidRequest, PolicyError
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
 from priorauth.policy.safety_loader import load_safety_text
@@ -49,6 +50,7 @@ from priorauth.service.audit import ChainBreak, append_event, verify_chain
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from priorauth.service.metrics import compute_metrics
+from priorauth.service.overlay import overlay
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
 from priorauth.service.throttle import Throttle
 from priorauth.service.uow import UnitOfWork
@@ -57,6 +59,7 @@ __all__ = [
     "OPEN_STATUSES",
     "Decision",
     "DecisionHook",
+    "ModifiedRegimen",
     "PriorAuthService",
     "ReplayResult",
     "Submitted",
@@ -109,17 +112,6 @@ def _sha256(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """`patch` laid over `base`: objects merge key by key, anything else (lists too) replaces."""
-    merged = dict(base)
-    for key, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 @dataclass(frozen=True)
 class Submitted:
     """The answer to a submission: the case, and whether this call created it."""
@@ -138,6 +130,8 @@ class Decision:
     reason: str | None = None
     criterion: str | None = None
     dose_rule: str | None = None
+    # approve-modified only: {"dose": {"value", "unit"}, "schedule": {...}, "route"?, "doses"?}
+    # (ModifiedRegimen: the request contract's Dose and Schedule).
     regimen: Mapping[str, Any] | None = None
 
 
@@ -448,18 +442,14 @@ class PriorAuthService:
             case.decided_by = "automatic"
             auth = determination.authorization
             if auth is not None:
-                regimen = {
-                    "regimen": auth.regimen,
-                    "text": auth.regimen_text,
-                    "doses_per_cycle": auth.doses_per_cycle,
-                    "cycle_length_days": auth.cycle_length_days,
-                    "cycles": auth.cycles,
-                    "mg_per_dose": auth.mg_per_dose,
-                    "billing_code": auth.billing_code,
-                    "units": auth.units,
-                }
                 authorization = self._authorize(
-                    uow, case, auth.valid_from, auth.valid_through, regimen, "automatic", now
+                    uow,
+                    case,
+                    auth.valid_from,
+                    auth.valid_through,
+                    _authorized_regimen(auth, determination),
+                    "automatic",
+                    now,
                 )
         else:
             case.status = "pended"
@@ -686,7 +676,8 @@ class PriorAuthService:
     def add_information(
         self, actor: Actor, case_id: str, patch: Mapping[str, Any], replace: bool = False
     ) -> dict[str, Any]:
-        """Lay new facts over the stored request and decide it again at once.
+        """Lay new facts over the stored request and decide it again at once (service.overlay:
+        objects merge, the record's lists merge entry by entry).
 
         With `replace`, `patch` is the whole request as now known (a resubmitted FHIR claim) and
         takes the stored request's place: what it leaves out is no longer part of the request.
@@ -699,7 +690,7 @@ class PriorAuthService:
             if replace:
                 merged = {**patch, "request_id": case.request_id}
             else:
-                merged = deep_merge(json.loads(stored), patch)
+                merged = overlay(json.loads(stored), patch)
             if merged.get("request_id") != case.request_id:
                 raise Invalid([FieldProblem("request.request_id", "cannot be changed")])
         # Evaluated outside the write lock; the lock then checks nothing changed meanwhile.
@@ -809,7 +800,7 @@ class PriorAuthService:
                     )
                 if decision.action == "request-info":
                     raise Invalid([FieldProblem("action", "an appeal is approved or denied")])
-            self._check_decision(actor, case, determination, decision)
+            regimen = self._check_decision(actor, case, determination, decision)
             now = self.clock()
             uow.session.add(
                 ReviewRow(
@@ -821,7 +812,7 @@ class PriorAuthService:
                     dose_rule=decision.dose_rule,
                     reviewer_npi=actor.npi,
                     reviewer_specialty=actor.specialty,
-                    regimen_json=canonical(decision.regimen) if decision.regimen else None,
+                    regimen_json=canonical(regimen) if regimen is not None else None,
                     on_appeal=appeal is not None or case.status == "appealed",
                     created_at=now,
                 )
@@ -833,7 +824,7 @@ class PriorAuthService:
                 "request-info": "information-requested",
             }[decision.action]
             if decision.action in ("approve", "approve-modified"):
-                self._authorize_reviewed(uow, case, determination, decision, now)
+                self._authorize_reviewed(uow, case, determination, regimen, now)
             if status != "information-requested":
                 case.queue = None
                 if case.decided_at is None:
@@ -866,7 +857,9 @@ class PriorAuthService:
 
     def _check_decision(
         self, actor: Actor, case: CaseRow, determination: Determination, decision: Decision
-    ) -> None:
+    ) -> dict[str, Any] | None:
+        """Refuse a decision that does not hold; returns a modified approval's regimen as the
+        contract reads it (units in UCUM, weeks in days), or None."""
         problems: list[FieldProblem] = []
         if decision.action != "approve" and not (decision.reason and decision.reason.strip()):
             problems.append(FieldProblem("reason", f"a {decision.action} decision needs a reason"))
@@ -898,31 +891,38 @@ class PriorAuthService:
                     problems.append(FieldProblem("dose_rule", f"not a dose rule checked ({known})"))
                 elif check.status == "met":
                     problems.append(FieldProblem("dose_rule", "this dose rule is met"))
+        regimen = None
         if decision.action == "approve-modified":
-            regimen = decision.regimen or {}
-            for name in ("dose", "dose_unit", "doses_per_cycle", "cycle_length_days"):
-                if regimen.get(name) in (None, ""):
-                    problems.append(
-                        FieldProblem(f"regimen.{name}", "required for a modified approval")
-                    )
+            regimen, wrong = _modified_regimen(decision.regimen)
+            problems.extend(wrong)
+        elif decision.regimen is not None:
+            problems.append(
+                FieldProblem("regimen", "only a modified approval (approve-modified) gives one")
+            )
         if problems:
             raise Invalid(problems)
+        return regimen
 
     def _authorize_reviewed(
         self,
         uow: UnitOfWork,
         case: CaseRow,
         determination: Determination,
-        decision: Decision,
+        modified: dict[str, Any] | None,
         now: dt.datetime,
     ) -> None:
+        """The authorization of a reviewer's approval: the modified regimen, or the regimen as
+        requested (with the dose in mg the engine worked out, which billing needs)."""
         valid_from = determination.service_date
         valid_through = _a_year_on(valid_from)
-        if decision.regimen:
-            regimen = dict(decision.regimen)
+        if modified is not None:
+            regimen = modified
         else:
-            requested = json.loads(case.request_json).get("regimen") or {}
+            service = json.loads(case.request_json).get("service") or {}
+            requested = {key: service[key] for key in _REQUESTED if key in service}
             regimen = {"as_requested": requested}
+            if determination.dosing is not None and determination.dosing.mg_per_dose is not None:
+                regimen["mg_per_dose"] = determination.dosing.mg_per_dose
         source = "appeal" if case.status == "appealed" else "reviewer"
         self._authorize(uow, case, valid_from, valid_through, regimen, source, now)
 
@@ -1193,17 +1193,28 @@ class PriorAuthService:
                     ReplayResult(row.id, row.policy_hash, False, ("safety data not stored",))
                 )
                 continue
-            policy_list = [load_policy_text(texts[row.policy_hash])] if row.policy_hash else []
-            safety = (
-                {policy_list[0].id: load_safety_text(safety_texts[recorded_safety])}
-                if recorded_safety is not None and policy_list
-                else {}
-            )
+            try:
+                policy_list = [load_policy_text(texts[row.policy_hash])] if row.policy_hash else []
+                safety = (
+                    {policy_list[0].id: load_safety_text(safety_texts[recorded_safety])}
+                    if recorded_safety is not None and policy_list
+                    else {}
+                )
+            except PolicyError as exc:
+                # A version recorded before the policy model changed (issue #11) is kept as it
+                # was; this engine cannot apply it.
+                problem = f"the recorded policy version no longer loads ({exc})"
+                results.append(ReplayResult(row.id, row.policy_hash, False, (problem,)))
+                continue
             policies = PolicySet(policy_list, safety=safety)
             as_of = dt.date.fromisoformat(stored["as_of"])
-            again = json.loads(
-                policies.evaluate(json.loads(row.request_json), as_of=as_of).model_dump_json()
-            )
+            try:
+                decided = policies.evaluate(json.loads(row.request_json), as_of=as_of)
+            except InvalidRequest as exc:
+                problem = f"the stored request no longer reads ({exc})"
+                results.append(ReplayResult(row.id, row.policy_hash, False, (problem,)))
+                continue
+            again = json.loads(decided.model_dump_json())
             differences = tuple(
                 sorted(k for k in stored.keys() | again.keys() if stored.get(k) != again.get(k))
             )
@@ -1255,6 +1266,88 @@ class PriorAuthService:
         report = compute_metrics(cases, appeals, first_reviews, start, end)
         report["clocks"] = {"missed_due_time": missed}
         return report
+
+
+class ModifiedRegimen(BaseModel):
+    """The regimen a reviewer approves instead of the one requested (`approve-modified`): each
+    dose and the schedule, in the request contract's own terms (`service.dose`,
+    `service.schedule`), with the route and the number of doses if the reviewer limits them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dose: Dose
+    schedule: Schedule
+    route: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    doses: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _when(cls, schedule: Schedule) -> Schedule:
+        if (
+            schedule.cycle_length_days is None
+            and schedule.interval_days is None
+            and schedule.induction_days is None
+        ):
+            raise ValueError(
+                "say when the doses are given: cycle_length_days, interval_days or induction_days"
+            )
+        return schedule
+
+
+def _modified_regimen(
+    regimen: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any] | None, list[FieldProblem]]:
+    """A modified approval's regimen read through ModifiedRegimen (as plain JSON data), or the
+    problems with it, each with its field (`regimen.dose.unit`)."""
+    if regimen is None:
+        return None, [
+            FieldProblem(
+                "regimen", "a modified approval gives the regimen approved (dose, schedule)"
+            )
+        ]
+    try:
+        read = ModifiedRegimen.model_validate(dict(regimen))
+    except ValidationError as exc:
+        return None, [
+            FieldProblem(
+                ".".join(["regimen", *(str(part) for part in e["loc"])]),
+                e["msg"].removeprefix("Value error, "),
+            )
+            for e in exc.errors(include_url=False)
+        ]
+    return read.model_dump(mode="json", exclude_none=True), []
+
+
+# The parts of the requested service an approval "as requested" authorizes.
+_REQUESTED = ("dose", "schedule", "route", "start_date", "with")
+
+
+def _authorized_regimen(auth: Authorization, determination: Determination) -> dict[str, Any]:
+    """What an automatic approval authorizes, as its authorization keeps it: the policy's
+    regimen, each dose (in the regimen's unit and in mg), the schedule requested, the number of
+    doses and the billing units."""
+    regimen: dict[str, Any] = {
+        "regimen": auth.regimen,
+        "text": auth.regimen_text,
+        "dose": auth.dose,
+        "dose_unit": auth.dose_unit,
+        "doses": auth.doses,
+        "mg_per_dose": auth.mg_per_dose,
+        "billing_code": auth.billing_code,
+        "units_per_dose": auth.units_per_dose,
+        "units": auth.units,
+    }
+    if determination.dosing is not None:
+        requested = determination.dosing.requested
+        schedule = {
+            "cycle_length_days": requested.cycle_length_days,
+            "doses_per_cycle": requested.doses_per_cycle,
+            "cycle_days": requested.cycle_days,
+            "induction_days": requested.induction_days,
+            "interval_days": requested.interval_days,
+        }
+        regimen["schedule"] = {k: v for k, v in schedule.items() if v is not None}
+    return regimen
 
 
 def _a_year_on(start: dt.date) -> dt.date:

@@ -32,7 +32,7 @@ from priorauth.service.errors import (
 from priorauth.service.metrics import metrics_csv
 from priorauth.service.pas import PasService
 from priorauth.service.people import Actor
-from priorauth.service.workflow import Decision, PriorAuthService
+from priorauth.service.workflow import Decision, ModifiedRegimen, PriorAuthService
 
 __all__ = ["create_app"]
 
@@ -64,22 +64,17 @@ class Submission(_Body):
 
 
 class Information(_Body):
-    """New facts, laid over the stored request (objects merge, lists replace)."""
+    """New facts, laid over the stored request: objects merge; entries of `conditions`,
+    `observations`, `medications`, `allergies` and `practitioners` take the place of the stored
+    entry about the same thing (the same code, the prescriber) or are added."""
 
     request: dict[str, Any]
 
 
-class ModifiedRegimen(_Body):
-    dose: Annotated[float, Field(gt=0, le=100_000)]
-    dose_unit: Literal["mg/m2", "mg"]
-    doses_per_cycle: Annotated[int, Field(ge=1, le=31)]
-    cycle_length_days: Annotated[int, Field(ge=1, le=366)]
-    cycles: Annotated[int, Field(ge=1, le=100)] | None = None
-
-
 class DecisionBody(_Body):
     """A reviewer's decision. A denial names the unmet `criterion` (e.g. `B.i`) or the
-    `dose_rule` and gives a `reason`; `approve-modified` gives the `regimen` approved."""
+    `dose_rule` and gives a `reason`; `approve-modified` gives the `regimen` approved, its
+    `dose` and `schedule` spelt as in the request's `service`."""
 
     action: Literal["approve", "approve-modified", "deny", "request-info"]
     reason: Text | None = None
@@ -361,7 +356,11 @@ def create_app(service: PriorAuthService) -> FastAPI:
                     reason=body.reason,
                     criterion=body.criterion,
                     dose_rule=body.dose_rule,
-                    regimen=body.regimen.model_dump(exclude_none=True) if body.regimen else None,
+                    regimen=(
+                        body.regimen.model_dump(mode="json", exclude_none=True)
+                        if body.regimen
+                        else None
+                    ),
                 ),
             )
         )
