@@ -138,7 +138,7 @@ def upgrade_request(old: dict[str, Any]) -> dict[str, Any]:
     )
     if medications:
         new["medications"] = medications
-    allergies = []
+    allergies: list[dict[str, Any]] = []
     for index, item in enumerate(old.get("allergies") or ()):
         allergy = {"name": item} if isinstance(item, str) else _coded_by_name(item)
         if not isinstance(item, str) and item.get("severity") is not None:
@@ -331,9 +331,9 @@ def upgrade_determination(old: dict[str, Any]) -> dict[str, Any]:
     if not (old_dosing or old_authorization):
         return old
     new = dict(old)
-    if old_dosing:
+    if isinstance(dosing, dict) and old_dosing:
         new["dosing"] = _dosing(dosing, authorization)
-    if old_authorization:
+    if isinstance(authorization, dict) and old_authorization:
         new["authorization"] = _authorization(authorization)
     return new
 
@@ -454,7 +454,8 @@ class _Chain:
         last = connection.execute(
             sa.select(_events.c.id, _events.c.hash).order_by(_events.c.id.desc()).limit(1)
         ).first()
-        self.last_id, self.last_hash = (0, GENESIS) if last is None else (last.id, last.hash)
+        self.last_id: int = 0 if last is None else last.id
+        self.last_hash: str = GENESIS if last is None else last.hash
         self.at = dt.datetime.now(dt.UTC)
 
     def append(self, action: str, case_id: str, detail: dict[str, Any]) -> None:
