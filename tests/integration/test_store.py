@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -19,10 +20,11 @@ from typer.testing import CliRunner
 from priorauth.adapters.store import Base
 from priorauth.entrypoints.cli import app as cli
 from priorauth.service.errors import Unauthenticated
+from priorauth.service.runtime import load_demo
 from priorauth.service.uow import UnitOfWork
 from priorauth.service.workflow import Decision
 from tests.conftest import example
-from tests.service_fixtures import TOKENS, Env, drop_append_only_guards
+from tests.service_fixtures import ROOT, TOKENS, Env, drop_append_only_guards
 
 
 def _pended_and_decided(env: Env) -> str:
@@ -204,3 +206,21 @@ def test_an_account_is_deactivated_and_its_token_rotated(env: Env) -> None:
             "user.deactivated",
             "user.token-rotated",
         ]
+
+
+def test_the_demo_submits_the_examples_once_and_keeps_an_earlier_copy(
+    env: Env, tmp_path: Path
+) -> None:
+    examples = ROOT / "examples"
+    assert load_demo(env.service, examples) == len(list(examples.glob("*.json")))
+    assert load_demo(env.service, examples) == 0
+    # A database kept from an earlier version may hold an example's request_id with another
+    # body: the demo leaves that case as it was stored, and the service starts.
+    changed = example("04-pended-criteria-not-met-age.json")
+    changed["answers"] = {"metastatic": True}
+    (tmp_path / "04.json").write_text(json.dumps(changed))
+    (tmp_path / "new.json").write_text(json.dumps({**changed, "request_id": "PA-DEMO-NEW"}))
+    assert load_demo(env.service, tmp_path) == 1
+    admin = env.service.authenticate(TOKENS["admin"])
+    [stored] = env.service.find(admin, "PA-2026-000104")
+    assert "answers" not in env.service.read(admin, stored["case_id"])["request"]

@@ -135,7 +135,7 @@ def test_stored_requests_convert_and_decide_as_they_did(upgraded: PriorAuthServi
         )
     # The FHIR-mapped request's sources name the fields their values moved to.
     sources = json.loads(cases[10].request_json)["sources"]
-    assert sources["service.codes[0]"].endswith("productOrService.coding[0]")
+    assert sources["service.code"].endswith("productOrService.coding[0]")
     assert sources["observations[0].date"] == "Observation/alt-1.effectiveDateTime"
     assert not [key for key in sources if key.split(".")[0] in ("drug", "labs", "regimen")]
 

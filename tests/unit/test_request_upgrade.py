@@ -103,10 +103,8 @@ def test_an_old_request_maps_field_for_field() -> None:
         "urgency": "expedited",
         "received_at": "2026-11-20T14:03:00Z",
         "service": {
-            "codes": [
-                {"system": "hcpcs", "code": "J9207"},
-                {"system": "ndc", "code": "70020-1910-01"},
-            ],
+            "code": "J9207",
+            "codes": [{"system": "ndc", "code": "70020-1910-01"}],
             "name": "ixabepilone kit",
             "dose": {"value": 40, "unit": "mg/m2"},
             "schedule": {"cycle_length_days": 21, "doses_per_cycle": 1},
@@ -117,7 +115,7 @@ def test_an_old_request_maps_field_for_field() -> None:
         # Unknowns (null) stay unknown: no breastfeeding, no BSA, no platelets, no answer.
         "patient": {"birth_date": "1968-03-14", "sex": "female", "pregnant": False},
         # z17.0 is already there (any spelling): the hormone receptor adds no second one.
-        "conditions": [{"code": "C50.912"}, {"code": "z17.0"}, {"code": "Z17.32"}],
+        "conditions": ["C50.912", "z17.0", "Z17.32"],
         "observations": [
             {"code": "8302-2", "value": 165, "unit": "cm"},
             {"code": "29463-7", "value": 68, "unit": "kg"},
@@ -146,7 +144,7 @@ def test_an_old_request_maps_field_for_field() -> None:
         ],
         "answers": {"metastatic": True, "no_response_to_preoperative_therapy": False},
         "sources": {
-            "service.codes[0]": "Claim/c.item[0].productOrService.coding[0]",
+            "service.code": "Claim/c.item[0].productOrService.coding[0]",
             "conditions[1]": "Condition/c2.code.coding[0]",
             "observations[1]": "Observation/w.valueQuantity",
             "observations[2].date": "Observation/anc.effectiveDateTime",
@@ -166,6 +164,9 @@ def test_a_request_in_the_new_shape_passes_through_unchanged() -> None:
     assert upgrade_request(new) is new
     minimal = {"request_id": "R-1", "service": {"code": "J9207"}}
     assert upgrade_request(minimal) is minimal
+    # "With nothing alongside" was said, and stays said.
+    alone = {"request_id": "R", "drug": {"hcpcs": "J9207"}, "regimen": {"with": []}}
+    assert upgrade_request(alone)["service"] == {"code": "J9207", "with": []}
 
 
 @pytest.mark.parametrize(
@@ -187,7 +188,7 @@ def test_receptor_status_becomes_z17_conditions_once(
     disease: dict[str, Any], markers: list[str]
 ) -> None:
     new = upgrade_request({"request_id": "R", "drug": {"hcpcs": "J9207"}, "disease": disease})
-    assert [c["code"] for c in new.get("conditions", [])] == markers
+    assert new.get("conditions", []) == markers
     assert "answers" not in new
 
 

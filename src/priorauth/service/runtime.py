@@ -53,7 +53,11 @@ DEMO_ACCOUNTS: tuple[tuple[str, str, str | None, str | None, str | None, str], .
 
 
 def load_demo(service: PriorAuthService, examples: Path) -> int:
-    """Add the demo accounts (if absent) and submit the example requests; returns how many new."""
+    """Add the demo accounts (if absent) and submit the example requests; returns how many new.
+
+    An example already submitted is answered from the store, not submitted again; one whose
+    request_id the demo clinic used with another body (an earlier copy of the example, in a
+    database kept from an earlier version) is left as it was stored."""
     for name, role, organization, npi, specialty, token in DEMO_ACCOUNTS:
         with contextlib.suppress(Conflict):
             service.add_user(name, role, organization, npi, specialty, token=token)
@@ -61,6 +65,7 @@ def load_demo(service: PriorAuthService, examples: Path) -> int:
     created = 0
     for number, path in enumerate(sorted(examples.glob("*.json")), start=1):
         request = json.loads(path.read_text(encoding="utf-8"))
-        if service.submit(submitter, request, member_id=f"M-DEMO-{number:03d}").created:
-            created += 1
+        with contextlib.suppress(Conflict):
+            if service.submit(submitter, request, member_id=f"M-DEMO-{number:03d}").created:
+                created += 1
     return created

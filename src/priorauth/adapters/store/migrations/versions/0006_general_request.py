@@ -164,10 +164,12 @@ def upgrade_request(old: dict[str, Any]) -> dict[str, Any]:
 def _service(
     drug: dict[str, Any], regimen: dict[str, Any], moved: dict[str, str]
 ) -> dict[str, Any]:
-    codes: list[dict[str, Any]] = []
+    service: dict[str, Any] = {}
     if drug.get("hcpcs") is not None:
-        moved["drug.hcpcs"] = f"service.codes[{len(codes)}]"
-        codes.append({"system": "hcpcs", "code": drug["hcpcs"]})
+        # `code` is HCPCS unless a system is given (the contract's shorthand).
+        service["code"] = drug["hcpcs"]
+        moved["drug.hcpcs"] = "service.code"
+    codes: list[dict[str, Any]] = []
     if drug.get("ndc") is not None:
         moved["drug.ndc"] = f"service.codes[{len(codes)}]"
         codes.append({"system": "ndc", "code": drug["ndc"]})
@@ -179,7 +181,8 @@ def _service(
         if drug.get("system") is not None:
             coding = {"system": drug["system"], **coding}
         codes.append(coding)
-    service: dict[str, Any] = {"codes": codes}
+    if codes:
+        service["codes"] = codes
     if drug.get("name") is not None:
         service["name"] = drug["name"]
         moved["drug.name"] = "service.name"
@@ -200,21 +203,21 @@ def _service(
             service[key] = regimen[key]
             moved[f"regimen.{key}"] = f"service.{key}"
     given_with = regimen.get("with", regimen.get("with_"))
-    if given_with:
+    if given_with is not None:
+        # Kept when empty too: "with nothing" was said, not left unknown.
         service["with"] = list(given_with)
         moved["regimen.with"] = "service.with"
     return service
 
 
-def _conditions(
-    diagnoses: Any, disease: dict[str, Any], moved: dict[str, str]
-) -> list[dict[str, Any]]:
-    conditions: list[dict[str, Any]] = []
+def _conditions(diagnoses: Any, disease: dict[str, Any], moved: dict[str, str]) -> list[str]:
+    """ICD-10-CM codes, bare (the contract's shorthand for a condition in that system)."""
+    conditions: list[str] = []
     for index, code in enumerate(diagnoses):
         moved[f"diagnoses[{index}]"] = f"conditions[{len(conditions)}]"
-        conditions.append({"code": code})
+        conditions.append(code)
     # The same code spelt with or without its dot, in either case, is one condition.
-    present = {str(c["code"]).strip().upper().replace(".", "") for c in conditions}
+    present = {str(code).strip().upper().replace(".", "") for code in conditions}
     markers: list[tuple[str, str]] = []
     her2 = _HER2.get(disease.get("her2") or "")
     if her2 is not None:
@@ -230,7 +233,7 @@ def _conditions(
             continue
         present.add(key)
         moved.setdefault(path, f"conditions[{len(conditions)}]")
-        conditions.append({"code": code})
+        conditions.append(code)
     return conditions
 
 
