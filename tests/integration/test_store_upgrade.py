@@ -212,10 +212,12 @@ def test_replay_of_a_determination_made_under_the_old_policy_model(
 ) -> None:
     [result] = upgraded.replay("PA-2026-000101")
     assert not result.same
-    [problem] = result.differences
-    assert problem.startswith("the recorded policy version no longer loads")
+    assert result.differences == ()
+    assert result.problem is not None
+    assert result.problem.startswith("the recorded policy version no longer loads (")
     replayed = CliRunner().invoke(cli, ["replay", "PA-2026-000101", "--database-url", old_store])
-    assert replayed.exit_code == 1 and "no longer loads" in replayed.output
+    assert replayed.exit_code == 1
+    assert "NOT REPLAYED: the recorded policy version no longer loads" in replayed.output
 
 
 def test_the_conversion_runs_once_and_does_not_go_back(upgraded: PriorAuthService) -> None:

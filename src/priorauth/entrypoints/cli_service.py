@@ -199,6 +199,13 @@ def replay(
     for result in results:
         if result.same:
             out.print(f"determination {result.determination_id}: same ({result.policy})")
+        elif result.problem is not None:
+            differ = True
+            out.print(
+                f"determination {result.determination_id}: NOT REPLAYED: {result.problem} "
+                f"({result.policy})",
+                markup=False,
+            )
         else:
             differ = True
             out.print(

@@ -137,12 +137,14 @@ class Decision:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """One stored determination re-evaluated under its recorded policy version."""
+    """One stored determination re-evaluated under its recorded policy version: the top-level
+    fields that differ, or why it could not be re-evaluated (`problem`)."""
 
     determination_id: int
     policy: str | None
     same: bool
     differences: tuple[str, ...]
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1184,13 +1186,13 @@ class PriorAuthService:
             stored = json.loads(row.determination_json)
             if row.policy_hash is not None and row.policy_hash not in texts:
                 results.append(
-                    ReplayResult(row.id, row.policy_hash, False, ("policy text not stored",))
+                    ReplayResult(row.id, row.policy_hash, False, (), "policy text not stored")
                 )
                 continue
             recorded_safety = (stored.get("policy") or {}).get("safety_hash")
             if recorded_safety is not None and recorded_safety not in safety_texts:
                 results.append(
-                    ReplayResult(row.id, row.policy_hash, False, ("safety data not stored",))
+                    ReplayResult(row.id, row.policy_hash, False, (), "safety data not stored")
                 )
                 continue
             try:
@@ -1204,7 +1206,7 @@ class PriorAuthService:
                 # A version recorded before the policy model changed (issue #11) is kept as it
                 # was; this engine cannot apply it.
                 problem = f"the recorded policy version no longer loads ({exc})"
-                results.append(ReplayResult(row.id, row.policy_hash, False, (problem,)))
+                results.append(ReplayResult(row.id, row.policy_hash, False, (), problem))
                 continue
             policies = PolicySet(policy_list, safety=safety)
             as_of = dt.date.fromisoformat(stored["as_of"])
@@ -1212,7 +1214,7 @@ class PriorAuthService:
                 decided = policies.evaluate(json.loads(row.request_json), as_of=as_of)
             except InvalidRequest as exc:
                 problem = f"the stored request no longer reads ({exc})"
-                results.append(ReplayResult(row.id, row.policy_hash, False, (problem,)))
+                results.append(ReplayResult(row.id, row.policy_hash, False, (), problem))
                 continue
             again = json.loads(decided.model_dump_json())
             differences = tuple(
