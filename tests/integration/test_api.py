@@ -11,7 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.conftest import example
-from tests.service_fixtures import Env, auth
+from tests.service_fixtures import ROOT, Env, auth
+
+# The shipped policies (their safety data files are not policies).
+POLICY_IDS = sorted(
+    p.stem for p in (ROOT / "policies").glob("*.yaml") if not p.name.endswith(".data.yaml")
+)
 
 
 def submit(
@@ -29,7 +34,7 @@ def submit(
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready").json()
-    assert ready["status"] == "ready" and ready["policies"] == 1
+    assert ready["status"] == "ready" and ready["policies"] == len(POLICY_IDS)
 
 
 def test_an_approvable_request_is_approved_with_an_authorization(client: TestClient) -> None:
@@ -400,9 +405,10 @@ def test_metrics_as_json_and_csv(client: TestClient, env: Env) -> None:
 
 
 def test_policies_are_listed_with_their_versions(client: TestClient) -> None:
-    [policy] = client.get("/v1/policies", headers=auth("clinic")).json()
-    assert policy["policy_id"] == "ixempra" and policy["active"] is True
-    assert policy["content_hash"].startswith("sha256:")
+    listed = client.get("/v1/policies", headers=auth("clinic")).json()
+    assert sorted(p["policy_id"] for p in listed) == POLICY_IDS
+    assert all(p["active"] and p["content_hash"].startswith("sha256:") for p in listed)
+    [policy] = [p for p in listed if p["policy_id"] == "ixempra"]
     detail = client.get("/v1/policies/ixempra", headers=auth("clinic")).json()
     assert detail["versions"][0]["content_hash"] == policy["content_hash"]
     assert "ixempra" in detail["versions"][0]["yaml"]
