@@ -149,16 +149,24 @@ def _condition(make: _Maker, spec: ConditionFact) -> Callable[[Request, ServiceD
     def derive(request: Request, service: ServiceDate) -> Derived:
         if not request.conditions:
             return make(None, (), "no conditions given")
+        unsure: list[Evidence] = []
         for i, condition in enumerate(request.conditions):
             if (
-                condition.system == spec.system
-                and codes.matches(condition.code)
-                and not excluded.matches(condition.code)
-                and (not statuses or condition.status in statuses)
+                condition.system != spec.system
+                or not codes.matches(condition.code)
+                or excluded.matches(condition.code)
             ):
+                continue
+            if not statuses or condition.status in statuses:
                 return make(
                     True, (Evidence(f"conditions[{i}]", condition.code),), f"matches {patterns}"
                 )
+            if condition.status is None:
+                unsure.append(Evidence(f"conditions[{i}]", condition.code))
+        if unsure:
+            # A matching code whose status is not given may be one the policy counts.
+            wanted = " or ".join(spec.statuses)
+            return make(None, tuple(unsure), f"matches {patterns}, but is it {wanted}?")
         given = tuple(c.code for c in request.conditions)
         if spec.absent == "false":
             return make(False, (Evidence("conditions", given),), f"no condition matches {patterns}")
