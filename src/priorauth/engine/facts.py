@@ -112,6 +112,11 @@ def _attested(
             return found, conflict
         given = _answer_value(answer)
         evidence = (*found.evidence, _answer_evidence(name, answer))
+        if found.value is None and found.bounds is not None and _outside(given, found.bounds):
+            least, most = found.bounds
+            shown = f"at least {least}" if most is None else f"{least} to {most}"
+            message = f"attested {given!r}, yet the record shows {shown}"
+            return make(None, evidence, "conflicting evidence", conflict=message)
         if found.value is None:
             return make(given, evidence, "attested", bounds=None)
         if found.value == given:
@@ -120,6 +125,14 @@ def _attested(
         return make(None, evidence, "conflicting evidence", conflict=message)
 
     return attested
+
+
+def _outside(value: Value, bounds: tuple[int, int | None]) -> bool:
+    """Whether an attested count falls outside what the record allows."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    least, most = bounds
+    return value < least or (most is not None and value > most)
 
 
 def _age(make: _Maker, spec: AgeFact) -> Callable[[Request, ServiceDate], Derived]:
