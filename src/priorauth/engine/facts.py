@@ -373,6 +373,7 @@ def _current(
             for i, partner in enumerate(request.service.with_):
                 if matcher.in_text(partner):
                     return make(True, (Evidence(f"service.with[{i}]", partner),), "given alongside")
+        unsure: list[Evidence] = []
         if spec.medications:
             for i, medication in enumerate(request.medications):
                 if matcher.agent(medication) is None:
@@ -381,7 +382,12 @@ def _current(
                 if medication.status in ("completed", "stopped") or ended:
                     continue
                 shown = medication.name or f"{medication.system} {medication.code}"
+                if medication.status == "unknown":
+                    unsure.append(Evidence(f"medications[{i}]", shown))
+                    continue
                 return make(True, (Evidence(f"medications[{i}]", shown),), "taken now")
+        if unsure:
+            return make(None, tuple(unsure), "whether it is taken now is not known")
         if spec.absent == "false":
             return make(False, (), f"none of {', '.join(spec.classes)} taken now")
         return make(None, (), f"no current medication of {', '.join(spec.classes)} given")
