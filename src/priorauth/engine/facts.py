@@ -9,13 +9,14 @@ picks a side: the fact is unknown and a Conflict says why. A fact the requester 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
 
-from priorauth.clinical.codes import CodeSet
+from priorauth.clinical.codes import CodeSet, normalize_ndc
 from priorauth.clinical.dates import age_in_months, age_in_years
 from priorauth.engine import measures
 from priorauth.engine.agents import AgentMatcher, name_key
@@ -395,10 +396,23 @@ def _current(
     return derive
 
 
+def _product_key(system: str, code: str) -> tuple[str, str]:
+    """How a product code a policy lists is looked for: an NDC product (labeler-product) or
+    package in the request's 5-4-2 form, other codes in upper case."""
+    if system == "ndc":
+        if re.fullmatch(r"[0-9]{5}-[0-9]{4}", code):
+            return ("ndc-product", code)
+        try:
+            return ("ndc", normalize_ndc(code))
+        except ValueError:
+            return ("ndc", code)
+    return (system, code.upper())
+
+
 def _product(
     make: _Maker, spec: ProductFact, policy: Policy
 ) -> Callable[[Request, ServiceDate], Derived]:
-    wanted: set[tuple[str, str]] = {(c.system, c.code.upper()) for c in spec.codes}
+    wanted: set[tuple[str, str]] = {_product_key(c.system, c.code) for c in spec.codes}
     if not spec.codes:
         for drug in policy.drugs:
             if drug.preferred:
@@ -408,12 +422,12 @@ def _product(
 
     def derive(request: Request, service: ServiceDate) -> Derived:
         for i, coding in enumerate(request.service.codes):
-            key = (
-                ("ndc-product", coding.code[:10])
-                if coding.system == "ndc"
-                else (coding.system, coding.code.upper())
-            )
-            if key in wanted:
+            # A requested NDC (5-4-2, as the request model keeps it) matches its package or
+            # its product (the first ten characters, labeler and product).
+            keys = {(coding.system, coding.code.upper())}
+            if coding.system == "ndc":
+                keys.add(("ndc-product", coding.code[:10]))
+            if keys & wanted:
                 return make(
                     True, (Evidence(f"service.codes[{i}]", coding.code),), "a listed product"
                 )
