@@ -124,7 +124,10 @@ def test_code_systems_by_short_name_or_uri(system: str, name: str) -> None:
 
 @pytest.mark.parametrize(
     ("system", "suggestion"),
-    [("icd10", "'icd-10-cm'"), ("http://hl7.org/fhir/sid/icd-10", "'http://hl7.org/fhir/sid/icd-10-cm'")],
+    [
+        ("icd10", "'icd-10-cm'"),
+        ("http://hl7.org/fhir/sid/icd-10", "'http://hl7.org/fhir/sid/icd-10-cm'"),
+    ],
 )
 def test_unknown_code_system_is_named_with_a_suggestion(system: str, suggestion: str) -> None:
     field, message = only_problem(request(conditions=[{"code": "C50.912", "system": system}]))
@@ -238,7 +241,10 @@ def test_a_dose_needs_a_positive_value() -> None:
 @pytest.mark.parametrize(
     ("observation", "words"),
     [
-        ({"code": "8302-2", "value": 6.5, "unit": "cm"}, "a body height of 6.5 cm is not plausible"),
+        (
+            {"code": "8302-2", "value": 6.5, "unit": "cm"},
+            "a body height of 6.5 cm is not plausible",
+        ),
         ({"code": "8302-2", "value": 165, "unit": "m"}, "a body height of 165 m is not plausible"),
         ({"code": "29463-7", "value": -3, "unit": "kg"}, "a body weight of -3 kg is not plausible"),
         ({"code": "29463-7", "value": 2000, "unit": "[lb_av]"}, "body weight"),
@@ -265,18 +271,27 @@ def test_an_unknown_loinc_code_is_not_range_checked() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "field"),
+    ("change", "field"),
     [
-        (request(observations=[{"code": "29463-7", "value": math.inf, "unit": "kg"}]), "observations[0].value"),
-        (request(observations=[{"code": "29463-7", "value": math.nan, "unit": "kg"}]), "observations[0].value"),
-        (request(observations=[{"code": "1920-8", "uln_multiple": math.inf}]), "observations[0].uln_multiple"),
-        (request(service_dose={"value": math.inf, "unit": "mg"}), "service.dose.value"),
-        (request(service_dose={"value": math.nan, "unit": "mg"}), "service.dose.value"),
-        (request(answers={"q": math.inf}), "answers.q"),
+        (
+            {"observations": [{"code": "29463-7", "value": math.inf, "unit": "kg"}]},
+            "observations[0].value",
+        ),
+        (
+            {"observations": [{"code": "29463-7", "value": math.nan, "unit": "kg"}]},
+            "observations[0].value",
+        ),
+        (
+            {"observations": [{"code": "1920-8", "uln_multiple": math.inf}]},
+            "observations[0].uln_multiple",
+        ),
+        ({"service_dose": {"value": math.inf, "unit": "mg"}}, "service.dose.value"),
+        ({"service_dose": {"value": math.nan, "unit": "mg"}}, "service.dose.value"),
+        ({"answers": {"q": math.inf}}, "answers.q"),
     ],
-)  # fmt: skip
-def test_non_finite_numbers_are_refused(data: dict[str, Any], field: str) -> None:
-    found = problems(data)
+)
+def test_non_finite_numbers_are_refused(change: dict[str, Any], field: str) -> None:
+    found = problems(request(**change))
     assert any(f.startswith(field) for f in found), found
 
 
@@ -405,7 +420,10 @@ def test_medications_named_or_coded() -> None:
     assert parsed.medications[0].name == "some drug"
     assert parsed.medications[1].system == "rxnorm"
     field, message = only_problem(request(medications=[{"code": "12345"}]))
-    assert (field, message) == ("medications[0]", "a medication code needs its system (rxnorm, ndc, hcpcs, ...)")
+    assert (field, message) == (
+        "medications[0]",
+        "a medication code needs its system (rxnorm, ndc, hcpcs, ...)",
+    )
     field, message = only_problem(
         request(medications=[{"name": "x", "start_date": "2026-02-01", "end_date": "2026-01-01"}])
     )
