@@ -100,6 +100,10 @@ class DosingEvaluator:
         self.dosing = dosing
         self._factor = 1.0 + dosing.rounding.tolerance_percent / 100.0
         self._regimens: list[tuple[Regimen, _Applicability]] = []
+        # The routes each regimen allows, spelt as the requests' are read (`IV` is intravenous).
+        self._routes = {
+            r.id: {normalize_route(route) for route in r.route} for r in dosing.regimens
+        }
         for regimen in dosing.regimens:
             when = unless = None
             words: list[str] = []
@@ -227,7 +231,10 @@ class DosingEvaluator:
             unknown.append(f"whether the regimen applies ({applies.text}) is not known")
             asked.extend(unsettled)
         service = request.service
-        if service.route is not None and normalize_route(service.route) not in regimen.route:
+        if (
+            service.route is not None
+            and normalize_route(service.route) not in self._routes[regimen.id]
+        ):
             fails.append(f"route {service.route} is not {' or '.join(regimen.route)}")
         limit = regimen.dose
         dose_value: float | None = None
