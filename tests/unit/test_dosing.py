@@ -538,6 +538,7 @@ def test_when_and_unless(
     assert dosing_of(determination).regimen == fitted
     if status == "unknown":
         assert [m.fact for m in determination.missing] == asked
+        assert {m.criteria for m in determination.missing} == {("Dosing",)}
         assert determination.reasons == ("missing-information",)
     # A larger dose fits neither regimen whatever applies: the unknowns no longer matter.
     larger = decide(policy, request(answers=answers, observations=observations, **dose(150, "mg")))
@@ -555,6 +556,7 @@ def test_a_fact_asked_by_the_criteria_and_the_dosing_is_asked_once() -> None:
     )  # fmt: skip
     determination = decide(policy, request(**dose(40, "mg")))
     assert [m.fact for m in determination.missing] == ["hepatic"]
+    assert determination.missing[0].criteria == ("B", "Dosing")
 
 
 # --- an indication's regimens -------------------------------------------------------------------
