@@ -158,7 +158,11 @@ class DosingEvaluator:
             check, asked = self._check(regimen, applies, request, bsa, weight, facts)
             checks.append(check)
             for name in asked:
-                question = _QUESTIONS.get(name) or fact_questions.get(name)
+                question = _QUESTIONS.get(name)
+                if question is None and name in fact_questions:
+                    # A fact a regimen's when/unless reads: asked for the dosing.
+                    fact = fact_questions[name]
+                    question = Missing(fact.fact, fact.question, fact.fields, ("Dosing",))
                 if question is not None and question not in questions:
                     questions.append(question)
         fitted = next((c.id for c in checks if c.status == "met"), None)
