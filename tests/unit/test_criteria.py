@@ -455,6 +455,9 @@ def test_other_diagnoses_are_not_covered(
     approvable["conditions"] = [code, "C78.01"]
     determination = policies.evaluate(approvable)
     assert determination.reasons[0] == "not-covered-indication"
+    # The criteria of an indication that does not apply are not shown (all "met" would mislead).
+    assert determination.criteria is None
+    assert determination.dosing is None
     assert determination.indication is not None
     assert determination.indication.status == "not-met"
     assert determination.authorization is None
