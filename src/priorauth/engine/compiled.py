@@ -176,8 +176,11 @@ class CompiledPolicy:
         missing: list[Missing] = []
         reasons: set[Reason] = set()
 
-        chosen, gate, truth, criteria = self._pick_indication(request, facts)
+        chosen, gate, truth, evaluated = self._pick_indication(request, facts)
         indication = chosen.indication
+        # The criteria of an indication that does not apply are not shown: met or not, they
+        # decide nothing, and "met" beside "not covered" would mislead.
+        criteria = None if gate is False else evaluated
         dosing: DosingResult | None = None
         authorization: Authorization | None = None
         if gate is False:
@@ -188,7 +191,7 @@ class CompiledPolicy:
             if truth is False:
                 reasons.add("criteria-not-met")
             elif truth is None:
-                for question in self._criteria_questions(criteria):
+                for question in self._criteria_questions(evaluated):
                     _ask(missing, question)
             dosing, dose_questions = self._dosing.evaluate(
                 request, service.date, facts, self._questions, indication.regimens or None
