@@ -241,12 +241,18 @@ def test_units_for_a_year_on_regimen_b(policies: PolicySet, approvable: dict[str
         # mg/kg -> mg/m2 with 68 kg and 2.0 m2: 5 x 68 / 2 = 170
         ((5, "mg/kg"), (170, "mg/m2"), [WEIGHT, BSA_2], 170.0, "met"),
         # pounds: 150 lb = 68.0388555 kg; 340.19 mg / 68.04 kg = 5.0
-        ((5, "mg/kg"), (341, "mg"), [{"code": "29463-7", "value": 150, "unit": "[lb_av]"}], 340.2, "met"),
+        (
+            (5, "mg/kg"),
+            (341, "mg"),
+            [{"code": "29463-7", "value": 150, "unit": "[lb_av]"}],
+            340.2,
+            "met",
+        ),
         # in the limit's own unit: compared as given
         ((5, "mg/kg"), (5, "mg/kg"), [], 5.0, "met"),
         ((400, "ug"), (0.4, "mg"), [], 0.4, "met"),
     ],
-)  # fmt: skip
+)
 def test_dose_conversions(
     given: tuple[float, str],
     limit: tuple[float, str],
@@ -302,7 +308,7 @@ def test_bsa_cap_is_applied_to_the_conversion() -> None:
         compiled(regimens=[regimen(dose=limit)]), request(observations=big, **dose(80, "mg"))
     )
     assert dosing_of(uncapped).bsa_m2 == 2.69
-    assert dosing_of(uncapped).checks[0].dose == 29.7  # fmt: skip
+    assert dosing_of(uncapped).checks[0].dose == 29.7
 
 
 def test_bsa_formula_and_decimals_from_the_policy() -> None:
@@ -330,7 +336,7 @@ def test_mg_per_kg_against_mg_per_m2_asks_for_both_measures() -> None:
     assert [m.fact for m in determination.missing] == ["body-surface-area", "body-weight"]
 
 
-# --- "N doses in each D-day cycle" -----------------------------------------------------------------
+# --- "N doses in each D-day cycle" ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -396,21 +402,37 @@ def induction_policy(**parts: Any) -> Any:
 @pytest.mark.parametrize(
     ("schedule", "status", "detail"),
     [
-        ({"induction_weeks": [0, 2, 6], "interval_weeks": 8}, "within", "induction on days 0, 14, 42 then every 56 days"),
+        (
+            {"induction_weeks": [0, 2, 6], "interval_weeks": 8},
+            "within",
+            "induction on days 0, 14, 42 then every 56 days",
+        ),
         ({"induction_days": [0, 14, 42], "interval_days": 56}, "within", "then every 56 days"),
         ({"induction_weeks": [0, 3, 7], "interval_weeks": 8}, "within", "then every 56 days"),
-        ({"induction_weeks": [0, 1, 6], "interval_weeks": 8}, "outside", "comes sooner than days 0, 14, 42"),
+        (
+            {"induction_weeks": [0, 1, 6], "interval_weeks": 8},
+            "outside",
+            "comes sooner than days 0, 14, 42",
+        ),
         ({"induction_weeks": [0, 2, 5], "interval_weeks": 8}, "outside", "comes sooner"),
-        ({"induction_weeks": [0, 2, 6, 8], "interval_weeks": 8}, "outside", "4 induction doses, more than the 3"),
+        (
+            {"induction_weeks": [0, 2, 6, 8], "interval_weeks": 8},
+            "outside",
+            "4 induction doses, more than the 3",
+        ),
         ({"induction_weeks": [0, 2, 6], "interval_weeks": 10}, "within", "then every 70 days"),
-        ({"induction_weeks": [0, 2, 6], "interval_weeks": 6}, "outside", "every 42 days is more often"),
+        (
+            {"induction_weeks": [0, 2, 6], "interval_weeks": 6},
+            "outside",
+            "every 42 days is more often",
+        ),
         ({"interval_weeks": 8}, "within", "then every 56 days"),  # maintenance only
         ({"interval_weeks": 4}, "outside", "every 28 days is more often"),
         ({"induction_weeks": [0, 2, 6]}, "within", "induction on days 0, 14, 42"),
         ({"cycle_length_days": 56, "doses_per_cycle": 1}, "within", "at least 56 days apart"),
         ({"cycle_length_days": 56, "cycle_days": [1, 29]}, "outside", "28 days apart"),
     ],
-)  # fmt: skip
+)
 def test_induction_then_interval(schedule: dict[str, Any], status: str, detail: str) -> None:
     determination = decide(
         induction_policy(),
@@ -448,7 +470,7 @@ def test_induction_dose_limit() -> None:
         policy,
         request(observations=[WEIGHT], service_schedule={"interval_weeks": 8}, **dose(7, "mg/kg")),
     )
-    assert dosing_of(later).status == "within"  # fmt: skip
+    assert dosing_of(later).status == "within"
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -548,12 +570,16 @@ def test_when_and_unless(
 def test_a_fact_asked_by_the_criteria_and_the_dosing_is_asked_once() -> None:
     policy = compiled(
         APPLY_FACTS,
-        criteria={"id": "1", "text": "all", "all": [
-            {"id": "A", "text": "Has the diagnosis", "fact": "dx"},
-            {"id": "B", "text": "No hepatic impairment", "fact": "hepatic", "is": False},
-        ]},
+        criteria={
+            "id": "1",
+            "text": "all",
+            "all": [
+                {"id": "A", "text": "Has the diagnosis", "fact": "dx"},
+                {"id": "B", "text": "No hepatic impairment", "fact": "hepatic", "is": False},
+            ],
+        },
         regimens=[HEPATIC, regimen(id="N", text="normal", unless="hepatic")],
-    )  # fmt: skip
+    )
     determination = decide(policy, request(**dose(40, "mg")))
     assert [m.fact for m in determination.missing] == ["hepatic"]
     assert determination.missing[0].criteria == ("B", "Dosing")
@@ -572,12 +598,23 @@ def test_an_indication_limits_the_regimens() -> None:
         facts,
         regimens=[small, large],
         indications=[
-            {"id": "1", "title": "Breast", "when": "dx", "approval": {"months": 6},
-             "criteria": {"id": "1", "text": "dx", "fact": "dx"}, "regimens": ["S"]},
-            {"id": "2", "title": "Lung", "when": "other", "approval": {"months": 6},
-             "criteria": {"id": "2", "text": "other", "fact": "other"}},
+            {
+                "id": "1",
+                "title": "Breast",
+                "when": "dx",
+                "approval": {"months": 6},
+                "criteria": {"id": "1", "text": "dx", "fact": "dx"},
+                "regimens": ["S"],
+            },
+            {
+                "id": "2",
+                "title": "Lung",
+                "when": "other",
+                "approval": {"months": 6},
+                "criteria": {"id": "2", "text": "other", "fact": "other"},
+            },
         ],
-    )  # fmt: skip
+    )
     breast = decide(policy, request(**dose(100, "mg")))
     assert [c.id for c in dosing_of(breast).checks] == ["S"]
     assert dosing_of(breast).status == "outside"
@@ -586,7 +623,7 @@ def test_an_indication_limits_the_regimens() -> None:
     assert dosing_of(lung).regimen == "L"
 
 
-# --- billing units and doses in the period ----------------------------------------------------------
+# --- billing units and doses in the period -------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -622,15 +659,29 @@ def test_billing_units(mg_per_unit: float, rounding: str, mg: float, units_per_d
 
 def test_billing_follows_the_requested_product() -> None:
     drugs = [
-        {"name": "Vial 1 mg", "generic_name": "x", "hcpcs": ["J9999"], "billing": {"code": "J9999", "mg_per_unit": 1}},
-        {"name": "Other", "generic_name": "x", "hcpcs": ["J9998"], "ndc_products": ["12345-6789"],
-         "billing": {"code": "J9998", "mg_per_unit": 10}},
-    ]  # fmt: skip
+        {
+            "name": "Vial 1 mg",
+            "generic_name": "x",
+            "hcpcs": ["J9999"],
+            "billing": {"code": "J9999", "mg_per_unit": 1},
+        },
+        {
+            "name": "Other",
+            "generic_name": "x",
+            "hcpcs": ["J9998"],
+            "ndc_products": ["12345-6789"],
+            "billing": {"code": "J9998", "mg_per_unit": 10},
+        },
+    ]
     policy = compiled(drugs=drugs)
-    by_ndc = request(service={"codes": [{"system": "ndc", "code": "12345678901"}],
-                              "dose": {"value": 100, "unit": "mg"},
-                              "schedule": {"cycle_length_days": 21, "doses_per_cycle": 1},
-                              "start_date": "2026-12-01"})  # fmt: skip
+    by_ndc = request(
+        service={
+            "codes": [{"system": "ndc", "code": "12345678901"}],
+            "dose": {"value": 100, "unit": "mg"},
+            "schedule": {"cycle_length_days": 21, "doses_per_cycle": 1},
+            "start_date": "2026-12-01",
+        }
+    )
     auth = decide(policy, by_ndc).authorization
     assert auth is not None
     assert (auth.billing_code, auth.units_per_dose) == ("J9998", 10)
@@ -679,7 +730,7 @@ def test_doses_in_the_period(schedule: dict[str, Any], doses: int) -> None:
         "2026-12-01",
         "2027-05-31",
     )
-    assert auth.doses == doses  # fmt: skip
+    assert auth.doses == doses
 
 
 # --- approval periods, continuations ------------------------------------------------------------
@@ -764,12 +815,17 @@ def test_continuation_without_criteria_applies_the_initial_ones() -> None:
     policy = compiled(
         FACTS_C,
         indications=one_indication(
-            criteria={"id": "1", "text": "all", "all": [
-                {"id": "A", "text": "dx", "fact": "dx"}, {"id": "B", "text": "t", "fact": "tolerating"}
-            ]},
+            criteria={
+                "id": "1",
+                "text": "all",
+                "all": [
+                    {"id": "A", "text": "dx", "fact": "dx"},
+                    {"id": "B", "text": "t", "fact": "tolerating"},
+                ],
+            },
             continuation={"approval": {"years": 2}},
         ),
-    )  # fmt: skip
+    )
     assert [m.fact for m in continuation(policy).missing] == ["tolerating"]
     auth = continuation(policy, tolerating=True).authorization
     assert auth is not None
@@ -793,13 +849,28 @@ def test_the_indication_whose_criteria_are_met_is_preferred() -> None:
         "hr": {"kind": "answer", "question": "Hormone receptor positive?"},
     }
     indications = [
-        {"id": "a", "title": "A", "when": "dx", "approval": {"months": 6},
-         "criteria": {"id": "a1", "text": "under 40", "fact": "young", "below": 40}},
-        {"id": "b", "title": "B", "when": "dx", "approval": {"months": 6},
-         "criteria": {"id": "b1", "text": "hr", "fact": "hr"}},
-        {"id": "c", "title": "C", "when": "dx", "approval": {"years": 1},
-         "criteria": {"id": "c1", "text": "her2", "fact": "her2"}},
-    ]  # fmt: skip
+        {
+            "id": "a",
+            "title": "A",
+            "when": "dx",
+            "approval": {"months": 6},
+            "criteria": {"id": "a1", "text": "under 40", "fact": "young", "below": 40},
+        },
+        {
+            "id": "b",
+            "title": "B",
+            "when": "dx",
+            "approval": {"months": 6},
+            "criteria": {"id": "b1", "text": "hr", "fact": "hr"},
+        },
+        {
+            "id": "c",
+            "title": "C",
+            "when": "dx",
+            "approval": {"years": 1},
+            "criteria": {"id": "c1", "text": "her2", "fact": "her2"},
+        },
+    ]
     policy = compiled(facts, indications=indications)
 
     def chosen(**parts: Any) -> tuple[str | None, str]:
@@ -819,11 +890,21 @@ def test_the_indication_whose_criteria_are_met_is_preferred() -> None:
 def test_an_indication_that_applies_is_preferred_over_one_that_may() -> None:
     facts = {"lung": {"kind": "condition", "codes": ["C34.*"], "question": "Lung cancer?"}}
     indications = [
-        {"id": "lung", "title": "Lung", "when": "lung", "approval": {"months": 6},
-         "criteria": {"id": "l", "text": "lung", "fact": "lung"}},
-        {"id": "breast", "title": "Breast", "when": "dx", "approval": {"months": 6},
-         "criteria": {"id": "b", "text": "dx", "fact": "dx"}},
-    ]  # fmt: skip
+        {
+            "id": "lung",
+            "title": "Lung",
+            "when": "lung",
+            "approval": {"months": 6},
+            "criteria": {"id": "l", "text": "lung", "fact": "lung"},
+        },
+        {
+            "id": "breast",
+            "title": "Breast",
+            "when": "dx",
+            "approval": {"months": 6},
+            "criteria": {"id": "b", "text": "dx", "fact": "dx"},
+        },
+    ]
     determination = decide(compiled(facts, indications=indications), request())
     assert determination.indication is not None
     assert determination.indication.id == "breast"
