@@ -86,7 +86,7 @@ def test_a_request_known_by_another_code_is_pended_for_intake(
     approvable["service"] = {"code": ""}
     with pytest.raises(InvalidRequest) as caught:
         policies.evaluate(approvable)
-    assert caught.value.problems[0].field == "service.code"
+    assert caught.value.problems[0].field == "service.codes[0].code"
 
 
 @pytest.mark.parametrize(
