@@ -182,7 +182,7 @@ def _load_for_show(file: Path) -> Policy:
 
 @policy_app.command("show")
 def policy_show(
-    file: Annotated[Path, typer.Argument(help="A policy YAML file, e.g. policies/ixempra.yaml.")],
+    file: Annotated[Path, typer.Argument(help="A policy YAML file, e.g. policies/NAME.yaml.")],
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """Print a policy: identity, drugs, the criteria tree, dosing and facts."""
