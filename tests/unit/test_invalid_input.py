@@ -16,7 +16,7 @@ from tests.conftest import EXAMPLES
 runner = CliRunner()
 BAD_NDC = {"system": "ndc", "code": "123"}
 BAD_SYSTEM = {"system": "ndcc", "code": "1"}
-SCHEDULE = "service.schedule"
+SCHEDULE_DOSES = "service.schedule.doses_per_cycle"
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ SCHEDULE = "service.schedule"
         (lambda r: r["patient"].update(birth_date="1968-02-30"), "patient.birth_date"),
         (lambda r: r["patient"].update(birth_date="yesterday"), "patient.birth_date"),
         (lambda r: r["service"]["dose"].update(unit="mL"), "service.dose.unit"),
-        (lambda r: r["service"]["schedule"].update(doses_per_cycle=0), SCHEDULE + ".doses_per_cycle"),
+        (lambda r: r["service"]["schedule"].update(doses_per_cycle=0), SCHEDULE_DOSES),
         (lambda r: r["practitioners"][0].update(npi="1234567890"), "practitioners[0].npi"),
         (lambda r: r.update(conditions=["breast cancer"]), "conditions[0]"),
         (lambda r: r.update(service={}), "service"),
