@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from priorauth import InvalidRequest, PolicySet
@@ -239,3 +242,52 @@ def test_the_service_commands_are_listed() -> None:
     assert result.exit_code == 0
     for command in ("serve", "replay", "metrics", "users", "audit"):
         assert command in result.output
+
+
+# --- anything at all: a determination or InvalidRequest, never another exception ---------------
+
+EXAMPLE_REQUESTS = [json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json"))]
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**6), 10**6)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from(["", "x", "C50.912", "mg", "mg/m2", "[lb_av]", "2026-12-01", "IV", "active"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["code", "value", "unit", "system", "date"]), children, max_size=3
+        )
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix] if prefix else []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found.extend(_paths(value, (*prefix, key)))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found.extend(_paths(value, (*prefix, i)))
+    return found
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_value_anywhere_decides_or_is_refused(policies: PolicySet, data: st.DataObject) -> None:
+    request = copy.deepcopy(data.draw(st.sampled_from(EXAMPLE_REQUESTS)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(request)))
+        target = request
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = data.draw(json_values)
+    try:
+        determination = policies.evaluate(request)
+    except InvalidRequest as exc:
+        assert exc.problems
+        assert all(isinstance(p.field, str) and p.message for p in exc.problems)
+    else:
+        assert determination.outcome in ("approved", "pended")
