@@ -174,6 +174,9 @@ def test_a_value_of_another_kind_is_never_decided() -> None:
         ((2, 4), "above", 3, None),
         ((2, 2), "equals", 2, True),
         ((2, 3), "equals", 2, None),
+        ((1, 3), "equals", 2, None),  # 2 lies between: it may be exactly 2
+        ((1, 3), "equals", 4, False),
+        ((1, 3), "in", ["2"], False),  # a count is never text
         # An open range (the list may be incomplete): at least the sure count, no upper limit.
         ((2, None), "at_least", 2, True),
         ((2, None), "at_least", 3, None),  # more may be found: never false
@@ -185,6 +188,7 @@ def test_a_value_of_another_kind_is_never_decided() -> None:
         ((2, None), "below", 3, None),
         ((0, None), "at_most", 0, None),
         ((2, None), "equals", 2, None),
+        ((2, None), "equals", 1, False),  # already more than one
     ],
 )
 def test_comparisons_of_bounded_counts(
@@ -198,7 +202,7 @@ def test_bounds_agree_with_every_count_they_allow() -> None:
     for least in range(4):
         for most in [*range(least, 6), None]:
             counts = range(least, (most if most is not None else 12) + 1)
-            for comparator in ("at_least", "at_most", "below", "above"):
+            for comparator in ("at_least", "at_most", "below", "above", "equals"):
                 for limit in range(5):
                     answers = {judge(fact_of(c), {comparator: limit}) for c in counts}
                     expected = answers.pop() if len(answers) == 1 else None
