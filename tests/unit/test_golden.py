@@ -27,9 +27,7 @@ HOW = "PRIORAUTH_REGENERATE_GOLDEN=1 .venv/bin/python -m pytest tests/unit/test_
 # Examples whose determination is known to be wrong for now, with why. Their golden files keep
 # the determination they should have (regenerating leaves them alone); once the cause is gone,
 # the strict xfail fails: remove the entry, regenerate and review.
-KNOWN_WRONG = {
-    "10-pended-safety-review.json": "safety screens are being ported",
-}
+KNOWN_WRONG: dict[str, str] = {}
 
 
 def _params() -> list[object]:
