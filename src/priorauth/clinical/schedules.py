@@ -64,17 +64,20 @@ def window_bounds(doses_per_cycle: int, cycle_length: int, window: int) -> tuple
     """The least and the most that "the most doses in any `window` days" can be when
     `doses_per_cycle` doses fall on unknown days of each `cycle_length`-day cycle.
 
-    Each place in the cycle gives a dose every `cycle_length` days, so at most
-    ceil(window / cycle_length) of them fall in a window: the most is that times the doses. On
-    average a window holds doses x window / cycle_length, and the busiest window holds at
-    least the average: the least is its ceiling.
+    A window of q whole cycles and r more days holds the q cycles' doses and at most
+    min(doses, r) more (doses fall on distinct days): the most is reached with the doses on
+    consecutive days. On average a window holds doses x window / cycle_length, and the busiest
+    window holds at least the average: the least is its ceiling (evenly spread doses reach it).
 
     >>> window_bounds(1, 28, 21)
     (1, 1)
     >>> window_bounds(2, 21, 28)
     (3, 4)
+    >>> window_bounds(2, 20, 21)
+    (3, 3)
     """
-    most = doses_per_cycle * -(-window // cycle_length)
+    cycles, rest = divmod(window, cycle_length)
+    most = doses_per_cycle * cycles + min(doses_per_cycle, rest)
     least = -(-(doses_per_cycle * window) // cycle_length)
     return least, most
 

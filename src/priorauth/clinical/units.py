@@ -127,8 +127,12 @@ def compatible(source: str, target: str) -> bool:
 
 
 def convert(value: float, source: str, target: str) -> float:
-    """`value` in `source` units expressed in `target` units; UnitError when it cannot be."""
+    """`value` in `source` units expressed in `target` units; UnitError when it cannot be.
+
+    The result keeps 12 significant digits: binary floats make 9 ug 0.009000000000000001 mg,
+    which a limit of 0.009 mg would refuse; no clinical value has more digits than that.
+    """
     source, target = normalize_unit(source), normalize_unit(target)
     if source == target:
         return value
-    return value * _factor(source, target)
+    return float(f"{value * _factor(source, target):.12g}")

@@ -1,8 +1,8 @@
 """Agent classes from a policy, prepared for matching medications and partner drugs.
 
 A medication belongs to a class when one of its codes is the class's, or when one of the
-class's agent names appears as whole words in its name ("Doxorubicin HCl 50 mg" is
-doxorubicin; "epirubicinol" is not epirubicin). Case and spacing do not matter.
+class's agent names appears as whole words in its name ("Examplumab HCl 50 mg" is
+examplumab; "examplumabol" is not). Case and spacing do not matter.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class AgentMatcher:
             names.extend(name_key(a) for a in agent_class.agents)
             for ref in agent_class.codes:
                 self._codes[(ref.system, ref.code)] = f"{ref.system} {ref.code}"
-        # Longest names first, so "liposomal doxorubicin" is found before "doxorubicin".
+        # Longest names first, so "liposomal examplumab" is found before "examplumab".
         self._names = sorted(set(names), key=len, reverse=True)
         self._pattern = (
             re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, self._names)) + r")(?![\w-])")

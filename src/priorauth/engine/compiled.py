@@ -176,8 +176,11 @@ class CompiledPolicy:
         missing: list[Missing] = []
         reasons: set[Reason] = set()
 
-        chosen, gate, truth, criteria = self._pick_indication(request, facts)
+        chosen, gate, truth, evaluated = self._pick_indication(request, facts)
         indication = chosen.indication
+        # The criteria of an indication that does not apply are not shown: met or not, they
+        # decide nothing, and "met" beside "not covered" would mislead.
+        criteria = None if gate is False else evaluated
         dosing: DosingResult | None = None
         authorization: Authorization | None = None
         if gate is False:
@@ -188,11 +191,13 @@ class CompiledPolicy:
             if truth is False:
                 reasons.add("criteria-not-met")
             elif truth is None:
-                missing.extend(self._criteria_questions(criteria))
+                for question in self._criteria_questions(evaluated):
+                    _ask(missing, question)
             dosing, dose_questions = self._dosing.evaluate(
                 request, service.date, facts, self._questions, indication.regimens or None
             )
-            missing.extend(q for q in dose_questions if q not in missing)
+            for question in dose_questions:
+                _ask(missing, question)
             if dosing.status == "outside":
                 reasons.add("dose-exception")
             if missing:
@@ -323,6 +328,18 @@ class CompiledPolicy:
             units=units,
             continues=request.prior_authorization_id if request.type == "continuation" else None,
         )
+
+
+def _ask(missing: list[Missing], question: Missing) -> None:
+    """Add a question, or, when its fact is asked already, the criteria it is asked for."""
+    for i, asked in enumerate(missing):
+        if asked.fact == question.fact:
+            criteria = asked.criteria + tuple(
+                c for c in question.criteria if c not in asked.criteria
+            )
+            missing[i] = Missing(asked.fact, asked.question, asked.fields, criteria)
+            return
+    missing.append(question)
 
 
 def _doses_in(schedule: Schedule, days: int) -> int | None:

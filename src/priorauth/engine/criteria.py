@@ -36,10 +36,21 @@ def _compare(value: Any, name: str, limit: Any) -> bool:
     raise ValueError(name)
 
 
-def _by_bounds(bounds: tuple[int, int | None], name: str, limit: float) -> Truth:
+def _by_bounds(bounds: tuple[int, int | None], name: str, limit: Any) -> Truth:
     """A comparison of a count known only to lie between `bounds` (an upper bound of None: no
     limit): decided when every count in the range gives the same answer."""
     least, most = bounds
+    if name in ("equals", "in"):
+        # Not monotone in the count: every count in the range has its say.
+        if most is None:
+            wanted: list[Any] = limit if name == "in" else [limit]
+            reachable = any(
+                isinstance(w, int | float) and not isinstance(w, bool) and w >= least
+                for w in wanted
+            )
+            return None if reachable else False
+        answers = {_compare(count, name, limit) for count in range(least, most + 1)}
+        return answers.pop() if len(answers) == 1 else None
     low = _compare(least, name, limit)
     if most is None:
         # Any count from `least` up: "at least"/"above" hold for them all once they hold for

@@ -100,6 +100,10 @@ class DosingEvaluator:
         self.dosing = dosing
         self._factor = 1.0 + dosing.rounding.tolerance_percent / 100.0
         self._regimens: list[tuple[Regimen, _Applicability]] = []
+        # The routes each regimen allows, spelt as the requests' are read (`IV` is intravenous).
+        self._routes = {
+            r.id: {normalize_route(route) for route in r.route} for r in dosing.regimens
+        }
         for regimen in dosing.regimens:
             when = unless = None
             words: list[str] = []
@@ -154,7 +158,11 @@ class DosingEvaluator:
             check, asked = self._check(regimen, applies, request, bsa, weight, facts)
             checks.append(check)
             for name in asked:
-                question = _QUESTIONS.get(name) or fact_questions.get(name)
+                question = _QUESTIONS.get(name)
+                if question is None and name in fact_questions:
+                    # A fact a regimen's when/unless reads: asked for the dosing.
+                    fact = fact_questions[name]
+                    question = Missing(fact.fact, fact.question, fact.fields, ("Dosing",))
                 if question is not None and question not in questions:
                     questions.append(question)
         fitted = next((c.id for c in checks if c.status == "met"), None)
@@ -227,7 +235,10 @@ class DosingEvaluator:
             unknown.append(f"whether the regimen applies ({applies.text}) is not known")
             asked.extend(unsettled)
         service = request.service
-        if service.route is not None and normalize_route(service.route) not in regimen.route:
+        if (
+            service.route is not None
+            and normalize_route(service.route) not in self._routes[regimen.id]
+        ):
             fails.append(f"route {service.route} is not {' or '.join(regimen.route)}")
         limit = regimen.dose
         dose_value: float | None = None

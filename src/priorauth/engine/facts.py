@@ -9,13 +9,14 @@ picks a side: the fact is unknown and a Conflict says why. A fact the requester 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from dateutil.relativedelta import relativedelta
 
-from priorauth.clinical.codes import CodeSet
+from priorauth.clinical.codes import CodeSet, normalize_ndc
 from priorauth.clinical.dates import age_in_months, age_in_years
 from priorauth.engine import measures
 from priorauth.engine.agents import AgentMatcher, name_key
@@ -112,6 +113,11 @@ def _attested(
             return found, conflict
         given = _answer_value(answer)
         evidence = (*found.evidence, _answer_evidence(name, answer))
+        if found.value is None and found.bounds is not None and _outside(given, found.bounds):
+            least, most = found.bounds
+            shown = f"at least {least}" if most is None else f"{least} to {most}"
+            message = f"attested {given!r}, yet the record shows {shown}"
+            return make(None, evidence, "conflicting evidence", conflict=message)
         if found.value is None:
             return make(given, evidence, "attested", bounds=None)
         if found.value == given:
@@ -120,6 +126,14 @@ def _attested(
         return make(None, evidence, "conflicting evidence", conflict=message)
 
     return attested
+
+
+def _outside(value: Value, bounds: tuple[int, int | None]) -> bool:
+    """Whether an attested count falls outside what the record allows."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    least, most = bounds
+    return value < least or (most is not None and value > most)
 
 
 def _age(make: _Maker, spec: AgeFact) -> Callable[[Request, ServiceDate], Derived]:
@@ -149,16 +163,24 @@ def _condition(make: _Maker, spec: ConditionFact) -> Callable[[Request, ServiceD
     def derive(request: Request, service: ServiceDate) -> Derived:
         if not request.conditions:
             return make(None, (), "no conditions given")
+        unsure: list[Evidence] = []
         for i, condition in enumerate(request.conditions):
             if (
-                condition.system == spec.system
-                and codes.matches(condition.code)
-                and not excluded.matches(condition.code)
-                and (not statuses or condition.status in statuses)
+                condition.system != spec.system
+                or not codes.matches(condition.code)
+                or excluded.matches(condition.code)
             ):
+                continue
+            if not statuses or condition.status in statuses:
                 return make(
                     True, (Evidence(f"conditions[{i}]", condition.code),), f"matches {patterns}"
                 )
+            if condition.status is None:
+                unsure.append(Evidence(f"conditions[{i}]", condition.code))
+        if unsure:
+            # A matching code whose status is not given may be one the policy counts.
+            wanted = " or ".join(spec.statuses)
+            return make(None, tuple(unsure), f"matches {patterns}, but is it {wanted}?")
         given = tuple(c.code for c in request.conditions)
         if spec.absent == "false":
             return make(False, (Evidence("conditions", given),), f"no condition matches {patterns}")
@@ -352,6 +374,7 @@ def _current(
             for i, partner in enumerate(request.service.with_):
                 if matcher.in_text(partner):
                     return make(True, (Evidence(f"service.with[{i}]", partner),), "given alongside")
+        unsure: list[Evidence] = []
         if spec.medications:
             for i, medication in enumerate(request.medications):
                 if matcher.agent(medication) is None:
@@ -360,7 +383,12 @@ def _current(
                 if medication.status in ("completed", "stopped") or ended:
                     continue
                 shown = medication.name or f"{medication.system} {medication.code}"
+                if medication.status == "unknown":
+                    unsure.append(Evidence(f"medications[{i}]", shown))
+                    continue
                 return make(True, (Evidence(f"medications[{i}]", shown),), "taken now")
+        if unsure:
+            return make(None, tuple(unsure), "whether it is taken now is not known")
         if spec.absent == "false":
             return make(False, (), f"none of {', '.join(spec.classes)} taken now")
         return make(None, (), f"no current medication of {', '.join(spec.classes)} given")
@@ -368,10 +396,23 @@ def _current(
     return derive
 
 
+def _product_key(system: str, code: str) -> tuple[str, str]:
+    """How a product code a policy lists is looked for: an NDC product (labeler-product) or
+    package in the request's 5-4-2 form, other codes in upper case."""
+    if system == "ndc":
+        if re.fullmatch(r"[0-9]{5}-[0-9]{4}", code):
+            return ("ndc-product", code)
+        try:
+            return ("ndc", normalize_ndc(code))
+        except ValueError:
+            return ("ndc", code)
+    return (system, code.upper())
+
+
 def _product(
     make: _Maker, spec: ProductFact, policy: Policy
 ) -> Callable[[Request, ServiceDate], Derived]:
-    wanted: set[tuple[str, str]] = {(c.system, c.code.upper()) for c in spec.codes}
+    wanted: set[tuple[str, str]] = {_product_key(c.system, c.code) for c in spec.codes}
     if not spec.codes:
         for drug in policy.drugs:
             if drug.preferred:
@@ -381,12 +422,12 @@ def _product(
 
     def derive(request: Request, service: ServiceDate) -> Derived:
         for i, coding in enumerate(request.service.codes):
-            key = (
-                ("ndc-product", coding.code[:10])
-                if coding.system == "ndc"
-                else (coding.system, coding.code.upper())
-            )
-            if key in wanted:
+            # A requested NDC (5-4-2, as the request model keeps it) matches its package or
+            # its product (the first ten characters, labeler and product).
+            keys = {(coding.system, coding.code.upper())}
+            if coding.system == "ndc":
+                keys.add(("ndc-product", coding.code[:10]))
+            if keys & wanted:
                 return make(
                     True, (Evidence(f"service.codes[{i}]", coding.code),), "a listed product"
                 )

@@ -180,6 +180,8 @@ def creatinine_clearance(request: Request, on: dt.date, within_days: int | None 
         lacking.append("no birth date given")
     else:
         evidence += (Evidence("patient.birth_date", patient.birth_date.isoformat()),)
+        if patient.birth_date > on:
+            lacking.append("the birth date is after the service date")
     if patient.sex not in ("female", "male"):
         lacking.append("the sex (female or male) is needed for Cockcroft-Gault")
     else:

@@ -108,7 +108,7 @@ def _normalized_code(system: str, code: str) -> str:
 
 
 class Coding(_Part):
-    """A code in a code system (`{"system": "hcpcs", "code": "J9207"}`). The system is a short
+    """A code in a code system (`{"system": "hcpcs", "code": "J9999"}`). The system is a short
     name or its FHIR URI; see docs/request.md for the list."""
 
     system: System
@@ -196,8 +196,8 @@ class Medication(_Part):
     """A medication the patient takes or took (or could not take): coded (RxNorm, NDC, HCPCS)
     or named, with its dates, the setting it was given in and how it went.
 
-    `regimen` groups agents given together (doxorubicin and cyclophosphamide in one "AC"
-    regimen) so regimens can be counted; `status` says whether it is taken now."""
+    `regimen` groups agents given together (the two agents of an "AC" regimen) so regimens
+    can be counted; `status` says whether it is taken now."""
 
     name: Text | None = None
     code: Code | None = None
@@ -375,7 +375,7 @@ class Service(_Part):
         return self
 
     def label(self) -> str:
-        """How people see the service named: its first code (`hcpcs J9207`)."""
+        """How people see the service named: its first code (`hcpcs J9999`)."""
         first = self.codes[0]
         return f"{first.system} {first.code}"
 

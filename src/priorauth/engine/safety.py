@@ -93,12 +93,12 @@ class Reading(NamedTuple):
 
 class _Names:
     """Names found as whole words inside a drug name, case and spacing aside, as the policy's
-    agent classes are (engine.agents): "Ketoconazole 200 MG Oral Tablet" names ketoconazole,
+    agent classes are (engine.agents): "Examplumab 200 MG Oral Tablet" names examplumab,
     "lopinavir/ritonavir" names both, "epirubicinol" does not name epirubicin and
-    "nab-paclitaxel" does not name paclitaxel (a hyphen joins a word)."""
+    "nab-examplumab" does not name examplumab (a hyphen joins a word)."""
 
     def __init__(self, names: Iterable[str]) -> None:
-        # Longest first, so "liposomal doxorubicin" is found before "doxorubicin".
+        # Longest first, so "liposomal examplumab" is found before "examplumab".
         keys = sorted({name_key(name) for name in names}, key=len, reverse=True)
         alternatives = "|".join(map(re.escape, keys)) or r"(?!)"
         self._pattern = re.compile(rf"(?<![\w-])({alternatives})(?![\w-])")

@@ -53,7 +53,7 @@ policy_app = typer.Typer(help="Show, check or test policy files.", no_args_is_he
 app.add_typer(policy_app, name="policy")
 
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Format(StrEnum):
@@ -70,7 +70,7 @@ class SchemaName(StrEnum):
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(code)
 
 
@@ -95,7 +95,7 @@ def _policies(directory: Path | None) -> PolicySet:
         return PolicySet.from_directory(directory)
     except PolicyError as exc:
         for issue in exc.issues:
-            err.print(f"{exc.source}: {issue}")
+            err.print(f"{exc.source}: {issue}", markup=False)
         _fail(f"cannot load the policies: {exc}")
 
 
@@ -138,11 +138,14 @@ def evaluate(
         try:
             determination = catalog.evaluate(_read_request(path), as_of=when)
         except ValueError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
             failed = True
             continue
         except InvalidRequest as exc:
-            err.print(f"[bold red]error:[/] {path}: invalid request: {exc}", markup=True)
+            err.print(
+                f"[bold red]error:[/] {escape(path)}: invalid request: {escape(str(exc))}",
+                markup=True,
+            )
             failed = True
             continue
         _print(determination, format, path, single=len(files) == 1, explain=explain)
@@ -179,7 +182,7 @@ def _load_for_show(file: Path) -> Policy:
 
 @policy_app.command("show")
 def policy_show(
-    file: Annotated[Path, typer.Argument(help="A policy YAML file, e.g. policies/ixempra.yaml.")],
+    file: Annotated[Path, typer.Argument(help="A policy YAML file, e.g. policies/NAME.yaml.")],
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """Print a policy: identity, drugs, the criteria tree, dosing and facts."""
