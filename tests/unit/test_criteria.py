@@ -11,7 +11,7 @@ import pytest
 
 from priorauth import Determination, PolicySet
 from priorauth.engine.criteria import compile_criteria, unknown_leaves
-from priorauth.engine.criteria import test_fact as judge  # (not a test: pytest would collect it)
+from priorauth.engine.criteria import judge_fact as judge
 from priorauth.engine.determination import FactResult
 from priorauth.engine.kleene import Truth, all_of, any_of, at_least, not_
 from priorauth.policy.model import CriterionSpec

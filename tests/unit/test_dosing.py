@@ -464,7 +464,8 @@ def test_induction_dose_limit() -> None:
         policy, request(observations=[WEIGHT], service_schedule=schedule, **dose(7, "mg/kg"))
     )
     assert dosing_of(over).status == "outside"
-    assert "an induction dose exceeds 5 mg/kg" in dosing_of(over).checks[0].detail
+    detail = dosing_of(over).checks[0].detail
+    assert "induction dose of 7 mg/kg is above the limit of 5 mg/kg" in detail
     # Maintenance alone: the induction's limit does not apply.
     later = decide(
         policy,

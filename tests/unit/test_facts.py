@@ -257,6 +257,13 @@ def test_uln_multiples() -> None:
     found, _ = fact(spec, obs({"code": "1920-8", "value": 80, "unit": "U/L"}))
     assert found.value is None
     assert found.note == "the value is not given as a multiple of the upper limit"
+    # A value whose unit is the annotation {ULN} is that multiple.
+    assert value(spec, obs({"code": "1920-8", "value": 3.1, "unit": "{ULN}"})) == 3.1
+
+
+def test_a_unit_that_is_only_an_annotation_is_the_unit_one() -> None:
+    spec = {"kind": "observation", "codes": ["38267-1"], "unit": "1", "question": Q}
+    assert value(spec, obs({"code": "38267-1", "value": -2.7, "unit": "{T-Score}"})) == -2.7
 
 
 def test_coded_and_yes_no_observations_as_given() -> None:
@@ -730,3 +737,14 @@ def test_choice_answer_is_case_insensitive_and_canonical() -> None:
 def test_date_and_text_answers() -> None:
     assert answered({"type": "date"}, "2026-01-31").value == "2026-01-31"
     assert answered({"type": "text"}, "because").value == "because"
+
+
+def test_a_hyphen_separates_words_in_agent_names() -> None:
+    """A hyphenated form (a protein-bound prefix, a biosimilar's suffix) is the agent it names."""
+    only_base = {"agent_classes": {"taxanes": {"agents": ["paclitaxel"]}}}
+    spec = {**HISTORY, "classes": ["taxanes"], "absent": "false"}
+    for name in ("nab-paclitaxel", "paclitaxel-protein bound", "Paclitaxel-abcd 100 MG"):
+        found = fact(spec, request(medications=[med(name)]), **only_base)[0]
+        assert found.value == 1, name
+    found = fact(spec, request(medications=[med("paclitaxelol")]), **only_base)[0]
+    assert found.value == 0

@@ -319,13 +319,18 @@ def test_a_medication_fact_names_a_defined_agent_class() -> None:
     [
         (("unit: mg/dL", "unit: mg/dLL"), "unknown unit 'mg/dLL'"),
         (("unit: mg/dL", "unit: furlong"), "unknown unit 'furlong'"),
-        (("unit: mg/dL", 'unit: "{T-score}"'), "unit '{T-score}' cannot be read"),
+        (("unit: mg/dL", 'unit: "mg{"'), "unknown unit 'mg{'"),
     ],
 )
 def test_observation_units_are_ucum(change: tuple[str, str], message: str) -> None:
     issue = only(changed(change))
     assert issue.code == "PA311"
     assert message in issue.message
+
+
+def test_a_ucum_annotation_alone_is_the_unit_one() -> None:
+    # US Core writes a T-score's unit as {T-Score}: an annotation, read as the unit 1.
+    assert not check_policy_text(changed(("unit: mg/dL", 'unit: "{T-score}"'))).errors
 
 
 def test_a_known_measure_needs_a_unit_of_its_kind() -> None:

@@ -14,6 +14,7 @@ that does is refused).
 from __future__ import annotations
 
 import difflib
+import re
 from functools import cache, lru_cache
 from typing import Any
 
@@ -84,17 +85,27 @@ def normalize_unit(text: str) -> str:
     return _ALIASES.get(text, text)
 
 
+# A UCUM annotation ({score}, {T-Score}, {cells}) names what is counted and does not change
+# the unit: `{T-Score}` is the unit 1, `{cells}/uL` is `/uL`.
+_ANNOTATION = re.compile(r"\{[^{}]*\}")
+
+
 @lru_cache(maxsize=512)
 def _quantity(unit: str) -> Any:
     registry = _registry()
+    bare = _ANNOTATION.sub("", unit)
+    if bare in ("", "."):
+        bare = "1"
+    elif bare.startswith("/"):
+        bare = "1" + bare
     try:
-        quantity = registry.from_ucum(unit)
+        quantity = registry.from_ucum(bare)
+        if not hasattr(quantity, "to"):
+            quantity = registry.Quantity(1, quantity)
     except Exception as exc:  # ucumvert raises lark's and pint's errors: all mean "not UCUM"
         near = difflib.get_close_matches(unit, _SUGGEST, n=2, cutoff=0.5)
         hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)" if near else ""
         raise UnitError(f"unknown unit {unit!r}{hint}: units are UCUM codes") from exc
-    if not hasattr(quantity, "to"):
-        quantity = registry.Quantity(1, quantity)
     return quantity
 
 

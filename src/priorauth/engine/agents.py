@@ -34,7 +34,7 @@ class AgentMatcher:
         # Longest names first, so "liposomal examplumab" is found before "examplumab".
         self._names = sorted(set(names), key=len, reverse=True)
         self._pattern = (
-            re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, self._names)) + r")(?![\w-])")
+            re.compile(r"(?<!\w)(" + "|".join(map(re.escape, self._names)) + r")(?!\w)")
             if self._names
             else None
         )

@@ -13,7 +13,7 @@ from priorauth.engine.determination import CriterionResult, FactResult, Status
 from priorauth.engine.kleene import Truth, all_of, any_of, at_least, not_
 from priorauth.policy.model import CriterionSpec
 
-__all__ = ["CriterionEvaluator", "compile_criteria", "test_fact", "unknown_leaves"]
+__all__ = ["CriterionEvaluator", "compile_criteria", "judge_fact", "unknown_leaves"]
 
 CriterionEvaluator = Callable[[Mapping[str, FactResult]], tuple[Truth, CriterionResult]]
 
@@ -64,7 +64,7 @@ def _by_bounds(bounds: tuple[int, int | None], name: str, limit: Any) -> Truth:
     return low if low == high else None
 
 
-def test_fact(fact: FactResult, comparators: Mapping[str, Any]) -> Truth:
+def judge_fact(fact: FactResult, comparators: Mapping[str, Any]) -> Truth:
     """A fact against a leaf's comparisons (all must hold); no comparison: the fact itself
     (with `is`: the fact equals it)."""
     value = fact.value
@@ -124,7 +124,7 @@ def _leaf(spec: CriterionSpec) -> CriterionEvaluator:
     comparators = spec.comparators()
 
     def evaluate(facts: Mapping[str, FactResult]) -> tuple[Truth, CriterionResult]:
-        truth = test_fact(facts[name], comparators)
+        truth = judge_fact(facts[name], comparators)
         return truth, CriterionResult(spec.id, spec.text, "fact", STATUS[truth], (name,), ())
 
     return evaluate

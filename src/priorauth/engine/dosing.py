@@ -68,23 +68,36 @@ def normalize_route(route: str) -> str:
 
 @dataclass(frozen=True)
 class _Applicability:
-    """A regimen's `when` and `unless`, compiled."""
+    """A regimen's `when` and `unless`, compiled, with their words."""
 
-    when: CriterionEvaluator | None
-    unless: CriterionEvaluator | None
-    text: str
+    when: tuple[CriterionEvaluator, str] | None
+    unless: tuple[CriterionEvaluator, str] | None
 
-    def judge(self, facts: Mapping[str, FactResult]) -> tuple[Truth, list[str]]:
-        """Whether the regimen applies, and the facts left unknown when that is unknown."""
+    def judge(self, facts: Mapping[str, FactResult]) -> tuple[Truth, list[str], list[str]]:
+        """Whether the regimen applies; why not (or why that is not known), in words; and the
+        facts left unknown."""
         truths: list[Truth] = []
+        words: list[str] = []
         unknown: list[str] = []
-        for evaluate, negate in ((self.when, False), (self.unless, True)):
-            if evaluate is None:
+        for part, negate in ((self.when, False), (self.unless, True)):
+            if part is None:
                 continue
+            evaluate, text = part
             truth, node = evaluate(facts)
-            truths.append(not_(truth) if negate else truth)
+            applies = not_(truth) if negate else truth
+            truths.append(applies)
+            if applies is not True:
+                words.append(f"not for {text}" if negate else f"only for {text}")
             unknown.extend(fact for _, fact in unknown_leaves(node))
-        return all_of(truths), unknown
+        result = all_of(truths)
+        if result is False:
+            # Name only what rules the regimen out, not what is merely unknown beside it.
+            words = [
+                w
+                for w, t in zip(words, [t for t in truths if t is not True], strict=True)
+                if t is False
+            ]
+        return result, words, unknown
 
 
 def _as_criterion(spec: str | CriterionSpec, regimen: Regimen, which: str) -> CriterionSpec:
@@ -106,16 +119,13 @@ class DosingEvaluator:
         }
         for regimen in dosing.regimens:
             when = unless = None
-            words: list[str] = []
             if regimen.when is not None:
                 spec = _as_criterion(regimen.when, regimen, "when")
-                when = compile_criteria(spec)
-                words.append(f"only when {spec.text}")
+                when = (compile_criteria(spec), spec.text)
             if regimen.unless is not None:
                 spec = _as_criterion(regimen.unless, regimen, "unless")
-                unless = compile_criteria(spec)
-                words.append(f"not when {spec.text}")
-            self._regimens.append((regimen, _Applicability(when, unless, "; ".join(words))))
+                unless = (compile_criteria(spec), spec.text)
+            self._regimens.append((regimen, _Applicability(when, unless)))
 
     def body_measures(
         self, request: Request, on: dt.date
@@ -228,11 +238,11 @@ class DosingEvaluator:
         fails: list[str] = []
         unknown: list[str] = []
         asked: list[str] = []
-        applicable, unsettled = applies.judge(facts)
+        applicable, why, unsettled = applies.judge(facts)
         if applicable is False:
-            fails.append(f"the regimen is {applies.text}")
+            fails.append(f"the regimen is {' and '.join(why)}")
         elif applicable is None:
-            unknown.append(f"whether the regimen applies ({applies.text}) is not known")
+            unknown.append(f"whether the regimen applies ({' and '.join(why)}) is not known")
             asked.extend(unsettled)
         service = request.service
         if (
@@ -259,7 +269,8 @@ class DosingEvaluator:
                     asked.append("weight")
             elif dose_value > limit.max * self._factor:
                 fails.append(
-                    f"{dose_value:g} {limit.unit} a dose exceeds {limit.max:g} {limit.unit}"
+                    f"each dose of {dose_value:g} {limit.unit} is above the limit of "
+                    f"{limit.max:g} {limit.unit}"
                 )
             schedule = service.schedule
             induction = regimen.induction
@@ -278,8 +289,8 @@ class DosingEvaluator:
                 )
                 if first is not None and first > induction.dose.max * self._factor:
                     fails.append(
-                        f"{first:g} {induction.dose.unit} an induction dose exceeds "
-                        f"{induction.dose.max:g} {induction.dose.unit}"
+                        f"each induction dose of {first:g} {induction.dose.unit} is above the "
+                        f"limit of {induction.dose.max:g} {induction.dose.unit}"
                     )
         verdict, detail = _schedule_fit(regimen, service.schedule)
         if verdict is False:
@@ -326,6 +337,7 @@ def _cycle_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
     assert regimen.cycle is not None
     window, allowed = regimen.cycle.length_days, regimen.cycle.doses
     rule = f"at most {allowed} dose(s) in each {window}-day cycle"
+    limit = f"the regimen allows {allowed} in each {window}-day cycle"
     length = schedule.cycle_length_days
     if schedule.cycle_days is not None and length is not None:
         days = dose_days(
@@ -337,7 +349,7 @@ def _cycle_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
         least, most = window_bounds(schedule.doses_per_cycle, length, window)
         shown = f"{schedule.doses_per_cycle} dose(s) every {length} days"
         if least > allowed:
-            return False, f"{shown} gives at least {least} doses in {window} days, more than {rule}"
+            return False, f"{shown} gives at least {least} doses in {window} days; {limit}"
         if most > allowed:
             return None, f"{shown}: which days of the cycle decides whether {rule} holds"
     elif schedule.interval_days is not None or schedule.induction_days is not None:
@@ -351,7 +363,7 @@ def _cycle_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
     else:
         return None, "the doses in each cycle are not known"
     if most > allowed:
-        return False, f"{shown} gives {most} doses in {window} days, more than {rule}"
+        return False, f"{shown} gives {most} doses in {window} days; {limit}"
     return True, f"{shown}, {rule}"
 
 

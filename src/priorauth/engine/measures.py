@@ -70,8 +70,9 @@ def latest(
     within_days: int | None = None,
 ) -> tuple[int, Observation] | str | None:
     """The latest observation with one of `codes`, and its place in `observations`; None when
-    there is none; a note (a string) when there are some but none counts (too old, undated
-    where a recent one is needed, or after the service date)."""
+    there is none; a note (a string) when there are some but none counts (too old, or undated
+    where a recent one is needed). A value dated after the service date still counts: a
+    request decided before the first dose may carry the latest results."""
     found = [
         (i, o) for i, o in enumerate(request.observations) if o.code in codes and o.system == system
     ]
@@ -103,6 +104,8 @@ def quantity(index: int, observation: Observation, unit: str | None) -> Reading:
     if unit == ULN:
         if observation.uln_multiple is not None:
             return Reading(observation.uln_multiple, evidence)
+        if observation.unit == ULN and isinstance(observation.value, int | float):
+            return Reading(float(observation.value), evidence)
         return Reading(None, evidence, "the value is not given as a multiple of the upper limit")
     value = observation.value
     if unit is None:

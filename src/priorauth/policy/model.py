@@ -221,7 +221,10 @@ class MedicationHistoryFact(_FactBase):
     started or taken within `within_months` before the service date, for at least `min_days`,
     with one of the listed `outcomes` (any when none). Medications whose setting, dates or
     outcome are not given may count or not: the fact is then unknown unless the sure count
-    already decides. `absent` says what an empty medication list means."""
+    already decides. `absent` says whether the medication list is the whole story: `unknown`
+    (the default) reads it as possibly incomplete, so the count has no upper bound (it can
+    reach "at least n", never fail it, and a list without a match asks the question);
+    `false` reads it as complete, so what it lacks was not given."""
 
     kind: Literal["medication-history"]
     classes: list[ClassName] = Field(min_length=1)
@@ -237,7 +240,9 @@ class MedicationHistoryFact(_FactBase):
 class CurrentMedicationFact(_FactBase):
     """True when the patient takes a medication of the listed classes now (status active, or
     no end date before the service date), or, with `partners`, when one is given alongside
-    the requested drug (service.with)."""
+    the requested drug (service.with). When none is found, `absent` says what that means:
+    `unknown` (the default: the list may be incomplete, so the question is asked) or `false`
+    (the list is the whole story)."""
 
     kind: Literal["current-medication"]
     classes: list[ClassName] = Field(min_length=1)
