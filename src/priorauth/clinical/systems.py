@@ -30,6 +30,8 @@ URIS: dict[str, str] = {uri: name for name, uri in SYSTEMS.items()}
 URIS.update(
     {
         "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets": "hcpcs",
+        # the spelling the Da Vinci PAS guide and its reference implementation use
+        "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets": "hcpcs",
         "urn:oid:2.16.840.1.113883.6.285": "hcpcs",
         "urn:oid:2.16.840.1.113883.6.90": "icd-10-cm",
         "urn:oid:2.16.840.1.113883.6.1": "loinc",

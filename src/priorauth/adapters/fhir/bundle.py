@@ -340,6 +340,10 @@ def _check(resources: list[Resource], document: dict[str, Any]) -> PasBundle | R
             else:
                 by_reference[name] = here
     claims = [r for r in located if isinstance(r.resource, Claim)]
+    # Bundles inside the request, after its own entries: those are the ones a key names first.
+    for here in list(located):
+        if isinstance(here.resource, Bundle):
+            _nested(here.resource, here.raw, here.path, located, by_reference)
     if not claims:
         problems.append(
             Problem(
@@ -368,6 +372,8 @@ def _check(resources: list[Resource], document: dict[str, Any]) -> PasBundle | R
         assert isinstance(claim, Claim)
         problems.extend(_check_claim(claim, claim_entry.path))
     for here in located:
+        if isinstance(here.resource, Bundle):
+            continue  # its resources are walked one by one, each with its own contained ones
         contained = {
             f"#{c.get('id')}" for c in (here.raw.get("contained") or ()) if isinstance(c, dict)
         }
@@ -395,6 +401,38 @@ def _check(resources: list[Resource], document: dict[str, Any]) -> PasBundle | R
         tuple(problems),
         identifier if isinstance(identifier, dict) else None,
     )
+
+
+def _nested(
+    bundle: Bundle,
+    raw: dict[str, Any],
+    path: str,
+    located: list[Located],
+    by_reference: dict[str, Located],
+) -> None:
+    """The resources of a bundle inside the request (a DTR bundle attached to the Claim) are
+    part of the record: each is added once, so references to it resolve. One the request
+    already carries (the same Patient, say) is not added again; the request's own copy is the
+    one read."""
+    for index, (entry, raw_entry) in enumerate(
+        zip(bundle.entry or (), raw.get("entry") or (), strict=True)
+    ):
+        resource = entry.resource
+        if resource is None or not isinstance(raw_entry, dict):
+            continue
+        kind = resource.get_resource_type()
+        key = f"{kind}/{resource.id}" if resource.id else f"{path}#{index}"
+        full_url = raw_entry.get("fullUrl")
+        if key in by_reference or (full_url and full_url in by_reference):
+            continue
+        inner_path = f"{path}.entry[{index}].resource"
+        here = Located(resource, inner_path, key, raw_entry["resource"], full_url)
+        located.append(here)
+        by_reference[key] = here
+        if full_url:
+            by_reference[full_url] = here
+        if isinstance(resource, Bundle):
+            _nested(resource, here.raw, inner_path, located, by_reference)
 
 
 def _resolves(reference: str, contained: set[str], by_reference: Mapping[str, Located]) -> bool:

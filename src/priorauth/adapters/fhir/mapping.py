@@ -1,9 +1,16 @@
 """Map a PAS request bundle to priorauth requests: one request per Claim item.
 
-Each request is a dict that `priorauth.parse_request` accepts. A FHIR element that is absent
-or cannot be read leaves its field out (unknown), never false, and a warning names it. Every
-field that was filled records the FHIR element it came from in the request's `sources`, e.g.
-`{"diagnoses[0]": "Condition/c1.code.coding[0]"}`.
+Each request is a dict that `priorauth.parse_request` accepts, shaped like the clinical record
+the bundle carries: the service asked for (the item's product codes, and the dose, schedule and
+route of its MedicationRequest), the patient, the conditions, observations, medications,
+allergies and practitioners, and the answers of any QuestionnaireResponse.
+
+A FHIR element that is absent, or whose value the contract cannot carry (a dose in mL, a
+partial birth date), leaves its field out (unknown, never false) and a warning names it. An
+element that cannot be read at all (a code system or unit priorauth does not know, a value the
+contract refuses) refuses the bundle: `map_bundle` then returns Rejected, answered with an
+OperationOutcome naming the element. Every field that was filled records the FHIR element it
+came from in the request's `sources`, e.g. `{"conditions[0]": "Condition/c1.code.coding[0]"}`.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
 from fhir.resources.R4B.claim import Claim, ClaimItem
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.dosage import Dosage
 from fhir.resources.R4B.extension import Extension
 from fhir.resources.R4B.medication import Medication
 from fhir.resources.R4B.medicationrequest import MedicationRequest
@@ -28,38 +36,52 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.practitionerrole import PractitionerRole
+from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.questionnaireresponse import (
     QuestionnaireResponse,
     QuestionnaireResponseItem,
+    QuestionnaireResponseItemAnswer,
 )
 
 from priorauth.adapters.fhir.bundle import Located, PasBundle, Rejected, read_bundle
 from priorauth.adapters.fhir.codes import CodeTable, code_table
 from priorauth.adapters.fhir.problems import Problem
 from priorauth.catalog import PolicySet
-from priorauth.clinical.codes import normalize_icd10, normalize_ndc, npi_is_valid
+from priorauth.clinical.codes import npi_is_valid
+from priorauth.clinical.systems import system_name
+from priorauth.clinical.units import UnitError, convert, dimension, normalize_unit
 from priorauth.engine.request import Request, parse_request
 from priorauth.errors import InvalidRequest
 
-__all__ = ["ItemRequest", "Submission", "default_policies", "map_bundle", "map_pas_bundle"]
+__all__ = [
+    "InvalidBundle",
+    "ItemRequest",
+    "Submission",
+    "bundle_requests",
+    "default_policies",
+    "map_bundle",
+    "map_pas_bundle",
+]
 
-_HCPCS = re.compile(r"^[A-Za-z][0-9]{4}$")
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
-_RXNORM = re.compile(r"^[0-9]{1,10}$")
-_YES = frozenset({"y", "yes", "true", "la33-6"})
-_NO = frozenset({"n", "no", "false", "la32-8"})
-_SKIPPED_CONDITION = frozenset({"refuted", "entered-in-error"})
+_HCPCS_LEVEL_II = re.compile(r"^[A-Za-z][0-9]{4}$")
+_QUESTION_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_LAST_PART = re.compile(r"(\.[^.\[]+|\[\d+\])$")
+_SKIPPED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 _SKIPPED_OBSERVATION = frozenset({"entered-in-error", "cancelled"})
-_SKIPPED_STATEMENT = frozenset({"entered-in-error", "not-taken", "stopped", "completed"})
 _SEVERITY_RANK = {"mild": 1, "moderate": 2, "severe": 3}
+# Medication codes in the order the contract's single code prefers them.
+_MEDICATION_SYSTEMS = ("rxnorm", "ndc", "hcpcs")
+_TEXT_MAX = 500
+_VALUE_TEXT_MAX = 200
 
 
 @dataclass(frozen=True, slots=True)
 class ItemRequest:
     """One Claim item and the request mapped from it.
 
-    `request` is None only when the item names no drug code the contract can carry (then
-    `note` says why, and the response pends the item).
+    `request` is None only when the item names no code and no drug priorauth knows by name
+    (then `note` says why, and the response pends the item).
     """
 
     sequence: int
@@ -79,80 +101,27 @@ class Submission:
     problems: tuple[Problem, ...]
 
 
+class InvalidBundle(ValueError):
+    """A PAS bundle that cannot be used as a request; `problems` names each element at fault."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        blocking = [p for p in self.problems if p.blocking] or list(self.problems)
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in blocking))
+
+
 @cache
 def default_policies() -> PolicySet:
     """The shipped policies, loaded once (used to recognize a drug by name)."""
     return PolicySet.from_directory()
 
 
-class _Facts:
-    """Request fields gathered from the bundle, each with the FHIR element it came from."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.sources: dict[str, str] = {}
-        self.lists: dict[str, list[tuple[Any, str]]] = {
-            "diagnoses": [],
-            "medications": [],
-            "allergies": [],
-        }
-
-    def set(self, field: str, value: Any, source: str) -> None:
-        self.values[field] = value
-        self.sources[field] = source
-
-    def add(self, field: str, value: Any, source: str) -> None:
-        self.lists[field].append((value, source))
-
-    def copy(self) -> _Facts:
-        other = _Facts()
-        other.values = dict(self.values)
-        other.sources = dict(self.sources)
-        other.lists = {k: list(v) for k, v in self.lists.items()}
-        return other
-
-    def drop(self, field: str) -> str | None:
-        """Forget a field (or a list entry like `diagnoses[1]`); the source it had, if any."""
-        match = re.fullmatch(r"(\w+)\[(\d+)\](?:\..*)?", field)
-        if match and match.group(1) in self.lists:
-            entries = self.lists[match.group(1)]
-            index = int(match.group(2))
-            if index < len(entries):
-                return entries.pop(index)[1]
-            return None
-        if field in self.values:
-            self.values.pop(field)
-            return self.sources.pop(field, None)
-        under = [k for k in self.values if k.startswith(field + ".")]
-        source = None
-        for key in under:
-            self.values.pop(key)
-            source = self.sources.pop(key, None) or source
-        return source
-
-    def request(self) -> dict[str, Any]:
-        request: dict[str, Any] = {}
-        for field, value in self.values.items():
-            head, _, rest = field.partition(".")
-            if rest:
-                request.setdefault(head, {})[rest] = value
-            else:
-                request[head] = value
-        sources = {k: v for k, v in self.sources.items() if k in self.values}
-        for name, entries in self.lists.items():
-            if entries:
-                request[name] = [value for value, _ in entries]
-                for index, (_, source) in enumerate(entries):
-                    sources[f"{name}[{index}]"] = source
-        request["sources"] = sources
-        return request
-
-
 def map_bundle(data: object, policies: PolicySet | None = None) -> Submission | Rejected:
     """Read a PAS request bundle (JSON text, bytes or parsed JSON) and map each Claim item.
 
-    Returns a Submission, or Rejected with every problem when the bundle breaks a PAS rule.
-    `policies` (default: the shipped ones) is used only to recognize a drug by its name.
+    Returns a Submission, or Rejected with every problem when the bundle breaks a PAS rule or
+    holds an element that cannot be read. `policies` (default: the shipped ones) is used only
+    to recognize a drug by its name.
     """
     read = read_bundle(data)
     if isinstance(read, Rejected):
@@ -160,27 +129,31 @@ def map_bundle(data: object, policies: PolicySet | None = None) -> Submission | 
     return map_pas_bundle(read, policies)
 
 
-def map_pas_bundle(bundle: PasBundle, policies: PolicySet | None = None) -> Submission:
+def map_pas_bundle(bundle: PasBundle, policies: PolicySet | None = None) -> Submission | Rejected:
     """Map a bundle that passed the PAS rules: one request per Claim item."""
-    mapper = _Mapper(bundle, policies or default_policies())
-    return mapper.run()
+    return _Mapper(bundle, policies or default_policies()).run()
 
 
-def _codings(concept: CodeableConcept | None, path: str) -> Iterator[tuple[str | None, str, str]]:
-    """(system, code, path) for each coding with a code."""
-    if concept is None:
-        return
-    for index, coding in enumerate(concept.coding or ()):
-        if coding.code:
-            yield coding.system, coding.code, f"{path}.coding[{index}]"
+def bundle_requests(data: object, policies: PolicySet | None = None) -> list[dict[str, Any]]:
+    """The request of each Claim item of a PAS bundle, in item order, ready to decide.
+
+    Raises InvalidBundle naming each element at fault when the bundle cannot be used, or an
+    item names nothing priorauth can decide.
+    """
+    mapped = map_bundle(data, policies)
+    if isinstance(mapped, Rejected):
+        raise InvalidBundle(mapped.problems)
+    unread = [
+        Problem(item.path, "error", item.note or "the item could not be read", "not-supported")
+        for item in mapped.items
+        if item.request is None
+    ]
+    if unread:
+        raise InvalidBundle(unread)
+    return [item.request for item in mapped.items if item.request is not None]
 
 
-def _concept_name(concept: CodeableConcept | None) -> str | None:
-    if concept is None:
-        return None
-    if concept.text:
-        return concept.text
-    return next((c.display for c in concept.coding or () if c.display), None)
+# --- reading FHIR values ----------------------------------------------------------------------
 
 
 def _number(value: Decimal | int | float) -> float | int:
@@ -189,6 +162,7 @@ def _number(value: Decimal | int | float) -> float | int:
 
 
 def _date(value: object) -> dt.date | None:
+    """A full date from a FHIR date or dateTime; None for a partial one (`2026-11`)."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -196,41 +170,197 @@ def _date(value: object) -> dt.date | None:
     return None
 
 
+def _instant(value: object) -> dt.datetime | None:
+    """A FHIR dateTime as an aware datetime (a date alone is midnight UTC)."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    return None
+
+
+def _concept_name(concept: CodeableConcept | None) -> str | None:
+    if concept is None:
+        return None
+    if concept.text:
+        return concept.text[:_TEXT_MAX]
+    return next((c.display[:_TEXT_MAX] for c in concept.coding or () if c.display), None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Code:
+    """A coding in a code system the contract knows (by its short name) and where it sits."""
+
+    system: str
+    code: str
+    display: str | None
+    element: str  # relative to its resource: `code.coding[0]`
+
+
+class _Record:
+    """Request fields gathered from the bundle, each with the FHIR element it came from."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
+
+    def set(self, field: str, value: Any, source: str) -> None:
+        """Set `field` (`patient.birth_date` sets birth_date inside patient)."""
+        head, _, rest = field.partition(".")
+        if rest:
+            self.fields.setdefault(head, {})[rest] = value
+        else:
+            self.fields[head] = value
+        self.sources[field] = source
+
+    def has(self, field: str) -> bool:
+        head, _, rest = field.partition(".")
+        return head in self.fields and (not rest or rest in self.fields[head])
+
+    def unset(self, field: str) -> None:
+        head, _, rest = field.partition(".")
+        if rest:
+            self.fields.get(head, {}).pop(rest, None)
+        else:
+            self.fields.pop(head, None)
+        self.sources.pop(field, None)
+
+    def append(self, name: str, entry: dict[str, Any], source: str, **parts: str) -> None:
+        """Add an entry to a list field; `parts` name the elements some of its fields came
+        from, when not the entry's own (`date="Observation/o1.effectiveDateTime"`)."""
+        entries: list[dict[str, Any]] = self.fields.setdefault(name, [])
+        place = f"{name}[{len(entries)}]"
+        entries.append(entry)
+        self.sources[place] = source
+        for part, where in parts.items():
+            self.sources[f"{place}.{part}"] = where
+
+    def copy(self) -> _Record:
+        other = _Record()
+        other.fields = {
+            k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+            for k, v in self.fields.items()
+        }
+        other.sources = dict(self.sources)
+        return other
+
+    def request(self) -> dict[str, Any]:
+        return {**self.fields, "sources": dict(self.sources)}
+
+
+def _at(found: Located, element: str) -> str:
+    """`Observation/o1.valueQuantity`: an element of a resource, named by the resource."""
+    return f"{found.key}.{element}" if element else found.key
+
+
+def _path(found: Located, element: str) -> str:
+    """`Bundle.entry[5].resource.valueQuantity`: the same element as a FHIRPath from the Bundle."""
+    return f"{found.path}.{element}" if element else found.path
+
+
 class _Mapper:
     def __init__(self, bundle: PasBundle, policies: PolicySet) -> None:
         self.bundle = bundle
         self.claim: Claim = bundle.claim
-        self.claim_key = bundle.claim_entry.key
-        self.claim_path = bundle.claim_entry.path
+        self.claim_entry = bundle.claim_entry
         self.codes: CodeTable = code_table()
         self.policies = policies
         self.problems: list[Problem] = list(bundle.problems)
 
+    # --- problems ---------------------------------------------------------------------------
+
     def warn(self, path: str, message: str, severity: str = "warning") -> None:
+        """A value left unknown (or not read), with the element named."""
         self.problems.append(
             Problem(
                 path, "information" if severity == "information" else "warning", message, "value"
             )
         )
 
-    def run(self) -> Submission:
-        shared = _Facts()
-        self._claim_fields(shared)
-        self._patient(shared)
-        self._diagnoses(shared)
-        self._observations(shared)
-        self._medications(shared)
-        self._allergies(shared)
-        self._attestations(shared)
-        self._staging(shared)
-        provider = self.bundle.resolve(
-            self.claim.provider.reference if self.claim.provider else None
+    def refuse(self, path: str, message: str, code: str = "value") -> None:
+        """An element that cannot be read: the bundle is refused, naming it."""
+        problem = Problem(path, "error", message, "not-supported" if code != "value" else "value")
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    def run(self) -> Submission | Rejected:
+        items = list(self.claim.item or ())
+        orders = [self._requested_order(item) for item in items]
+        ordered = {order.key for order in orders if order is not None}
+        record = _Record()
+        self._claim_fields(record)
+        self._patient(record)
+        self._conditions(record)
+        self._observations(record)
+        self._medications(record, ordered)
+        self._allergies(record)
+        self._questionnaires(record)
+        mapped = tuple(
+            self._item(record, item, index, order)
+            for index, (item, order) in enumerate(zip(items, orders, strict=True))
         )
-        items = tuple(
-            self._item(shared, item, index, provider)
-            for index, item in enumerate(self.claim.item or ())
-        )
-        return Submission(self.bundle, items, tuple(self.problems))
+        if any(p.blocking for p in self.problems):
+            return Rejected(tuple(self.problems))
+        return Submission(self.bundle, mapped, tuple(self.problems))
+
+    # --- codes and units ----------------------------------------------------------------------
+
+    def _known_codes(
+        self, concept: CodeableConcept | None, found: Located, element: str, *, required: bool
+    ) -> list[_Code]:
+        """The codings of a concept in code systems the contract knows, each system by its
+        short name (a CPT coding of a HCPCS level II code, `J9207`, is read as HCPCS).
+
+        With `required`, a concept whose codings are all in systems priorauth does not know
+        refuses the bundle, naming the first such coding: the code is the fact, and a fact in
+        an unknown system cannot be read."""
+        if concept is None:
+            return []
+        known: list[_Code] = []
+        unknown: list[tuple[str, str]] = []
+        for index, coding in enumerate(concept.coding or ()):
+            if not coding.code:
+                continue
+            where = f"{element}.coding[{index}]"
+            if not coding.system:
+                unknown.append((f"{where}.system", "a coding needs its system"))
+                continue
+            try:
+                system = system_name(coding.system)
+            except ValueError as exc:
+                unknown.append((f"{where}.system", str(exc)))
+                continue
+            code = coding.code.strip()
+            if system == "cpt" and _HCPCS_LEVEL_II.match(code):
+                system = "hcpcs"
+            display = coding.display[:_TEXT_MAX] if coding.display else None
+            known.append(_Code(system, code, display, where))
+        if required and unknown and not known:
+            where, message = unknown[0]
+            self.refuse(_path(found, where), message, "not-supported")
+        return known
+
+    def _unit(self, quantity: Quantity, found: Located, element: str) -> tuple[str | None, bool]:
+        """The UCUM unit of a quantity (None when it has none) and whether it could be read.
+        A unit that is not UCUM refuses the bundle, naming it."""
+        if quantity.system and quantity.system != self.codes.ucum:
+            self.refuse(
+                _path(found, f"{element}.system"),
+                "the unit is not a UCUM code (Quantity.system must be http://unitsofmeasure.org)",
+                "not-supported",
+            )
+            return None, False
+        text = quantity.code or quantity.unit
+        if not text:
+            return None, True
+        where = f"{element}.code" if quantity.code else f"{element}.unit"
+        unit = normalize_unit(text)
+        try:
+            dimension(unit)
+        except UnitError as exc:
+            self.refuse(_path(found, where), str(exc), "not-supported")
+            return None, False
+        return unit, True
 
     # --- the Claim itself -------------------------------------------------------------------
 
@@ -240,171 +370,288 @@ class _Mapper:
                 return identifier.value
         return self.claim.id or "claim"
 
-    def _claim_fields(self, facts: _Facts) -> None:
+    def _claim_fields(self, record: _Record) -> None:
+        claim = self.claim_entry
         created = self.claim.created
-        where = f"{self.claim_key}.created"
-        if isinstance(created, dt.datetime):
-            if created.tzinfo is None:
-                created = created.replace(tzinfo=dt.UTC)
-            facts.set("received_at", created.isoformat(), where)
-        elif isinstance(created, dt.date):
-            facts.set("received_at", f"{created.isoformat()}T00:00:00+00:00", where)
+        instant = _instant(created)
+        if instant is not None:
+            record.set("received_at", instant.isoformat(), _at(claim, "created"))
         priority = self.claim.priority
-        for _, code, path in _codings(priority, f"{self.claim_key}.priority"):
-            if code == "stat":
-                facts.set("urgency", "expedited", path)
+        for index, coding in enumerate((priority.coding if priority else None) or ()):
+            if coding.code == "stat":
+                record.set("urgency", "expedited", _at(claim, f"priority.coding[{index}]"))
                 break
         certification = self._certification_type()
-        if certification is not None:
-            code, path = certification
-            if code in self.codes.continuation_certification_types:
-                facts.set("type", "continuation", path)
-                for index, related in enumerate(self.claim.related or ()):
-                    claim_ref = related.claim
-                    if (
-                        claim_ref is not None
-                        and claim_ref.identifier
-                        and claim_ref.identifier.value
-                    ):
-                        facts.set(
-                            "prior_authorization_id",
-                            claim_ref.identifier.value[:64],
-                            f"{self.claim_key}.related[{index}].claim.identifier",
-                        )
-                        break
+        if certification is None:
+            return
+        code, where = certification
+        if code not in self.codes.continuation_certification_types:
+            return
+        record.set("type", "continuation", _at(claim, where))
+        for index, related in enumerate(self.claim.related or ()):
+            reference = related.claim
+            if reference is not None and reference.identifier and reference.identifier.value:
+                record.set(
+                    "prior_authorization_id",
+                    reference.identifier.value[:64],
+                    _at(claim, f"related[{index}].claim.identifier"),
+                )
+                break
 
     def _certification_type(self) -> tuple[str, str] | None:
         url = self.codes.extensions["certification_type"]
-        places: list[tuple[Iterable[Extension], str]] = [
-            (self.claim.extension or (), f"{self.claim_key}.extension"),
-        ]
+        places: list[tuple[Iterable[Extension], str]] = [(self.claim.extension or (), "extension")]
         if self.claim.use__ext is not None:
-            places.append((self.claim.use__ext.extension or (), f"{self.claim_key}.use.extension"))
-        for extensions, path in places:
+            places.append((self.claim.use__ext.extension or (), "use.extension"))
+        for extensions, element in places:
             for index, extension in enumerate(extensions):
                 if extension.url != url:
                     continue
                 if extension.valueCode:
-                    return extension.valueCode, f"{path}[{index}].valueCode"
-                for _, code, where in _codings(
-                    extension.valueCodeableConcept, f"{path}[{index}].valueCodeableConcept"
-                ):
-                    return code, where
+                    return extension.valueCode, f"{element}[{index}].valueCode"
+                concept = extension.valueCodeableConcept
+                for number, coding in enumerate(concept.coding or () if concept else ()):
+                    if coding.code:
+                        where = f"{element}[{index}].valueCodeableConcept.coding[{number}]"
+                        return coding.code, where
         return None
 
     # --- the patient ------------------------------------------------------------------------
 
-    def _patient(self, facts: _Facts) -> None:
+    def _patient(self, record: _Record) -> None:
         found = self.bundle.resolve(self.claim.patient.reference)
         if found is None or not isinstance(found.resource, Patient):
             self.warn(
-                f"{self.claim_path}.patient",
+                _path(self.claim_entry, "patient"),
                 "the Claim's patient is not a Patient in the bundle; age and sex are unknown",
             )
             return
         patient = found.resource
-        birth = patient.birthDate
-        if isinstance(birth, dt.date):
-            facts.set("patient.birth_date", birth.isoformat(), f"{found.key}.birthDate")
-        elif birth:
-            self.warn(f"{found.path}.birthDate", "a partial birth date; the age is left unknown")
-        if patient.gender in ("female", "male", "other", "unknown"):
-            facts.set("patient.sex", patient.gender, f"{found.key}.gender")
-        elif patient.gender:
-            self.warn(f"{found.path}.gender", "not an administrative gender code; sex left unknown")
+        birth = _date(patient.birthDate)
+        if birth is not None:
+            record.set("patient.birth_date", birth.isoformat(), _at(found, "birthDate"))
+        elif patient.birthDate:
+            self.warn(_path(found, "birthDate"), "a partial birth date; the age is left unknown")
+        if patient.gender:
+            record.set("patient.sex", patient.gender, _at(found, "gender"))
 
-    # --- diagnoses --------------------------------------------------------------------------
+    # --- conditions -------------------------------------------------------------------------
 
-    def _diagnoses(self, facts: _Facts) -> None:
-        seen_conditions: set[str] = set()
-        codes: set[str] = set()
+    def _conditions(self, record: _Record) -> None:
+        """The Claim's diagnoses first (coded on the Claim, or its Conditions), then every
+        other Condition in the bundle; each coding in a known system is a condition."""
+        seen: set[tuple[str, str]] = set()
+        read: set[str] = set()
+        claim = self.claim_entry
         for index, diagnosis in enumerate(self.claim.diagnosis or ()):
-            path = f"{self.claim_key}.diagnosis[{index}]"
+            element = f"diagnosis[{index}]"
             if diagnosis.diagnosisCodeableConcept is not None:
-                self._icd10(
-                    facts,
-                    codes,
-                    diagnosis.diagnosisCodeableConcept,
-                    f"{path}.diagnosisCodeableConcept",
-                    f"{self.claim_path}.diagnosis[{index}]",
-                )
+                concept = diagnosis.diagnosisCodeableConcept
+                for code in self._known_codes(
+                    concept, claim, f"{element}.diagnosisCodeableConcept", required=True
+                ):
+                    self._condition_entry(record, seen, claim, code, {})
             elif diagnosis.diagnosisReference is not None:
                 found = self.bundle.resolve(diagnosis.diagnosisReference.reference)
                 if found is not None and isinstance(found.resource, Condition):
-                    seen_conditions.add(found.key)
-                    self._condition(facts, codes, found)
+                    read.add(found.key)
+                    self._condition(record, seen, found)
         for found in self.bundle.of_type("Condition"):
-            if found.key not in seen_conditions:
-                self._condition(facts, codes, found)
+            if found.key not in read:
+                self._condition(record, seen, found)
 
-    def _condition(self, facts: _Facts, codes: set[str], found: Located) -> None:
+    def _condition(self, record: _Record, seen: set[tuple[str, str]], found: Located) -> None:
         condition = found.resource
         assert isinstance(condition, Condition)
-        statuses = {code for _, code, _ in _codings(condition.verificationStatus, "")}
-        if statuses & _SKIPPED_CONDITION:
+        statuses = {
+            c.code for c in (condition.verificationStatus or CodeableConcept()).coding or ()
+        }
+        if statuses & _SKIPPED_VERIFICATION:
             return
-        self._icd10(facts, codes, condition.code, f"{found.key}.code", f"{found.path}.code")
-
-    def _icd10(
-        self,
-        facts: _Facts,
-        codes: set[str],
-        concept: CodeableConcept | None,
-        source: str,
-        path: str,
-    ) -> None:
-        read = False
-        for system, code, where in _codings(concept, source):
-            if system != self.codes.icd10cm:
-                continue
-            read = True
-            try:
-                normal = normalize_icd10(code)
-            except ValueError:
-                self.warn(
-                    path, "an ICD-10-CM coding whose code is not shaped like ICD-10-CM; not read"
+        details: dict[str, Any] = {}
+        parts: dict[str, str] = {}
+        for index, coding in enumerate(
+            (condition.clinicalStatus or CodeableConcept()).coding or ()
+        ):
+            status = self.codes.condition_statuses.get(coding.code or "")
+            if status is not None:
+                details["status"] = status
+                parts["status"] = _at(found, f"clinicalStatus.coding[{index}]")
+                break
+        onset = _date(condition.onsetDateTime)
+        onset_element = "onsetDateTime"
+        if onset is None and condition.onsetPeriod is not None:
+            onset, onset_element = _date(condition.onsetPeriod.start), "onsetPeriod.start"
+        if onset is not None:
+            details["onset_date"] = onset.isoformat()
+            parts["onset_date"] = _at(found, onset_element)
+        codes = self._known_codes(condition.code, found, "code", required=True)
+        if condition.code is None or not (condition.code.coding or ()):
+            self.warn(_path(found, "code"), "a Condition without a coded code; not read")
+        url = self.codes.extensions["histology"]
+        for index, extension in enumerate(condition.extension or ()):
+            if extension.url == url:
+                codes += self._known_codes(
+                    extension.valueCodeableConcept,
+                    found,
+                    f"extension[{index}].valueCodeableConcept",
+                    required=True,
                 )
-                continue
-            if normal not in codes:
-                codes.add(normal)
-                facts.add("diagnoses", normal, where)
-        if not read and concept is not None and concept.coding:
-            self.warn(path, "no ICD-10-CM coding; the diagnosis is not read", "information")
+        for code in codes:
+            self._condition_entry(record, seen, found, code, details, parts)
+
+    def _condition_entry(
+        self,
+        record: _Record,
+        seen: set[tuple[str, str]],
+        found: Located,
+        code: _Code,
+        details: dict[str, Any],
+        parts: dict[str, str] | None = None,
+    ) -> None:
+        key = (code.system, code.code.upper().replace(".", ""))
+        if key in seen:
+            return
+        seen.add(key)
+        entry: dict[str, Any] = {"code": code.code, "system": code.system}
+        if code.display:
+            entry["display"] = code.display
+        entry.update(details)
+        record.append("conditions", entry, _at(found, code.element), **(parts or {}))
 
     # --- observations -----------------------------------------------------------------------
 
-    def _observations(self, facts: _Facts) -> None:
-        table = self.codes.observations
-        chosen: dict[str, tuple[dt.date | None, Located, str, str]] = {}
+    def _observations(self, record: _Record) -> None:
+        """Every Observation with a code in a known system and a value the contract carries
+        (a quantity with its UCUM unit, a code, yes/no, short text), with its date."""
         for found in self.bundle.of_type("Observation"):
             observation = found.resource
             assert isinstance(observation, Observation)
             if observation.status in _SKIPPED_OBSERVATION:
                 continue
-            for system, code, _ in _codings(observation.code, ""):
-                if system != self.codes.loinc or code not in table:
-                    continue
-                field = table[code].field
-                when, when_path = self._effective(observation)
-                current = chosen.get(field)
-                # The latest observation wins; undated ones only when nothing dated exists.
-                if current is None or (
-                    when is not None and (current[0] is None or when > current[0])
-                ):
-                    chosen[field] = (when, found, code, when_path)
-                break
-        lab_dates: list[tuple[dt.date, str]] = []
-        for field, (when, found, code, when_path) in chosen.items():
-            value = self._observation_value(found, table[code].field, code)
-            if value is None:
+            codes = self._known_codes(observation.code, found, "code", required=True)
+            if not codes:
+                if not any(c.code for c in observation.code.coding or ()):
+                    self.warn(_path(found, "code"), "an Observation without a code; not read")
                 continue
-            facts.set(field, value, f"{found.key}.valueQuantity")
-            if field.startswith("labs.") and when is not None:
-                lab_dates.append((when, f"{found.key}.{when_path}"))
-        if lab_dates:
-            # The oldest of the labs used: the conservative date for the whole panel.
-            oldest = min(lab_dates)
-            facts.set("labs.collected_on", oldest[0].isoformat(), oldest[1])
+            code = next((c for c in codes if c.system == "loinc"), codes[0])
+            entry: dict[str, Any] = {"code": code.code, "system": code.system}
+            if code.display:
+                entry["display"] = code.display
+            parts: dict[str, str] = {"code": _at(found, code.element)}
+            if not self._observation_value(observation, found, entry, parts):
+                continue
+            when, element = self._effective(observation)
+            if when is not None:
+                entry["date"] = when.isoformat()
+                parts["date"] = _at(found, element)
+            record.append("observations", entry, _at(found, "value"), **parts)
+
+    def _observation_value(
+        self, observation: Observation, found: Located, entry: dict[str, Any], parts: dict[str, str]
+    ) -> bool:
+        """Fill the entry's value (and unit, and multiple of the upper limit of normal);
+        whether the observation has a value the contract carries."""
+        if observation.valueQuantity is not None:
+            quantity = observation.valueQuantity
+            if quantity.value is None:
+                self.warn(_path(found, "valueQuantity"), "a quantity without a value; not read")
+                return False
+            if quantity.comparator:
+                self.warn(
+                    _path(found, "valueQuantity.comparator"),
+                    "a value with a comparator (<, >) is not an exact value; not read",
+                )
+                return False
+            unit, readable = self._unit(quantity, found, "valueQuantity")
+            if not readable:
+                return False
+            entry["value"] = _number(quantity.value)
+            if unit is not None:
+                entry["unit"] = unit
+            self._uln(observation, found, float(quantity.value), unit, entry, parts)
+            return True
+        if observation.valueCodeableConcept is not None:
+            coding = next(
+                (c for c in observation.valueCodeableConcept.coding or () if c.code), None
+            )
+            if coding is None or coding.code is None:
+                self.warn(_path(found, "valueCodeableConcept"), "a coded value without a code")
+                return False
+            entry["value"] = coding.code[:_VALUE_TEXT_MAX]
+            return True
+        if observation.valueBoolean is not None:
+            entry["value"] = bool(observation.valueBoolean)
+            return True
+        if observation.valueInteger is not None:
+            entry["value"] = int(observation.valueInteger)
+            return True
+        if observation.valueString is not None:
+            if len(observation.valueString) > _VALUE_TEXT_MAX:
+                self.warn(
+                    _path(found, "valueString"),
+                    f"a text value longer than {_VALUE_TEXT_MAX} characters; not read",
+                    "information",
+                )
+                return False
+            entry["value"] = observation.valueString
+            return True
+        other = next(
+            (
+                name
+                for name in (
+                    "valueRange",
+                    "valueRatio",
+                    "valueSampledData",
+                    "valueTime",
+                    "valueDateTime",
+                    "valuePeriod",
+                )
+                if getattr(observation, name) is not None
+            ),
+            None,
+        )
+        if other is not None:
+            self.warn(_path(found, other), "a value of this type is not read")
+        else:
+            self.warn(
+                _path(found, "value"), "an Observation without a value; not read", "information"
+            )
+        return False
+
+    def _uln(
+        self,
+        observation: Observation,
+        found: Located,
+        value: float,
+        unit: str | None,
+        entry: dict[str, Any],
+        parts: dict[str, str],
+    ) -> None:
+        """The value as a multiple of the upper limit of normal, from the first reference range
+        whose upper limit is in the value's unit (or one that converts to it)."""
+        for index, limits in enumerate(observation.referenceRange or ()):
+            high = limits.high
+            if high is None or high.value is None or high.value <= 0:
+                continue
+            element = f"referenceRange[{index}].high"
+            high_unit = normalize_unit(high.code or high.unit or "") or None
+            if high_unit == unit:
+                limit = float(high.value)
+            else:
+                try:
+                    limit = convert(float(high.value), high_unit or "1", unit or "1")
+                except UnitError:
+                    self.warn(
+                        _path(found, element),
+                        "the upper limit's unit is not the value's; not used",
+                        "information",
+                    )
+                    continue
+            if value >= 0:
+                entry["uln_multiple"] = round(value / limit, 6)
+                parts["uln_multiple"] = _at(found, element)
+            return
 
     @staticmethod
     def _effective(observation: Observation) -> tuple[dt.date | None, str]:
@@ -418,220 +665,398 @@ class _Mapper:
             return _date(observation.issued), "issued"
         return None, ""
 
-    def _observation_value(self, found: Located, field: str, code: str) -> float | int | None:
-        observation = found.resource
-        assert isinstance(observation, Observation)
-        spec = self.codes.observations[code]
-        quantity = observation.valueQuantity
-        if quantity is None or quantity.value is None:
-            self.warn(
-                f"{found.path}.value", f"LOINC {code} has no valueQuantity; {field} left unknown"
-            )
-            return None
-        unit = quantity.code or quantity.unit or ""
-        if spec.uln:
-            for index, limits in enumerate(observation.referenceRange or ()):
-                high = limits.high
-                if high is None or high.value is None or not high.value:
-                    continue
-                if (high.code or high.unit or "") != unit:
-                    self.warn(
-                        f"{found.path}.referenceRange[{index}].high",
-                        "the upper limit's unit differs from the value's; not used",
-                    )
-                    continue
-                return round(float(quantity.value) / float(high.value), 3)
-            self.warn(
-                f"{found.path}.referenceRange",
-                f"no upper limit of normal to divide by; {field} left unknown",
-            )
-            return None
-        factor = spec.units.get(unit)
-        if factor is None:
-            self.warn(
-                f"{found.path}.valueQuantity",
-                f"unit {unit!r} is not one read for LOINC {code}; {field} left unknown",
-            )
-            return None
-        return _number(round(float(quantity.value) * factor, 4))
-
     # --- medications and allergies ----------------------------------------------------------
 
     def _medication_concept(
-        self, resource: MedicationStatement | MedicationRequest, key: str
-    ) -> tuple[CodeableConcept | None, str]:
+        self, resource: MedicationStatement | MedicationRequest, found: Located
+    ) -> tuple[CodeableConcept | None, Located, str]:
+        """The medication's concept, the resource it sits in and its element there."""
         if resource.medicationCodeableConcept is not None:
-            return resource.medicationCodeableConcept, f"{key}.medicationCodeableConcept"
-        if resource.medicationReference is not None:
-            found = self.bundle.resolve(resource.medicationReference.reference)
-            if found is not None and isinstance(found.resource, Medication):
-                return found.resource.code, f"{found.key}.code"
-        return None, ""
+            return resource.medicationCodeableConcept, found, "medicationCodeableConcept"
+        reference = resource.medicationReference
+        if reference is not None and reference.reference:
+            if reference.reference.startswith("#"):
+                for index, contained in enumerate(resource.contained or ()):
+                    if (
+                        isinstance(contained, Medication)
+                        and f"#{contained.id}" == reference.reference
+                    ):
+                        return contained.code, found, f"contained[{index}].code"
+            target = self.bundle.resolve(reference.reference)
+            if target is not None and isinstance(target.resource, Medication):
+                return target.resource.code, target, "code"
+        return None, found, ""
 
-    def _rxnorm(self, concept: CodeableConcept | None) -> str | None:
-        for system, code, _ in _codings(concept, ""):
-            if system == self.codes.rxnorm and _RXNORM.match(code):
-                return code
-        return None
+    def _medication_entry(
+        self, concept: CodeableConcept | None, owner: Located, element: str
+    ) -> dict[str, Any] | None:
+        """A medication by its code (RxNorm, NDC, HCPCS, then any other known system) and name.
+        Codings in systems priorauth does not know are passed over when a name or another code
+        identifies the medication."""
+        codes = self._known_codes(concept, owner, element, required=False)
+        name = _concept_name(concept)
+        entry: dict[str, Any] = {}
+        if name:
+            entry["name"] = name
+        ranked = sorted(
+            codes,
+            key=lambda c: (
+                _MEDICATION_SYSTEMS.index(c.system)
+                if c.system in _MEDICATION_SYSTEMS
+                else len(_MEDICATION_SYSTEMS)
+            ),
+        )
+        if ranked:
+            entry["code"], entry["system"] = ranked[0].code, ranked[0].system
+        elif concept is not None and not name:
+            self._known_codes(concept, owner, element, required=True)
+        return entry or None
 
-    def _medications(self, facts: _Facts) -> None:
-        for found in self.bundle.of_type("MedicationStatement"):
-            statement = found.resource
-            assert isinstance(statement, MedicationStatement)
-            if statement.status in _SKIPPED_STATEMENT:
+    def _medications(self, record: _Record, ordered: set[str]) -> None:
+        """Medications past and present: every MedicationStatement, and every MedicationRequest
+        that is not what a Claim item asks for. A medication not taken (not-taken, cancelled,
+        entered-in-error) is not read."""
+        statuses = self.codes.medication_statuses
+        for found in self.bundle.resources:
+            resource = found.resource
+            if isinstance(resource, MedicationStatement):
+                status = statuses.get(resource.status or "")
+                start, start_element = _date(resource.effectiveDateTime), "effectiveDateTime"
+                end: dt.date | None = None
+                if resource.effectivePeriod is not None:
+                    start, start_element = (
+                        _date(resource.effectivePeriod.start),
+                        "effectivePeriod.start",
+                    )
+                    end = _date(resource.effectivePeriod.end)
+            elif isinstance(resource, MedicationRequest) and found.key not in ordered:
+                status = statuses.get(resource.status or "")
+                if resource.intent in ("proposal", "plan") and status == "active":
+                    status = "intended"
+                start, start_element = _date(resource.authoredOn), "authoredOn"
+                end = None
+            else:
                 continue
-            concept, source = self._medication_concept(statement, found.key)
-            name = _concept_name(concept)
-            if not name:
+            if status is None:
+                continue
+            concept, owner, element = self._medication_concept(resource, found)
+            entry = self._medication_entry(concept, owner, element)
+            if entry is None:
                 self.warn(
-                    f"{found.path}.medication", "a medication without a name or display; not read"
+                    _path(found, "medication"), "a medication without a name or code; not read"
                 )
                 continue
-            entry: dict[str, Any] = {"name": name}
-            rxnorm = self._rxnorm(concept)
-            if rxnorm:
-                entry["rxnorm"] = rxnorm
-            facts.add("medications", entry, source)
+            entry["status"] = status
+            parts = {"status": _at(found, "status")}
+            if start is not None:
+                entry["start_date"] = start.isoformat()
+                parts["start_date"] = _at(found, start_element)
+            if end is not None and (start is None or end >= start):
+                entry["end_date"] = end.isoformat()
+                parts["end_date"] = _at(found, "effectivePeriod.end")
+            record.append("medications", entry, _at(owner, element or "medication"), **parts)
 
-    def _allergies(self, facts: _Facts) -> None:
+    def _allergies(self, record: _Record) -> None:
         for found in self.bundle.of_type("AllergyIntolerance"):
             allergy = found.resource
             assert isinstance(allergy, AllergyIntolerance)
-            statuses = {code for _, code, _ in _codings(allergy.verificationStatus, "")}
-            if statuses & _SKIPPED_CONDITION:
+            statuses = {
+                c.code for c in (allergy.verificationStatus or CodeableConcept()).coding or ()
+            }
+            if statuses & _SKIPPED_VERIFICATION:
                 continue
+            codes = self._known_codes(allergy.code, found, "code", required=False)
             name = _concept_name(allergy.code)
             if not name:
-                self.warn(f"{found.path}.code", "an allergy without a name or display; not read")
+                self.warn(_path(found, "code"), "an allergy without a name or display; not read")
                 continue
             entry: dict[str, Any] = {"name": name}
-            rxnorm = self._rxnorm(allergy.code)
-            if rxnorm:
-                entry["rxnorm"] = rxnorm
+            if codes:
+                entry["code"], entry["system"] = codes[0].code, codes[0].system
             severities = [
                 r.severity for r in allergy.reaction or () if r.severity in _SEVERITY_RANK
             ]
             if severities:
                 entry["severity"] = max(severities, key=lambda s: _SEVERITY_RANK[str(s)])
-            facts.add("allergies", entry, f"{found.key}.code")
+            record.append("allergies", entry, _at(found, "code"))
 
-    # --- DTR attestations -------------------------------------------------------------------
+    # --- answers ----------------------------------------------------------------------------
 
-    def _attestations(self, facts: _Facts) -> None:
-        for info in self.claim.supportingInfo or ():
-            if info.valueReference is None:
+    def _questionnaires(self, record: _Record) -> None:
+        """Answers from every QuestionnaireResponse in the bundle (a DTR bundle attached to the
+        Claim included), keyed by item linkId. Items whose linkId is not a question id (group
+        items, another form's `3.1`) are not read. Two responses that answer one question
+        differently leave it unknown, with a warning, for a person to settle."""
+        conflicting: set[str] = set()
+        for found in self.bundle.of_type("QuestionnaireResponse"):
+            response = found.resource
+            assert isinstance(response, QuestionnaireResponse)
+            if response.status == "entered-in-error":
                 continue
-            found = self.bundle.resolve(info.valueReference.reference)
-            if found is None or not isinstance(found.resource, QuestionnaireResponse):
-                continue
-            self._answers(facts, found.resource.item or (), found.key, "item")
+            by = self._author_npi(response)
+            at = _instant(response.authored)
+            self._items(record, found, response.item or (), "item", by, at, conflicting)
 
-    def _answers(
-        self, facts: _Facts, items: Iterable[QuestionnaireResponseItem], key: str, path: str
+    def _author_npi(self, response: QuestionnaireResponse) -> str | None:
+        author = self.bundle.resolve(response.author.reference if response.author else None)
+        if author is not None and isinstance(author.resource, PractitionerRole):
+            linked = author.resource.practitioner
+            author = self.bundle.resolve(linked.reference if linked else None)
+        if author is None or not isinstance(author.resource, Practitioner):
+            return None
+        npi = self._npi(author)[0]
+        return npi if npi is not None and npi_is_valid(npi) else None
+
+    def _items(
+        self,
+        record: _Record,
+        found: Located,
+        items: Iterable[QuestionnaireResponseItem],
+        element: str,
+        by: str | None,
+        at: dt.datetime | None,
+        conflicting: set[str],
     ) -> None:
-        table = self.codes.attestations
         for index, item in enumerate(items):
-            here = f"{path}[{index}]"
-            field = table.get(item.linkId or "")
-            for number, answer in enumerate(item.answer or ()):
-                if field is not None and number == 0:
-                    value: bool | None = None
-                    where = f"{key}.{here}.answer[0]"
-                    if answer.valueBoolean is not None:
-                        value, where = bool(answer.valueBoolean), f"{where}.valueBoolean"
-                    elif answer.valueCoding is not None and answer.valueCoding.code:
-                        code = answer.valueCoding.code.lower()
-                        value = True if code in _YES else False if code in _NO else None
-                        where = f"{where}.valueCoding"
-                    if value is not None:
-                        facts.set(field, value, where)
-                self._answers(facts, answer.item or (), key, f"{here}.answer[{number}].item")
-            self._answers(facts, item.item or (), key, f"{here}.item")
+            here = f"{element}[{index}]"
+            answers = list(item.answer or ())
+            question = item.linkId or ""
+            if answers and _QUESTION_ID.match(question):
+                self._answer(record, found, question, here, answers, by, at, conflicting)
+            for number, answer in enumerate(answers):
+                self._items(
+                    record,
+                    found,
+                    answer.item or (),
+                    f"{here}.answer[{number}].item",
+                    by,
+                    at,
+                    conflicting,
+                )
+            self._items(record, found, item.item or (), f"{here}.item", by, at, conflicting)
 
-    # --- mCODE staging -------------------------------------------------------------------
-
-    def _staging(self, facts: _Facts) -> None:
-        """Distant metastasis from an mCODE staging Observation (M1, stage IV). It fills
-        `disease.metastatic` only when nothing was attested; against an attested "no" it
-        leaves the fact unknown for a person to settle, as the engine does with codes."""
-        for found in self.bundle.of_type("Observation"):
-            observation = found.resource
-            assert isinstance(observation, Observation)
-            if observation.status in _SKIPPED_OBSERVATION:
-                continue
-            codes = {
-                code
-                for system, code, _ in _codings(observation.code, "")
-                if system == self.codes.loinc
-            }
-            for staging in self.codes.staging:
-                if not codes & staging.loinc or not self._positive(observation, staging.positive):
-                    continue
-                source = f"{found.key}.valueCodeableConcept"
-                attested = facts.values.get("disease.metastatic")
-                if attested is None:
-                    facts.set("disease.metastatic", True, source)
-                elif attested is False:
-                    facts.drop("disease.metastatic")
-                    self.warn(
-                        f"{found.path}.valueCodeableConcept",
-                        "staging shows distant metastasis but the attestation says not "
-                        "metastatic; left unknown for a person to settle",
-                    )
-                return
-
-    @staticmethod
-    def _positive(observation: Observation, pattern: re.Pattern[str]) -> bool:
-        value = observation.valueCodeableConcept
+    def _answer(
+        self,
+        record: _Record,
+        found: Located,
+        question: str,
+        element: str,
+        answers: list[QuestionnaireResponseItemAnswer],
+        by: str | None,
+        at: dt.datetime | None,
+        conflicting: set[str],
+    ) -> None:
+        value = self._answer_value(answers[0], found, f"{element}.answer[0]")
         if value is None:
-            return False
-        texts = [value.text or ""]
-        for coding in value.coding or ():
-            texts += [coding.code or "", coding.display or ""]
-        return any(pattern.search(text) for text in texts if text)
+            return
+        if len(answers) > 1:
+            self.warn(
+                _path(found, f"{element}.answer"),
+                "several answers to one question; the first is read",
+                "information",
+            )
+        source = _at(found, element)
+        patient_field = self.codes.patient_answers.get(question)
+        if patient_field is not None:
+            if isinstance(value, bool):
+                self._settle(
+                    record, f"patient.{patient_field}", value, source, found, element, conflicting
+                )
+            else:
+                self.warn(_path(found, f"{element}.answer[0]"), "a yes/no question; not read")
+            return
+        answer: dict[str, Any] = {"value": value}
+        if by is not None:
+            answer["by"] = by
+        if at is not None:
+            answer["at"] = at.isoformat()
+        self._settle(record, f"answers.{question}", answer, source, found, element, conflicting)
+
+    def _settle(
+        self,
+        record: _Record,
+        field: str,
+        value: Any,
+        source: str,
+        found: Located,
+        element: str,
+        conflicting: set[str],
+    ) -> None:
+        """Set a field one answer fills; a second answer that disagrees leaves it unknown."""
+        if field in conflicting:
+            return
+        if record.has(field):
+            head, _, rest = field.partition(".")
+            earlier = record.fields[head][rest]
+            earlier_value = earlier["value"] if isinstance(earlier, dict) else earlier
+            now_value = value["value"] if isinstance(value, dict) else value
+            if earlier_value != now_value:
+                conflicting.add(field)
+                record.unset(field)
+                self.warn(
+                    _path(found, element),
+                    f"answers {rest!r} differently from an earlier response; left unknown "
+                    "for a person to settle",
+                )
+            return
+        record.set(field, value, source)
+
+    def _answer_value(
+        self, answer: QuestionnaireResponseItemAnswer, found: Located, element: str
+    ) -> bool | int | float | str | None:
+        """The value of an answer as the contract carries it; None (with a note) otherwise."""
+        if answer.valueBoolean is not None:
+            return bool(answer.valueBoolean)
+        if answer.valueDecimal is not None:
+            return _number(answer.valueDecimal)
+        if answer.valueInteger is not None:
+            return int(answer.valueInteger)
+        if answer.valueDate is not None:
+            day = _date(answer.valueDate)
+            if day is None:
+                self.warn(_path(found, f"{element}.valueDate"), "a partial date; not read")
+            return day.isoformat() if day is not None else None
+        if answer.valueDateTime is not None:
+            day = _date(answer.valueDateTime)
+            if day is None:
+                self.warn(_path(found, f"{element}.valueDateTime"), "a partial date; not read")
+            return day.isoformat() if day is not None else None
+        code = answer.valueCoding.code if answer.valueCoding is not None else None
+        if answer.valueCoding is not None and code:
+            yes_no = self.codes.yes_no.get(answer.valueCoding.system or "", {})
+            return yes_no[code] if code in yes_no else code[:_TEXT_MAX]
+        if answer.valueString is not None:
+            return answer.valueString[:_TEXT_MAX]
+        self.warn(_path(found, element), "an answer of this type is not read", "information")
+        return None
+
+    # --- practitioners ----------------------------------------------------------------------
+
+    def _npi(self, practitioner: Located) -> tuple[str | None, str | None]:
+        """The NPI of a Practitioner and its element (the contract checks its check digit)."""
+        resource = practitioner.resource
+        assert isinstance(resource, Practitioner)
+        for index, identifier in enumerate(resource.identifier or ()):
+            if identifier.system == self.codes.npi and identifier.value:
+                return identifier.value, _at(practitioner, f"identifier[{index}]")
+        return None, None
+
+    def _person(self, found: Located) -> tuple[Located | None, Located | None]:
+        """The role and the practitioner a reference stands for."""
+        resource = found.resource
+        if isinstance(resource, PractitionerRole):
+            linked = resource.practitioner
+            person = self.bundle.resolve(linked.reference if linked else None)
+            if person is not None and not isinstance(person.resource, Practitioner):
+                person = None
+            return found, person
+        if isinstance(resource, Practitioner):
+            return None, found
+        return None, None
+
+    def _roles_of(self, person: Located) -> Iterator[Located]:
+        for role in self.bundle.of_type("PractitionerRole"):
+            assert isinstance(role.resource, PractitionerRole)
+            linked = role.resource.practitioner
+            target = self.bundle.resolve(linked.reference) if linked is not None else None
+            if target is not None and target.key == person.key:
+                yield role
+
+    def _specialty(self, role: Located | None, person: Located | None) -> tuple[str, str] | None:
+        """A NUCC taxonomy code (from the role, the practitioner's other roles, then its
+        qualifications), else the role's specialty in words."""
+        roles = [role] if role is not None else []
+        if person is not None:
+            roles += [r for r in self._roles_of(person) if role is None or r.key != role.key]
+        named: tuple[str, str] | None = None
+        for found in roles:
+            assert isinstance(found.resource, PractitionerRole)
+            for index, specialty in enumerate(found.resource.specialty or ()):
+                for number, coding in enumerate(specialty.coding or ()):
+                    if coding.system == self.codes.nucc and coding.code:
+                        return coding.code, _at(found, f"specialty[{index}].coding[{number}]")
+                name = _concept_name(specialty)
+                if name and named is None:
+                    named = name[:100], _at(found, f"specialty[{index}]")
+        if person is not None:
+            assert isinstance(person.resource, Practitioner)
+            for index, qualification in enumerate(person.resource.qualification or ()):
+                for number, coding in enumerate(qualification.code.coding or ()):
+                    if coding.system == self.codes.nucc and coding.code:
+                        where = f"qualification[{index}].code.coding[{number}]"
+                        return coding.code, _at(person, where)
+        return named
+
+    def _practitioner(self, record: _Record, found: Located, role_name: str) -> str | None:
+        """Add the practitioner a reference stands for; the person's key (None: not one)."""
+        role, person = self._person(found)
+        if role is None and person is None:
+            return None
+        entry: dict[str, Any] = {"role": role_name}
+        parts: dict[str, str] = {}
+        if person is not None:
+            npi, where = self._npi(person)
+            if npi is not None and where is not None:
+                entry["npi"], parts["npi"] = npi, where
+        specialty = self._specialty(role, person)
+        if specialty is not None:
+            entry["specialty"], parts["specialty"] = specialty
+        if len(entry) > 1:
+            record.append("practitioners", entry, found.key, **parts)
+        return (person or found).key
+
+    def _practitioners(self, record: _Record, prescriber: Located | None) -> None:
+        """The prescriber, then each other practitioner the bundle carries, as a consultant."""
+        seen: set[str] = set()
+        if prescriber is not None:
+            key = self._practitioner(record, prescriber, "prescriber")
+            if key is not None:
+                seen.add(key)
+        for found in self.bundle.resources:
+            if isinstance(found.resource, PractitionerRole):
+                _, person = self._person(found)
+                key = (person or found).key
+            elif isinstance(found.resource, Practitioner):
+                key = found.key
+                if any(True for _ in self._roles_of(found)):
+                    continue  # read through its role
+            else:
+                continue
+            if key not in seen:
+                seen.add(key)
+                self._practitioner(record, found, "consultant")
 
     # --- the items --------------------------------------------------------------------------
 
     def _item(
-        self, shared: _Facts, item: ClaimItem, index: int, provider: Located | None
+        self, shared: _Record, item: ClaimItem, index: int, order: Located | None
     ) -> ItemRequest:
-        facts = shared.copy()
-        key_path = f"{self.claim_key}.item[{index}]"
-        path = f"{self.claim_path}.item[{index}]"
+        record = shared.copy()
+        claim = self.claim_entry
+        element = f"item[{index}]"
+        path = _path(claim, element)
         base = _ID_UNSAFE.sub("-", self._request_base())[:56].strip("-") or "claim"
-        facts.set("request_id", f"{base}-{item.sequence}", f"{key_path}.sequence")
-        order = self._requested_order(item, index)
-        drug = self._drug_codes(facts, item, key_path, order)
-        if not drug:
+        record.set("request_id", f"{base}-{item.sequence}", _at(claim, f"{element}.sequence"))
+        if not self._service(record, item, element, order):
             return ItemRequest(
                 item.sequence or 0,
                 path,
                 None,
                 "the item names no code, and no drug that priorauth reads",
             )
-        if item.servicedDate is not None:
-            facts.set(
-                "regimen.start_date", item.servicedDate.isoformat(), f"{key_path}.servicedDate"
-            )
-        elif item.servicedPeriod is not None and item.servicedPeriod.start is not None:
-            start = _date(item.servicedPeriod.start)
-            if start is not None:
-                facts.set(
-                    "regimen.start_date", start.isoformat(), f"{key_path}.servicedPeriod.start"
-                )
-        requester = provider
+        prescriber = self.bundle.resolve(
+            self.claim.provider.reference if self.claim.provider else None
+        )
         if order is not None:
-            self._regimen(facts, order)
             request = order.resource
             assert isinstance(request, MedicationRequest)
             if request.requester is not None:
-                requester = self.bundle.resolve(request.requester.reference) or provider
-        if requester is not None:
-            self._prescriber(facts, requester)
-        checked, parsed = self._validated(facts)
+                prescriber = self.bundle.resolve(request.requester.reference) or prescriber
+        self._practitioners(record, prescriber)
+        checked, parsed = self._validated(record, path)
         return ItemRequest(item.sequence or 0, path, checked, parsed=parsed)
 
-    def _requested_order(self, item: ClaimItem, index: int) -> Located | None:
+    def _requested_order(self, item: ClaimItem) -> Located | None:
         """The MedicationRequest behind an item: its requestedService extension, else the
         Claim's prescription for a one-item Claim, else the only MedicationRequest there is."""
         url = self.codes.extensions["requested_service"]
@@ -650,199 +1075,259 @@ class _Mapper:
                 return orders[0]
         return None
 
-    def _drug_codes(
-        self, facts: _Facts, item: ClaimItem, key_path: str, order: Located | None
+    def _service(
+        self, record: _Record, item: ClaimItem, element: str, order: Located | None
     ) -> bool:
-        concepts: list[tuple[CodeableConcept | None, str]] = [
-            (item.productOrService, f"{key_path}.productOrService")
+        """The service's codes, name, dose, schedule, route and start; False when the item
+        names nothing priorauth can decide."""
+        claim = self.claim_entry
+        codes = [
+            (claim, code)
+            for code in self._known_codes(
+                item.productOrService, claim, f"{element}.productOrService", required=True
+            )
         ]
+        name = _concept_name(item.productOrService)
+        name_source = _at(claim, f"{element}.productOrService")
+        request: MedicationRequest | None = None
         if order is not None:
+            assert isinstance(order.resource, MedicationRequest)
             request = order.resource
-            assert isinstance(request, MedicationRequest)
-            concepts.append(self._medication_concept(request, order.key))
-        for concept, source in concepts:
-            for system, code, where in _codings(concept, source):
-                if (
-                    system in self.codes.hcpcs
-                    and _HCPCS.match(code)
-                    and "drug.hcpcs" not in facts.values
-                ):
-                    facts.set("drug.hcpcs", code.upper(), where)
-                elif system == self.codes.ndc and "drug.ndc" not in facts.values:
-                    try:
-                        facts.set("drug.ndc", normalize_ndc(code), where)
-                    except ValueError:
-                        self.warn(where, "an NDC coding whose code is not an NDC; not read")
-        if "drug.hcpcs" in facts.values or "drug.ndc" in facts.values:
-            return True
-        for concept, source in concepts:
-            name = _concept_name(concept)
-            if name and self._drug_by_name(facts, name, source):
-                return True
-        # Not a drug any policy could govern (a CPT visit, say): the item is still a request,
-        # known by its own code, and is pended for intake like any drug no policy governs.
-        for system, code, where in _codings(item.productOrService, concepts[0][1]):
-            facts.set("drug.code", code, where)
-            if system:
-                facts.set("drug.system", system, where)
-            return True
-        return False
+            concept, owner, where = self._medication_concept(request, order)
+            codes += [(owner, c) for c in self._known_codes(concept, owner, where, required=False)]
+            if name is None and _concept_name(concept) is not None:
+                name, name_source = _concept_name(concept), _at(owner, where)
+        seen: set[tuple[str, str]] = set()
+        for owner, code in codes:
+            if (code.system, code.code.upper()) in seen:
+                continue
+            seen.add((code.system, code.code.upper()))
+            position = len(record.fields.setdefault("service", {}).setdefault("codes", []))
+            record.fields["service"]["codes"].append({"system": code.system, "code": code.code})
+            record.sources[f"service.codes[{position}]"] = _at(owner, code.element)
+        if not seen and not (name and self._drug_by_name(record, name, element)):
+            return False
+        if name:
+            record.set("service.name", name, name_source)
+        if item.servicedDate is not None:
+            record.set(
+                "service.start_date",
+                item.servicedDate.isoformat(),
+                _at(claim, f"{element}.servicedDate"),
+            )
+        elif item.servicedPeriod is not None and _date(item.servicedPeriod.start) is not None:
+            start = _date(item.servicedPeriod.start)
+            assert start is not None
+            record.set(
+                "service.start_date",
+                start.isoformat(),
+                _at(claim, f"{element}.servicedPeriod.start"),
+            )
+        if order is not None and request is not None:
+            self._dosage(record, request, order)
+        return True
 
-    def _drug_by_name(self, facts: _Facts, name: str, source: str) -> bool:
+    def _drug_by_name(self, record: _Record, name: str, element: str) -> bool:
+        """A drug a loaded policy governs, named in words (`Ixempra kit`): its codes are the
+        policy's own, so no drug is named here."""
         words = set(re.findall(r"[a-z0-9]+", name.lower()))
         for compiled in self.policies.policies:
             for drug in compiled.policy.drugs:
-                names = {drug.generic_name.lower(), drug.name.split()[0].lower()}
-                if words & names:
-                    facts.set("drug.name", name, source)
-                    if drug.hcpcs:
-                        facts.set("drug.hcpcs", drug.hcpcs[0], source)
-                    else:
-                        facts.set("drug.ndc", f"{drug.ndc_products[0]}-00", source)
-                    return True
+                if not words & {drug.generic_name.lower(), drug.name.split()[0].lower()}:
+                    continue
+                codes = [{"system": "hcpcs", "code": c} for c in drug.hcpcs]
+                codes += [{"system": "rxnorm", "code": c} for c in drug.rxnorm]
+                if not codes:
+                    continue
+                source = _at(self.claim_entry, f"{element}.productOrService.text")
+                record.fields.setdefault("service", {})["codes"] = codes[:1]
+                record.sources["service.codes[0]"] = source
+                return True
         return False
 
-    def _regimen(self, facts: _Facts, order: Located) -> None:
-        request = order.resource
-        assert isinstance(request, MedicationRequest)
-        if not request.dosageInstruction:
+    def _dosage(self, record: _Record, request: MedicationRequest, order: Located) -> None:
+        """Dose, schedule, route and first dose from the order's dosage instructions."""
+        dosages = sorted(
+            enumerate(request.dosageInstruction or ()),
+            key=lambda pair: (pair[1].sequence or 0, pair[0]),
+        )
+        if not dosages:
             self.warn(
-                f"{order.path}.dosageInstruction",
+                _path(order, "dosageInstruction"),
                 "no dosage instruction; the dose and schedule are unknown",
             )
             return
-        dosage = request.dosageInstruction[0]
-        base = f"{order.key}.dosageInstruction[0]"
-        path = f"{order.path}.dosageInstruction[0]"
-        quantity = dosage.doseAndRate[0].doseQuantity if dosage.doseAndRate else None
-        if quantity is not None and quantity.value is not None:
-            unit = self.codes.dose_units.get(quantity.code or quantity.unit or "")
-            if unit is None:
-                self.warn(
-                    f"{path}.doseAndRate[0].doseQuantity",
-                    "the dose unit is not mg or mg/m2 (UCUM); the dose is left unknown",
-                )
-            elif quantity.value > 0:
-                where = f"{base}.doseAndRate[0].doseQuantity"
-                facts.set("regimen.dose", _number(quantity.value), where)
-                facts.set("regimen.dose_unit", unit, where)
-        repeat = dosage.timing.repeat if dosage.timing is not None else None
-        if repeat is not None:
-            where = f"{base}.timing.repeat"
-            days = self.codes.period_units.get(repeat.periodUnit or "")
-            if repeat.period is not None and days is not None:
-                length = float(repeat.period) * days
-                if length.is_integer() and length >= 1:
-                    facts.set("regimen.cycle_length_days", int(length), f"{where}.period")
-                    facts.set(
-                        "regimen.doses_per_cycle", repeat.frequency or 1, f"{where}.frequency"
-                    )
-            elif repeat.period is not None:
-                self.warn(
-                    f"{path}.timing.repeat.periodUnit",
-                    "the period is not in days or weeks; the cycle is left unknown",
-                )
-            if "regimen.start_date" not in facts.values and repeat.boundsPeriod is not None:
-                start = _date(repeat.boundsPeriod.start)
-                if start is not None:
-                    facts.set(
-                        "regimen.start_date", start.isoformat(), f"{where}.boundsPeriod.start"
-                    )
-        if dosage.route is not None:
-            for _, code, where in _codings(dosage.route, f"{base}.route"):
-                if code in self.codes.routes:
-                    facts.set("regimen.route", self.codes.routes[code], where)
+        self._dose(record, dosages, order)
+        self._schedule(record, dosages, order)
+        first_index, first = dosages[0]
+        if first.route is not None:
+            element = f"dosageInstruction[{first_index}].route"
+            for number, coding in enumerate(first.route.coding or ()):
+                if coding.code in self.codes.routes:
+                    route = self.codes.routes[coding.code]
+                    record.set("service.route", route, _at(order, f"{element}.coding[{number}]"))
                     break
             else:
-                name = _concept_name(dosage.route)
+                name = _concept_name(first.route)
                 if name:
-                    facts.set("regimen.route", name.lower(), f"{base}.route")
-        if "regimen.start_date" not in facts.values and request.dispenseRequest is not None:
+                    record.set("service.route", name.lower()[:64], _at(order, element))
+        if not record.has("service.start_date") and request.dispenseRequest is not None:
             validity = request.dispenseRequest.validityPeriod
             start = _date(validity.start) if validity is not None else None
             if start is not None:
-                facts.set(
-                    "regimen.start_date",
+                record.set(
+                    "service.start_date",
                     start.isoformat(),
-                    f"{order.key}.dispenseRequest.validityPeriod.start",
+                    _at(order, "dispenseRequest.validityPeriod.start"),
                 )
 
-    def _prescriber(self, facts: _Facts, found: Located) -> None:
-        resource = found.resource
-        practitioner: Located | None = None
-        if isinstance(resource, PractitionerRole):
-            self._specialty(facts, resource, found.key)
-            if resource.practitioner is not None:
-                practitioner = self.bundle.resolve(resource.practitioner.reference)
-        elif isinstance(resource, Practitioner):
-            practitioner = found
-            for role in self.bundle.of_type("PractitionerRole"):
-                assert isinstance(role.resource, PractitionerRole)
-                linked = role.resource.practitioner
-                target = self.bundle.resolve(linked.reference) if linked is not None else None
-                if target is not None and target.key == found.key:
-                    self._specialty(facts, role.resource, role.key)
-                    if "prescriber.specialty" in facts.values:
-                        break
-        if practitioner is None or not isinstance(practitioner.resource, Practitioner):
+    def _dose(self, record: _Record, dosages: list[tuple[int, Dosage]], order: Located) -> None:
+        """The dose of each administration: every instruction that gives one must agree."""
+        doses: list[tuple[float | int, str, str]] = []
+        for index, dosage in dosages:
+            quantity = dosage.doseAndRate[0].doseQuantity if dosage.doseAndRate else None
+            if quantity is None or quantity.value is None:
+                continue
+            element = f"dosageInstruction[{index}].doseAndRate[0].doseQuantity"
+            unit, readable = self._unit(quantity, order, element)
+            if not readable:
+                return
+            if unit is None:
+                self.warn(_path(order, element), "a dose without its unit; the dose is unknown")
+                return
+            mass, _, per = unit.partition("/")
+            if per not in ("", "m2", "kg") or dimension(mass) != "[mass]":
+                self.warn(
+                    _path(order, element),
+                    "the dose is not a mass, a mass per m2 or a mass per kg; the dose is unknown",
+                )
+                return
+            doses.append((_number(quantity.value), unit, element))
+        if not doses:
             return
-        doctor = practitioner.resource
-        if "prescriber.specialty" not in facts.values:
-            for index, qualification in enumerate(doctor.qualification or ()):
-                for system, code, where in _codings(
-                    qualification.code, f"{practitioner.key}.qualification[{index}].code"
-                ):
-                    if system == self.codes.nucc:
-                        facts.set("prescriber.specialty", code, where)
-                        break
-        for index, identifier in enumerate(doctor.identifier or ()):
-            if identifier.system == self.codes.npi and identifier.value:
-                if npi_is_valid(identifier.value):
-                    facts.set(
-                        "prescriber.npi",
-                        identifier.value,
-                        f"{practitioner.key}.identifier[{index}]",
-                    )
-                else:
-                    self.warn(
-                        f"{practitioner.path}.identifier[{index}].value",
-                        "not a valid NPI (check digit); left out",
-                    )
-                break
+        if len({(value, unit) for value, unit, _ in doses}) > 1:
+            self.warn(
+                _path(order, "dosageInstruction"),
+                "the dosage instructions give different doses; the dose is left unknown for a "
+                "person to read",
+            )
+            return
+        value, unit, element = doses[0]
+        record.set("service.dose", {"value": value, "unit": unit}, _at(order, element))
 
-    def _specialty(self, facts: _Facts, role: PractitionerRole, key: str) -> None:
-        named: tuple[str, str] | None = None
-        for index, specialty in enumerate(role.specialty or ()):
-            for system, code, where in _codings(specialty, f"{key}.specialty[{index}]"):
-                if system == self.codes.nucc:
-                    facts.set("prescriber.specialty", code, where)
+    def _schedule(self, record: _Record, dosages: list[tuple[int, Dosage]], order: Located) -> None:
+        """The schedule from timing: `frequency` doses each `period` is a cycle; given dates
+        (`timing.event`) are an induction, and a repeat after them the maintenance interval;
+        dates inside one period, as many as its frequency, are the days of a cycle."""
+        events: list[dt.date] = []
+        event_element = ""
+        repeat_at: tuple[int, int, int, str] | None = None  # (days, frequency, index, element)
+        for index, dosage in dosages:
+            timing = dosage.timing
+            if timing is None:
+                continue
+            element = f"dosageInstruction[{index}].timing"
+            for number, event in enumerate(timing.event or ()):
+                day = _date(event)
+                if day is None:
+                    self.warn(
+                        _path(order, f"{element}.event[{number}]"), "a partial date; not read"
+                    )
                     return
-            name = _concept_name(specialty)
-            if name and named is None:
-                named = (name, f"{key}.specialty[{index}]")
-        if named is not None:
-            facts.set("prescriber.specialty", *named)
+                events.append(day)
+                event_element = event_element or f"{element}.event"
+            repeat = timing.repeat
+            if repeat is None or repeat.period is None or repeat_at is not None:
+                if repeat is not None and repeat.boundsPeriod is not None:
+                    self._bounds_start(
+                        record, order, repeat.boundsPeriod.start, f"{element}.repeat"
+                    )
+                continue
+            days = self.codes.period_units.get(repeat.periodUnit or "")
+            length = float(repeat.period) * days if days is not None else None
+            if length is None or not length.is_integer() or length < 1:
+                self.warn(
+                    _path(order, f"{element}.repeat"),
+                    "the period is not a whole number of days or weeks; the schedule is unknown",
+                )
+                return
+            repeat_at = (int(length), repeat.frequency or 1, index, f"{element}.repeat")
+            if repeat.boundsPeriod is not None:
+                self._bounds_start(record, order, repeat.boundsPeriod.start, f"{element}.repeat")
+        events = sorted(set(events))
+        schedule: dict[str, Any] = {}
+        if events:
+            offsets = [(day - events[0]).days for day in events]
+            if not record.has("service.start_date"):
+                record.set(
+                    "service.start_date", events[0].isoformat(), _at(order, f"{event_element}[0]")
+                )
+            if (
+                repeat_at is not None
+                and repeat_at[1] == len(events) > 1
+                and offsets[-1] < repeat_at[0]
+            ):
+                schedule = {
+                    "cycle_length_days": repeat_at[0],
+                    "cycle_days": [offset + 1 for offset in offsets],
+                }
+            else:
+                schedule["induction_days"] = offsets
+                if repeat_at is not None:
+                    length, frequency = repeat_at[0], repeat_at[1]
+                    if length % frequency:
+                        self.warn(
+                            _path(order, repeat_at[3]),
+                            "the maintenance doses are not a whole number of days apart; "
+                            "the interval is unknown",
+                        )
+                    else:
+                        schedule["interval_days"] = length // frequency
+        elif repeat_at is not None:
+            schedule = {"cycle_length_days": repeat_at[0], "doses_per_cycle": repeat_at[1]}
+        if schedule:
+            where = repeat_at[3] if repeat_at is not None and not events else event_element
+            record.set("service.schedule", schedule, _at(order, where))
+
+    def _bounds_start(self, record: _Record, order: Located, start: object, element: str) -> None:
+        day = _date(start)
+        if day is not None and not record.has("service.start_date"):
+            record.set(
+                "service.start_date", day.isoformat(), _at(order, f"{element}.boundsPeriod.start")
+            )
+
+    # --- the contract -----------------------------------------------------------------------
+
+    def _source_of(self, sources: dict[str, str], field: str) -> str | None:
+        """Where a request field came from: its own source, else its nearest parent's."""
+        while field:
+            if field in sources:
+                return sources[field]
+            shorter = _LAST_PART.sub("", field)
+            if shorter == field:
+                return None
+            field = shorter
+        return None
 
     def _bundle_path(self, source: str) -> str:
-        """`Observation/o1.valueQuantity` as a FHIRPath from the Bundle."""
+        """`Observation/o1.value` as a FHIRPath from the Bundle."""
         key, dot, rest = source.partition(".")
         found = self.bundle.by_reference.get(key)
         return f"{found.path}{dot}{rest}" if found is not None else source
 
-    def _validated(self, facts: _Facts) -> tuple[dict[str, Any] | None, Request | None]:
-        """The request, checked against the contract, and as the contract read it; a value the
-        contract refuses is left out (unknown) with a warning naming its FHIR element."""
-        for _ in range(8):
-            request = facts.request()
-            try:
-                parsed = parse_request(request)
-            except InvalidRequest as exc:
-                for problem in exc.problems:
-                    source = facts.drop(problem.field)
-                    self.warn(
-                        self._bundle_path(source) if source else self.claim_path,
-                        f"{problem.field}: {problem.message}; left out",
-                    )
-                continue
-            return request, parsed
-        return None, None
+    def _validated(
+        self, record: _Record, item_path: str
+    ) -> tuple[dict[str, Any] | None, Request | None]:
+        """The request, checked against the contract, and as the contract read it. A value the
+        contract refuses refuses the bundle, naming the FHIR element it came from."""
+        request = record.request()
+        try:
+            return request, parse_request(request)
+        except InvalidRequest as exc:
+            for problem in exc.problems:
+                source = self._source_of(request["sources"], problem.field)
+                self.refuse(
+                    self._bundle_path(source) if source else item_path,
+                    f"{problem.field}: {problem.message}" if problem.field else problem.message,
+                )
+            return None, None
