@@ -14,15 +14,15 @@ FHIR_EXAMPLES = ROOT / "examples" / "fhir"
 CREATED = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
 
 
-def fixtures_dir() -> Path | None:
-    """The shared Da Vinci fixtures beside the repository, else at their usual absolute path."""
-    for candidate in (
-        ROOT.parent / "shared" / "fixtures" / "davinci-prior-auth",
-        Path("/work/shared/fixtures/davinci-prior-auth"),
-    ):
-        if candidate.is_dir():
-            return candidate
-    return None
+def fixtures_dir() -> Path:
+    """The HL7 Da Vinci reference implementation's fixtures, kept under tests/fixtures."""
+    return ROOT / "tests" / "fixtures" / "davinci-prior-auth"
+
+
+def reference_fixture(name: str) -> dict[str, Any]:
+    """A fresh copy of one of the reference implementation's fixtures."""
+    data: dict[str, Any] = json.loads((fixtures_dir() / name).read_text())
+    return data
 
 
 def fhir_example(name: str) -> dict[str, Any]:

@@ -90,6 +90,19 @@ def _read_request(path: str) -> Any:
         ) from exc
 
 
+def _requests(path: str, data: Any, policies: PolicySet) -> list[Any]:
+    """The requests a document holds: itself, or one per Claim item of a PAS bundle."""
+    if not (isinstance(data, dict) and data.get("resourceType") == "Bundle"):
+        return [data]
+    # The FHIR adapter (fhir.resources) is loaded only when a bundle is read.
+    from priorauth.adapters.fhir.mapping import InvalidBundle, bundle_requests
+
+    try:
+        return bundle_requests(data, policies)
+    except InvalidBundle as exc:
+        raise ValueError(f"{path}: not a usable PAS request bundle: {exc}") from exc
+
+
 def _policies(directory: Path | None) -> PolicySet:
     try:
         return PolicySet.from_directory(directory)
@@ -101,7 +114,10 @@ def _policies(directory: Path | None) -> PolicySet:
 
 @app.command()
 def evaluate(
-    files: Annotated[list[str], typer.Argument(help="Request JSON files; - reads stdin.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(help="Request JSON files or PAS request bundles; - reads stdin."),
+    ],
     format: Annotated[
         Format,
         typer.Option(
@@ -124,7 +140,8 @@ def evaluate(
 
     A request is approved when the policy's criteria and dosing are met, and otherwise pended to
     a person with the reasons (the software never denies). With several files and --format json
-    the output is JSON Lines, one determination a line.
+    the output is JSON Lines, one determination a line. A Da Vinci PAS request bundle is read
+    as one request per Claim item.
     """
     when: dt.date | None = None
     if as_of is not None:
@@ -136,7 +153,8 @@ def evaluate(
     failed = False
     for path in files:
         try:
-            determination = catalog.evaluate(_read_request(path), as_of=when)
+            requests = _requests(path, _read_request(path), catalog)
+            determinations = [catalog.evaluate(request, as_of=when) for request in requests]
         except ValueError as exc:
             err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True)
             failed = True
@@ -148,7 +166,9 @@ def evaluate(
             )
             failed = True
             continue
-        _print(determination, format, path, single=len(files) == 1, explain=explain)
+        single = len(files) == 1 and len(determinations) == 1
+        for determination in determinations:
+            _print(determination, format, path, single=single, explain=explain)
     if failed:
         raise typer.Exit(2)
 

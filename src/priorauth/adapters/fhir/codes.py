@@ -27,6 +27,7 @@ class CodeTable:
     nucc: str
     npi: str
     ucum: str
+    hcpcs: str
     x12_review_action: str
     adjudication: str
     extensions: dict[str, str]
@@ -50,6 +51,7 @@ def code_table() -> CodeTable:
         nucc=systems["nucc"],
         npi=systems["npi"],
         ucum=systems["ucum"],
+        hcpcs=systems["hcpcs"],
         x12_review_action=systems["x12_review_action"],
         adjudication=systems["adjudication"],
         extensions=dict(data["extensions"]),

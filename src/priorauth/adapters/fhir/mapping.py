@@ -270,12 +270,12 @@ class _Mapper:
     # --- problems ---------------------------------------------------------------------------
 
     def warn(self, path: str, message: str, severity: str = "warning") -> None:
-        """A value left unknown (or not read), with the element named."""
-        self.problems.append(
-            Problem(
-                path, "information" if severity == "information" else "warning", message, "value"
-            )
+        """A value left unknown (or not read), with the element named (once)."""
+        problem = Problem(
+            path, "information" if severity == "information" else "warning", message, "value"
         )
+        if problem not in self.problems:
+            self.problems.append(problem)
 
     def refuse(self, path: str, message: str, code: str = "value") -> None:
         """An element that cannot be read: the bundle is refused, naming it."""
@@ -997,7 +997,13 @@ class _Mapper:
         if person is not None:
             npi, where = self._npi(person)
             if npi is not None and where is not None:
-                entry["npi"], parts["npi"] = npi, where
+                if npi_is_valid(npi):
+                    entry["npi"], parts["npi"] = npi, where
+                else:
+                    self.warn(
+                        self._bundle_path(f"{where}.value"),
+                        "not a valid NPI (check digit); left out",
+                    )
         specialty = self._specialty(role, person)
         if specialty is not None:
             entry["specialty"], parts["specialty"] = specialty

@@ -25,11 +25,12 @@ from priorauth.adapters.fhir.bundle import Located
 from priorauth.adapters.fhir.codes import code_table
 from priorauth.adapters.fhir.mapping import ItemRequest, Submission
 from priorauth.adapters.fhir.problems import problems_from_validation
-from priorauth.engine.determination import Determination
+from priorauth.engine.determination import Authorization, Determination
 
 __all__ = [
     "InvalidResponse",
     "authorization_number",
+    "authorization_words",
     "build_response",
     "item_notes",
     "validate_response",
@@ -55,6 +56,8 @@ def item_notes(item: ItemRequest, determination: Determination | None) -> list[s
     if determination is None:
         return [f"{label}: pended for intake: {item.note or 'the item could not be read'}."]
     notes = [f"{label}: {determination.summary}."]
+    if determination.outcome == "approved" and determination.authorization is not None:
+        notes.append(f"{label}: authorized: {authorization_words(determination.authorization)}.")
     if determination.outcome == "pended":
         reasons = ", ".join(determination.reasons)
         notes[0] = f"{label}: pended ({reasons}): {determination.summary}."
@@ -67,6 +70,61 @@ def item_notes(item: ItemRequest, determination: Determination | None) -> list[s
                 if check.status == "not-met"
             )
     return notes
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def authorization_words(authorization: Authorization) -> str:
+    """What an approval authorizes, in words: the regimen, the doses and the billing units.
+
+    >>> import datetime as dt
+    >>> words = authorization_words(Authorization(dt.date(2026, 12, 1), dt.date(2027, 11, 30),
+    ...     "A", "Up to 40 mg/m2 every 21 days", 40, "mg/m2", 18, 68.0, "X0001", 68, 1224, None))
+    >>> words.split(": ", 1)[1]
+    '18 doses of up to 40 mg/m2 (68 mg), billed as X0001: 68 units a dose, 1224 in all'
+    """
+    words = (
+        f"regimen {authorization.regimen} ({authorization.regimen_text}), "
+        f"{authorization.valid_from.isoformat()} through {authorization.valid_through.isoformat()}"
+    )
+    dose = ""
+    if authorization.doses is not None:
+        dose = f"{authorization.doses} doses"
+    if authorization.dose is not None and authorization.dose_unit is not None:
+        each = f"up to {_number(authorization.dose)} {authorization.dose_unit}"
+        dose = f"{dose} of {each}" if dose else f"doses of {each}"
+    if dose and authorization.mg_per_dose is not None and authorization.dose_unit != "mg":
+        dose += f" ({_number(authorization.mg_per_dose)} mg)"
+    if dose:
+        words += f": {dose}"
+    if authorization.billing_code is not None and authorization.units_per_dose is not None:
+        words += (
+            f", billed as {authorization.billing_code}: {authorization.units_per_dose} units a dose"
+        )
+        if authorization.units is not None:
+            words += f", {authorization.units} in all"
+    return words
+
+
+def _authorized_detail(authorization: Authorization) -> dict[str, Any] | None:
+    """PAS itemAuthorizedDetail: the billing code and the units authorized for the period."""
+    if authorization.billing_code is None or authorization.units is None:
+        return None
+    codes = code_table()
+    return {
+        "url": codes.extensions["item_authorized_detail"],
+        "extension": [
+            {
+                "url": "productOrServiceCode",
+                "valueCodeableConcept": {
+                    "coding": [{"system": codes.hcpcs, "code": authorization.billing_code}]
+                },
+            },
+            {"url": "quantity", "valueQuantity": {"value": authorization.units, "unit": "units"}},
+        ],
+    }
 
 
 def _raw_item(raw_claim: dict[str, Any], sequence: int) -> dict[str, Any]:
@@ -143,6 +201,9 @@ def build_response(
                     },
                 }
             )
+            detail = _authorized_detail(authorization)
+            if detail is not None:
+                extensions.append(detail)
         numbers: list[int] = []
         for text in item_notes(item, determination):
             number_ = len(notes) + 1
