@@ -790,6 +790,11 @@ def test_answers_keyed_by_link_id_with_who_and_when(
 def test_each_kind_of_answer(
     bundle: dict[str, Any], policies: PolicySet, answer: dict[str, Any], expected: object
 ) -> None:
+    """Carried as answered, for a drug no policy governs (so no policy's questions apply)."""
+    item = resource(bundle, "Claim/claim-1")["item"][0]
+    item["productOrService"] = {"coding": [{"system": HCPCS, "code": "J9171"}]}
+    order = resource(bundle, "MedicationRequest/order-1")
+    order["medicationCodeableConcept"] = {"text": "docetaxel"}
     items = resource(bundle, "QuestionnaireResponse/dtr-1")["item"]
     items.append({"linkId": "prior_regimens", "answer": [answer]})
     request, _ = mapped(bundle, policies)
@@ -830,3 +835,28 @@ def test_pregnancy_and_breastfeeding_answers_are_the_patients(
     assert request["patient"]["pregnant"] is False
     assert request["patient"]["breastfeeding"] is False
     assert "pregnant" not in request["answers"]
+
+
+def test_answers_to_questions_the_policy_does_not_ask_are_not_read(
+    bundle: dict[str, Any], policies: PolicySet
+) -> None:
+    """A form shared by several items may answer another drug's questions: each is left out
+    of this item's request with a note, and the request is still decided."""
+    items = resource(bundle, "QuestionnaireResponse/dtr-1")["item"]
+    items.append({"linkId": "prior_regimens", "answer": [{"valueInteger": 2}]})
+    request, problems = mapped(bundle, policies)
+    assert set(request["answers"]) == {"metastatic", "recurrent_unresectable_locoregional"}
+    note = next(p for p in problems if "prior_regimens" in p.message)
+    assert note.severity == "information"
+    assert note.path == f"{where(bundle, 'QuestionnaireResponse/dtr-1')}.item[1]"
+    assert priorauth.evaluate(request, policies=policies).outcome == "approved"
+
+
+def test_an_answer_of_the_wrong_kind_refuses_the_bundle_naming_the_item(
+    bundle: dict[str, Any], policies: PolicySet
+) -> None:
+    response = resource(bundle, "QuestionnaireResponse/dtr-1")
+    response["item"][0]["item"][0]["answer"] = [{"valueString": "yes, to the liver"}]
+    problems = refused(bundle, policies)
+    path = f"{where(bundle, 'QuestionnaireResponse/dtr-1')}.item[0].item[0]"
+    assert "takes true or false" in problems[path]

@@ -28,6 +28,9 @@ PREAUTH_PERIOD = (
     "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-itemPreAuthPeriod"
 )
 REVIEWER = "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-claimResponseReviewer"
+AUTHORIZED_DETAIL = (
+    "http://hl7.org/fhir/us/davinci-pas/StructureDefinition/extension-itemAuthorizedDetail"
+)
 
 
 def claim_response(body: dict[str, Any]) -> dict[str, Any]:
@@ -84,29 +87,61 @@ def test_the_mapped_request_is_the_contract_with_its_sources(policies: PolicySet
     submission = map_bundle(fhir_example("pas-approvable.json"), policies)
     assert isinstance(submission, Submission)
     (item,) = submission.items
-    assert item.request is not None
+    assert item.request is not None and item.parsed is not None
     request = priorauth.parse_request(item.request)
+    assert request == item.parsed
     assert request.request_id == "PAS-2026-0001-1"
-    assert request.diagnoses == ("C50.912", "C78.01")
-    assert request.prescriber.specialty == "207RX0202X"
-    assert request.prescriber.npi == "1234567893"
-    assert request.regimen.dose == 40 and request.regimen.dose_unit == "mg/m2"
-    assert (request.regimen.doses_per_cycle, request.regimen.cycle_length_days) == (1, 21)
-    assert request.patient.height_cm == 165 and request.patient.weight_kg == 68
-    assert request.disease.metastatic is True
-    assert request.labs.ast_uln_ratio == 0.6
-    assert request.labs.platelets_per_mm3 == 245_000
+    assert [(c.system, c.code) for c in request.service.codes] == [("hcpcs", "J9207")]
+    assert [c.code for c in request.conditions] == ["C50.912", "C78.01"]
+    ((_, prescriber),) = request.practitioner("prescriber")
+    assert (prescriber.npi, prescriber.specialty) == ("1234567893", "207RX0202X")
+    assert request.service.dose is not None
+    assert (request.service.dose.value, request.service.dose.unit) == (40, "mg/m2")
+    assert request.service.schedule is not None
+    assert request.service.schedule.cycle_length_days == 21
+    assert request.service.schedule.doses_per_cycle == 1
+    measures = {o.code: (o.value, o.unit) for o in request.observations}
+    assert measures["8302-2"] == (165, "cm") and measures["29463-7"] == (68, "kg")
+    assert measures["777-3"] == (245, "10*3/uL")
+    ast = next(o for o in request.observations if o.code == "1920-8")
+    assert ast.uln_multiple == 0.6
+    answer = request.answers["metastatic"]
+    assert answer is not None and answer.value is True and answer.by == "1234567893"
     assert [m.name for m in request.medications] == ["capecitabine"]
     assert [(a.name, a.severity) for a in request.allergies] == [("penicillin", "mild")]
     determination = priorauth.evaluate(item.request, policies=policies)
     assert determination.outcome == "approved"
-    assert determination.sources["diagnoses[0]"] == "Condition/cond-1.code.coding[0]"
-    assert determination.sources["prescriber.specialty"] == (
+    # Every fact's evidence names the FHIR element it was read from.
+    for fact in determination.facts.values():
+        for evidence in fact.evidence:
+            if evidence.field not in ("service.start_date",) and "[" in evidence.field:
+                assert evidence.field in determination.sources, evidence.field
+    assert determination.sources["conditions[0]"] == "Condition/cond-1.code.coding[0]"
+    assert determination.sources["practitioners[0].specialty"] == (
         "PractitionerRole/role-1.specialty[0].coding[0]"
     )
-    assert determination.sources["disease.metastatic"] == (
-        "QuestionnaireResponse/dtr-1.item[0].item[0].answer[0].valueBoolean"
+    assert determination.sources["answers.metastatic"] == (
+        "QuestionnaireResponse/dtr-1.item[0].item[0]"
     )
+
+
+def test_an_approval_says_what_it_authorizes(policies: PolicySet) -> None:
+    """The billing units for the period, in words and in PAS itemAuthorizedDetail."""
+    answer = submit(fhir_example("pas-approvable.json"), policies=policies, created=CREATED)
+    (determination,) = answer.determinations
+    assert determination is not None and determination.authorization is not None
+    authorization = determination.authorization
+    (item,) = claim_response(answer.body)["item"]
+    detail = extension(item, AUTHORIZED_DETAIL)
+    assert detail is not None
+    parts = {e["url"]: e for e in detail["extension"]}
+    assert parts["quantity"]["valueQuantity"]["value"] == authorization.units
+    code = parts["productOrServiceCode"]["valueCodeableConcept"]["coding"][0]["code"]
+    assert code == authorization.billing_code == "J9207"
+    notes = " ".join(n["text"] for n in claim_response(answer.body)["processNote"])
+    assert f"Item 1: authorized: regimen {authorization.regimen} (" in notes
+    assert f"{authorization.doses} doses of up to 40 mg/m2" in notes
+    assert f"{authorization.units} in all" in notes
 
 
 def test_pended_bundle_gets_a4_and_notes_in_words(policies: PolicySet) -> None:
@@ -116,14 +151,89 @@ def test_pended_bundle_gets_a4_and_notes_in_words(policies: PolicySet) -> None:
     (item,) = response["item"]
     assert review_code(item) == "A4"
     assert extension(item, PREAUTH_PERIOD) is None
+    assert extension(item, AUTHORIZED_DETAIL) is None
     assert "preAuthRef" not in response
     notes = {n["number"]: n["text"] for n in response["processNote"]}
     assert sorted(notes) == item["noteNumber"]
     texts = " ".join(notes.values())
     assert "pended (missing-information)" in texts
-    assert "date of birth" in texts
-    assert "height (cm) and weight (kg)" in texts
-    assert "oncologist" in texts
+    (determination,) = answer.determinations
+    assert determination is not None
+    asked = {m.fact for m in determination.missing}
+    assert {"age_years", "prescribed_by_or_with_oncologist"} <= asked
+    for missing in determination.missing:
+        assert f"Item 1: missing: {missing.question}" in texts
+    assert "date of birth" in texts and "height and weight" in texts and "oncologist" in texts
+
+
+def test_a_consulting_oncologist_in_the_bundle_meets_the_specialty_criterion(
+    policies: PolicySet,
+) -> None:
+    """The pended example's family physician, with an oncologist's PractitionerRole in the
+    bundle: a consultant, whose NUCC taxonomy the policy accepts."""
+    bundle = fhir_example("pas-pended.json")
+    bundle["entry"] += [
+        {
+            "fullUrl": "https://provider.example.org/fhir/Practitioner/prac-2",
+            "resource": {
+                "resourceType": "Practitioner",
+                "id": "prac-2",
+                "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1245319599"}],
+            },
+        },
+        {
+            "fullUrl": "https://provider.example.org/fhir/PractitionerRole/role-2",
+            "resource": {
+                "resourceType": "PractitionerRole",
+                "id": "role-2",
+                "practitioner": {"reference": "Practitioner/prac-2"},
+                "specialty": [
+                    {
+                        "coding": [
+                            {"system": "http://nucc.org/provider-taxonomy", "code": "207RH0003X"}
+                        ]
+                    }
+                ],
+            },
+        },
+    ]
+    resource(bundle, "Claim/claim-1")["careTeam"] = [
+        {"sequence": 1, "provider": {"reference": "PractitionerRole/role-2"}}
+    ]
+    answer = submit(bundle, policies=policies, created=CREATED)
+    (determination,) = answer.determinations
+    assert determination is not None
+    fact = determination.facts["prescribed_by_or_with_oncologist"]
+    assert fact.value is True
+    (evidence,) = fact.evidence
+    assert determination.sources[evidence.field].startswith("PractitionerRole/role-2")
+    assert "prescribed_by_or_with_oncologist" not in {m.fact for m in determination.missing}
+
+
+def test_a_mg_dose_with_height_in_inches_and_weight_in_pounds(policies: PolicySet) -> None:
+    """US customary units (UCUM [in_i], [lb_av]) reach the engine as sent; it converts them to
+    work out the dose per m2: 70 mg for 65 in and 150 lb (1.77 m2) is 39.5 mg/m2."""
+    bundle = fhir_example("pas-approvable.json")
+    resource(bundle, "Observation/height-1")["valueQuantity"] = {
+        "value": 65,
+        "unit": "in",
+        "system": "http://unitsofmeasure.org",
+        "code": "[in_i]",
+    }
+    resource(bundle, "Observation/weight-1")["valueQuantity"] = {
+        "value": 150,
+        "unit": "lb",
+        "system": "http://unitsofmeasure.org",
+        "code": "[lb_av]",
+    }
+    dose = resource(bundle, "MedicationRequest/order-1")["dosageInstruction"][0]["doseAndRate"][0]
+    dose["doseQuantity"] = {"value": 70, "system": "http://unitsofmeasure.org", "code": "mg"}
+    answer = submit(bundle, policies=policies, created=CREATED)
+    (determination,) = answer.determinations
+    assert determination is not None and determination.dosing is not None
+    assert determination.dosing.bsa_m2 == pytest.approx(1.77)
+    assert determination.outcome == "approved"
+    assert review_code(claim_response(answer.body)["item"][0]) == "A1"
 
 
 def test_invalid_bundle_gets_an_operation_outcome_naming_the_elements(
@@ -172,7 +282,7 @@ def test_items_no_policy_governs_are_pended_not_errors(policies: PolicySet) -> N
     assert determinations[1] is not None and determinations[1].reasons == ("no-policy",)
     assert determinations[2] is not None and determinations[2].reasons == ("no-policy",)
     assert determinations[2].route == "intake"
-    assert "http://www.ama-assn.org/go/cpt 99213" in determinations[2].summary
+    assert "cpt 99213" in determinations[2].summary
     notes = " ".join(n["text"] for n in response["processNote"])
     assert "Item 2: pended (no-policy)" in notes
     assert "Item 3: pended (no-policy)" in notes

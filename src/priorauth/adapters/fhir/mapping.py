@@ -50,6 +50,7 @@ from priorauth.catalog import PolicySet
 from priorauth.clinical.codes import npi_is_valid
 from priorauth.clinical.systems import system_name
 from priorauth.clinical.units import UnitError, convert, dimension, normalize_unit
+from priorauth.engine.answers import answerable, check_answers
 from priorauth.engine.request import Request, parse_request
 from priorauth.errors import InvalidRequest
 
@@ -531,7 +532,8 @@ class _Mapper:
                 continue
             codes = self._known_codes(observation.code, found, "code", required=True)
             if not codes:
-                if not any(c.code for c in observation.code.coding or ()):
+                concept = observation.code or CodeableConcept()
+                if not any(c.code for c in concept.coding or ()):
                     self.warn(_path(found, "code"), "an Observation without a code; not read")
                 continue
             code = next((c for c in codes if c.system == "loinc"), codes[0])
@@ -981,7 +983,8 @@ class _Mapper:
         if person is not None:
             assert isinstance(person.resource, Practitioner)
             for index, qualification in enumerate(person.resource.qualification or ()):
-                for number, coding in enumerate(qualification.code.coding or ()):
+                concept = qualification.code or CodeableConcept()
+                for number, coding in enumerate(concept.coding or ()):
                     if coding.system == self.codes.nucc and coding.code:
                         where = f"qualification[{index}].code.coding[{number}]"
                         return coding.code, _at(person, where)
@@ -1324,11 +1327,31 @@ class _Mapper:
     def _validated(
         self, record: _Record, item_path: str
     ) -> tuple[dict[str, Any] | None, Request | None]:
-        """The request, checked against the contract, and as the contract read it. A value the
-        contract refuses refuses the bundle, naming the FHIR element it came from."""
+        """The request, checked against the contract and the policy that governs it, and as
+        the contract read it. A value the contract refuses refuses the bundle, naming the FHIR
+        element it came from; so does an answer of the wrong kind (text for a yes/no question).
+        An answer to a question the item's policy does not ask (another drug's, say, in a form
+        shared by the Claim's items) is not read, with a note."""
         request = record.request()
         try:
-            return request, parse_request(request)
+            parsed = parse_request(request)
+            compiled = self.policies.find(parsed.service)
+            if compiled is None or not parsed.answers:
+                return request, parsed
+            kinds = answerable(compiled.policy)
+            for question in sorted(set(parsed.answers) - set(kinds)):
+                source = request["sources"].get(f"answers.{question}")
+                self.warn(
+                    self._bundle_path(source) if source else item_path,
+                    f"policy {compiled.policy.id} asks no question {question!r}; not read",
+                    "information",
+                )
+                record.unset(f"answers.{question}")
+            if set(parsed.answers) - set(kinds):
+                request = record.request()
+                parsed = parse_request(request)
+            check_answers(compiled.policy, parsed, kinds)
+            return request, parsed
         except InvalidRequest as exc:
             for problem in exc.problems:
                 source = self._source_of(request["sources"], problem.field)

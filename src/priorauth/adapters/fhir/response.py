@@ -77,18 +77,19 @@ def _number(value: float) -> str:
 
 
 def authorization_words(authorization: Authorization) -> str:
-    """What an approval authorizes, in words: the regimen, the doses and the billing units.
+    """What an approval authorizes, in words: the regimen, the doses and the billing units
+    (the period is the itemPreAuthPeriod's, and the summary's).
 
     >>> import datetime as dt
-    >>> words = authorization_words(Authorization(dt.date(2026, 12, 1), dt.date(2027, 11, 30),
-    ...     "A", "Up to 40 mg/m2 every 21 days", 40, "mg/m2", 18, 68.0, "X0001", 68, 1224, None))
-    >>> words.split(": ", 1)[1]
-    '18 doses of up to 40 mg/m2 (68 mg), billed as X0001: 68 units a dose, 1224 in all'
+    >>> for part in authorization_words(Authorization(dt.date(2026, 12, 1),
+    ...     dt.date(2027, 11, 30), "A", "every 21 days", 40, "mg/m2", 18, 68.0, "X0001", 68,
+    ...     1224, None)).split(", "):
+    ...     print(part)
+    regimen A (every 21 days): 18 doses of up to 40 mg/m2 (68 mg)
+    billed as X0001: 68 units a dose
+    1224 in all
     """
-    words = (
-        f"regimen {authorization.regimen} ({authorization.regimen_text}), "
-        f"{authorization.valid_from.isoformat()} through {authorization.valid_through.isoformat()}"
-    )
+    words = f"regimen {authorization.regimen} ({authorization.regimen_text})"
     dose = ""
     if authorization.doses is not None:
         dose = f"{authorization.doses} doses"
