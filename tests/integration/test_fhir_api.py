@@ -141,10 +141,8 @@ def test_a_pended_bundle_waits_in_the_queue_and_a_denial_by_a_person_shows_as_a3
                 "action": "approve-modified",
                 "reason": "Weekly schedule instead",
                 "regimen": {
-                    "dose": 16,
-                    "dose_unit": "mg/m2",
-                    "doses_per_cycle": 3,
-                    "cycle_length_days": 28,
+                    "dose": {"value": 16, "unit": "mg/m2"},
+                    "schedule": {"doses_per_cycle": 3, "cycle_length_days": 28},
                 },
             },
             "A6",
@@ -201,7 +199,10 @@ def test_an_item_known_only_by_a_cpt_code_reaches_the_intake_queue(client: TestC
     queue = client.get("/v1/queue?queue=intake", headers=auth("pharmacist")).json()
     assert len(queue) == 1
     case = client.get(f"/v1/requests/{queue[0]['case_id']}", headers=auth("pharmacist")).json()
-    assert case["request"]["drug"] == {"code": "96413", "system": "http://www.ama-assn.org/go/cpt"}
+    assert case["request"]["service"]["codes"] == [{"system": "cpt", "code": "96413"}]
+    assert case["request"]["sources"]["service.codes[0]"] == (
+        "Claim/claim-1.item[1].productOrService.coding[0]"
+    )
 
 
 def as_update_of(bundle: dict[str, Any], earlier: str) -> None:
