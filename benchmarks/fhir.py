@@ -25,6 +25,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 from priorauth import PolicySet  # noqa: E402
 from priorauth.adapters.fhir import (  # noqa: E402
     PasBundle,
+    Submission,
     build_response,
     decide,
     map_pas_bundle,
@@ -61,6 +62,7 @@ def main(runs: int = 300) -> None:
         assert isinstance(bundle, PasBundle)
         submission = map_pas_bundle(bundle, policies)
         mapped = time.perf_counter()
+        assert isinstance(submission, Submission)
         determinations = decide(submission, policies)
         decided = time.perf_counter()
         build_response(submission, determinations, created=CREATED)

@@ -3,7 +3,9 @@
 The rules (Da Vinci PAS): the first entry is the Claim, and there is one Claim; Claim.use is
 `preauthorization`; the Claim has at least one item, with unique item and supportingInfo
 sequence numbers; each resource appears once; every reference resolves inside the bundle.
-Every problem is collected with its FHIRPath; nothing raises for bad input.
+Every problem is collected with its FHIRPath; nothing raises for bad input. The resources of a
+Bundle inside the request (a DTR bundle attached to the Claim) are part of the record: they
+are found by reference like the request's own.
 
 Each entry's resource is validated by its own model class (found once from its resourceType),
 and the Bundle's own elements by the Bundle model with the resources left out: the same checks

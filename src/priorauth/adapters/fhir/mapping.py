@@ -45,7 +45,7 @@ from fhir.resources.R4B.questionnaireresponse import (
 
 from priorauth.adapters.fhir.bundle import Located, PasBundle, Rejected, read_bundle
 from priorauth.adapters.fhir.codes import CodeTable, code_table
-from priorauth.adapters.fhir.problems import Problem
+from priorauth.adapters.fhir.problems import IssueCode, Problem
 from priorauth.catalog import PolicySet
 from priorauth.clinical.codes import npi_is_valid
 from priorauth.clinical.systems import system_name
@@ -278,9 +278,9 @@ class _Mapper:
         if problem not in self.problems:
             self.problems.append(problem)
 
-    def refuse(self, path: str, message: str, code: str = "value") -> None:
+    def refuse(self, path: str, message: str, code: IssueCode = "value") -> None:
         """An element that cannot be read: the bundle is refused, naming it."""
-        problem = Problem(path, "error", message, "not-supported" if code != "value" else "value")
+        problem = Problem(path, "error", message, code)
         if problem not in self.problems:
             self.problems.append(problem)
 
@@ -695,8 +695,8 @@ class _Mapper:
         """A medication by its code (RxNorm, NDC, HCPCS, then any other known system) and name.
         Codings in systems priorauth does not know are passed over when a name or another code
         identifies the medication."""
-        codes = self._known_codes(concept, owner, element, required=False)
         name = _concept_name(concept)
+        codes = self._known_codes(concept, owner, element, required=name is None)
         entry: dict[str, Any] = {}
         if name:
             entry["name"] = name
@@ -710,8 +710,6 @@ class _Mapper:
         )
         if ranked:
             entry["code"], entry["system"] = ranked[0].code, ranked[0].system
-        elif concept is not None and not name:
-            self._known_codes(concept, owner, element, required=True)
         return entry or None
 
     def _medications(self, record: _Record, ordered: set[str]) -> None:
@@ -935,7 +933,8 @@ class _Mapper:
     # --- practitioners ----------------------------------------------------------------------
 
     def _npi(self, practitioner: Located) -> tuple[str | None, str | None]:
-        """The NPI of a Practitioner and its element (the contract checks its check digit)."""
+        """The NPI of a Practitioner and its element, as given (its check digit is checked by
+        the caller)."""
         resource = practitioner.resource
         assert isinstance(resource, Practitioner)
         for index, identifier in enumerate(resource.identifier or ()):

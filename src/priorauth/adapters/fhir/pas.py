@@ -61,9 +61,10 @@ def submit(
 ) -> PasAnswer:
     """Read, map, decide and answer a PAS request bundle (JSON text, bytes or parsed JSON).
 
-    A bundle that breaks a PAS rule gets status 400 and an OperationOutcome naming each
-    element at fault; anything else gets 200 and the PAS response bundle. Never raises for
-    bad input.
+    A bundle that breaks a PAS rule, or holds an element that cannot be read (an unknown code
+    system or unit, a value the request contract refuses), gets status 400 and an
+    OperationOutcome naming each element at fault; anything else gets 200 and the PAS response
+    bundle. Never raises for bad input.
     """
     mapped = map_bundle(data, policies)
     if isinstance(mapped, Rejected):
