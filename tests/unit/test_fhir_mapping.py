@@ -287,8 +287,19 @@ def test_an_item_in_an_unknown_code_system_refuses_the_bundle(
             {"cycle_length_days": 21, "doses_per_cycle": 1},
         ),
         ({"period": 21, "periodUnit": "d"}, {"cycle_length_days": 21, "doses_per_cycle": 1}),
-        ({"frequency": 1, "period": 1, "periodUnit": "mo"}, None),
+        # Months and years: the fewest days so many calendar months span (never sparser).
+        (
+            {"frequency": 1, "period": 6, "periodUnit": "mo"},
+            {"cycle_length_days": 181, "doses_per_cycle": 1},
+        ),
+        (
+            {"frequency": 1, "period": 1, "periodUnit": "mo"},
+            {"cycle_length_days": 28, "doses_per_cycle": 1},
+        ),
+        ({"frequency": 1, "period": 2, "periodUnit": "a"}, {"interval_days": 730}),
+        ({"frequency": 1, "period": 1.5, "periodUnit": "mo"}, None),
         ({"frequency": 1, "period": 1.5, "periodUnit": "d"}, None),
+        ({"frequency": 2, "period": 1, "periodUnit": "h"}, None),
         ({"frequency": 1}, None),
     ],
 )
@@ -493,7 +504,20 @@ def test_the_upper_limit_of_normal_gives_a_multiple(
                     "coding": [{"system": "http://snomed.info/sct", "code": "10828004"}]
                 }
             },
-            "10828004",
+            "positive",  # a well-known result, as policies word it
+        ),
+        (
+            {"valueCodeableConcept": {"coding": [{"system": LOINC, "code": "LA6577-6"}]}},
+            "negative",
+        ),
+        (
+            {
+                "valueCodeableConcept": {
+                    "coding": [{"system": "http://snomed.info/sct", "code": "3+"}],
+                    "text": "strongly positive",
+                }
+            },
+            "3+",  # any other coded value: its code
         ),
         ({"valueBoolean": True}, True),
         ({"valueString": "3+ (strongly positive)"}, "3+ (strongly positive)"),

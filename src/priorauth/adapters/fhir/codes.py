@@ -38,6 +38,7 @@ class CodeTable:
     condition_statuses: dict[str, str]
     medication_statuses: dict[str, str]
     yes_no: dict[str, dict[str, bool]]
+    coded_words: dict[str, dict[str, str]]
     patient_answers: dict[str, str]
 
 
@@ -64,6 +65,10 @@ def code_table() -> CodeTable:
         yes_no={
             str(system): {str(code): bool(value) for code, value in codes.items()}
             for system, codes in data["yes_no"].items()
+        },
+        coded_words={
+            str(system): {str(code): str(word) for code, word in codes.items()}
+            for system, codes in data["coded_words"].items()
         },
         patient_answers={str(k): str(v) for k, v in data["patient_answers"].items()},
     )

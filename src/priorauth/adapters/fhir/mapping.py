@@ -74,6 +74,9 @@ _SEVERITY_RANK = {"mild": 1, "moderate": 2, "severe": 3}
 # Medication codes in the order the contract's single code prefers them.
 _MEDICATION_SYSTEMS = ("rxnorm", "ndc", "hcpcs")
 _TEXT_MAX = 500
+# Days in each month of a common year, and the longest cycle the request contract carries.
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_LONGEST_CYCLE = 366
 _VALUE_TEXT_MAX = 200
 
 
@@ -178,6 +181,19 @@ def _instant(value: object) -> dt.datetime | None:
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     return None
+
+
+def _shortest_months(months: int) -> int:
+    """The fewest days `months` calendar months span.
+
+    >>> _shortest_months(1), _shortest_months(6), _shortest_months(12)
+    (28, 181, 365)
+    """
+    years, rest = divmod(months, 12)
+    if rest == 0:
+        return 365 * years
+    shortest = min(sum(_MONTH_DAYS[(start + i) % 12] for i in range(rest)) for start in range(12))
+    return 365 * years + shortest
 
 
 def _concept_name(concept: CodeableConcept | None) -> str | None:
@@ -580,7 +596,7 @@ class _Mapper:
             if coding is None or coding.code is None:
                 self.warn(_path(found, "valueCodeableConcept"), "a coded value without a code")
                 return False
-            entry["value"] = coding.code[:_VALUE_TEXT_MAX]
+            entry["value"] = self._coded_value(coding.system, coding.code)[:_VALUE_TEXT_MAX]
             return True
         if observation.valueBoolean is not None:
             entry["value"] = bool(observation.valueBoolean)
@@ -654,6 +670,11 @@ class _Mapper:
                 entry["uln_multiple"] = round(value / limit, 6)
                 parts["uln_multiple"] = _at(found, element)
             return
+
+    def _coded_value(self, system: str | None, code: str) -> str:
+        """A coded value as policies word it: a well-known result (SNOMED CT 260385009) as
+        its word (`negative`), any other as its code."""
+        return self.codes.coded_words.get(system or "", {}).get(code, code)
 
     @staticmethod
     def _effective(observation: Observation) -> tuple[dt.date | None, str]:
@@ -924,7 +945,9 @@ class _Mapper:
         code = answer.valueCoding.code if answer.valueCoding is not None else None
         if answer.valueCoding is not None and code:
             yes_no = self.codes.yes_no.get(answer.valueCoding.system or "", {})
-            return yes_no[code] if code in yes_no else code[:_TEXT_MAX]
+            if code in yes_no:
+                return yes_no[code]
+            return self._coded_value(answer.valueCoding.system, code)[:_TEXT_MAX]
         if answer.valueString is not None:
             return answer.valueString[:_TEXT_MAX]
         self.warn(_path(found, element), "an answer of this type is not read", "information")
@@ -1251,15 +1274,15 @@ class _Mapper:
                         record, order, repeat.boundsPeriod.start, f"{element}.repeat"
                     )
                 continue
-            days = self.codes.period_units.get(repeat.periodUnit or "")
-            length = float(repeat.period) * days if days is not None else None
-            if length is None or not length.is_integer() or length < 1:
+            length = self._period_days(float(repeat.period), repeat.periodUnit or "")
+            if length is None:
                 self.warn(
                     _path(order, f"{element}.repeat"),
-                    "the period is not a whole number of days or weeks; the schedule is unknown",
+                    "the period is not a whole number of days, weeks, months or years; the "
+                    "schedule is unknown",
                 )
                 return
-            repeat_at = (int(length), repeat.frequency or 1, index, f"{element}.repeat")
+            repeat_at = (length, repeat.frequency or 1, index, f"{element}.repeat")
             if repeat.boundsPeriod is not None:
                 self._bounds_start(record, order, repeat.boundsPeriod.start, f"{element}.repeat")
         events = sorted(set(events))
@@ -1291,11 +1314,27 @@ class _Mapper:
                         )
                     else:
                         schedule["interval_days"] = length // frequency
+        elif repeat_at is not None and repeat_at[1] == 1 and repeat_at[0] > _LONGEST_CYCLE:
+            schedule = {"interval_days": repeat_at[0]}  # once every two years, say
         elif repeat_at is not None:
             schedule = {"cycle_length_days": repeat_at[0], "doses_per_cycle": repeat_at[1]}
         if schedule:
             where = repeat_at[3] if repeat_at is not None and not events else event_element
             record.set("service.schedule", schedule, _at(order, where))
+
+    def _period_days(self, period: float, unit: str) -> int | None:
+        """A timing period in whole days: days and weeks as they are; months and years as the
+        fewest days so many calendar months span (6 months: 181 days, February to July), so a
+        schedule is never read as sparser than it is. None for hours, or a part of a day."""
+        if unit in ("mo", "a"):
+            if not period.is_integer() or period < 1:
+                return None
+            return _shortest_months(int(period) * (12 if unit == "a" else 1))
+        days = self.codes.period_units.get(unit)
+        length = period * days if days is not None else None
+        if length is None or not length.is_integer() or length < 1:
+            return None
+        return int(length)
 
     def _bounds_start(self, record: _Record, order: Located, start: object, element: str) -> None:
         day = _date(start)
