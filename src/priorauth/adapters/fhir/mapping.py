@@ -67,6 +67,7 @@ __all__ = [
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
 _HCPCS_LEVEL_II = re.compile(r"^[A-Za-z][0-9]{4}$")
 _QUESTION_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_ANNOTATION = re.compile(r"^\{[^{}]*\}$")
 _LAST_PART = re.compile(r"(\.[^.\[]+|\[\d+\])$")
 _SKIPPED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 _SKIPPED_OBSERVATION = frozenset({"entered-in-error", "cancelled"})
@@ -368,8 +369,8 @@ class _Mapper:
             )
             return None, False
         text = quantity.code or quantity.unit
-        if not text:
-            return None, True
+        if not text or _ANNOTATION.match(text):
+            return None, True  # UCUM reads an annotation alone (`{T-score}`) as the unit 1
         where = f"{element}.code" if quantity.code else f"{element}.unit"
         unit = normalize_unit(text)
         try:
