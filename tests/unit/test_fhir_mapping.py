@@ -884,3 +884,17 @@ def test_an_answer_of_the_wrong_kind_refuses_the_bundle_naming_the_item(
     problems = refused(bundle, policies)
     path = f"{where(bundle, 'QuestionnaireResponse/dtr-1')}.item[0].item[0]"
     assert "takes true or false" in problems[path]
+
+
+def test_a_unit_that_is_only_an_annotation_is_unity(
+    bundle: dict[str, Any], policies: PolicySet
+) -> None:
+    add(
+        bundle,
+        observation(
+            "t-spine", "38267-1", valueQuantity={"value": -2.8, "system": UCUM, "code": "{T-score}"}
+        ),
+    )
+    request, _ = mapped(bundle, policies)
+    ((_, found),) = entries(request, "observations", code="38267-1")
+    assert found["value"] == -2.8 and "unit" not in found
