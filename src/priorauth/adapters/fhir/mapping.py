@@ -327,7 +327,7 @@ class _Mapper:
         self, concept: CodeableConcept | None, found: Located, element: str, *, required: bool
     ) -> list[_Code]:
         """The codings of a concept in code systems the contract knows, each system by its
-        short name (a CPT coding of a HCPCS level II code, `J9207`, is read as HCPCS).
+        short name (a CPT coding of a HCPCS level II code, `G0154`, is read as HCPCS).
 
         With `required`, a concept whose codings are all in systems priorauth does not know
         refuses the bundle, naming the first such coding: the code is the fact, and a fact in
@@ -1160,8 +1160,8 @@ class _Mapper:
         return True
 
     def _drug_by_name(self, record: _Record, name: str, element: str) -> bool:
-        """A drug a loaded policy governs, named in words (`Ixempra kit`): its codes are the
-        policy's own, so no drug is named here."""
+        """A drug a loaded policy governs, named in words (its brand or generic name): its
+        codes are the policy's own, so no drug is named here."""
         words = set(re.findall(r"[a-z0-9]+", name.lower()))
         for compiled in self.policies.policies:
             for drug in compiled.policy.drugs:
