@@ -188,7 +188,13 @@ def current_response(
     """The PAS response bundle for a stored claim as its cases stand now."""
     if submission is None:
         mapped = fhir.map_bundle(json.loads(row.bundle_json), service.policies)
-        assert not isinstance(mapped, fhir.Rejected), "a stored bundle passed the checks"
+        if isinstance(mapped, fhir.Rejected):
+            # Stored before a stricter mapping (an earlier version read it): the cases stand,
+            # but this version cannot build their PAS response from the bundle.
+            raise Conflict(
+                "the stored claim no longer reads under this version of the service; its cases "
+                "are still available under /v1/requests"
+            )
         submission = mapped
     case_ids: list[str | None] = json.loads(row.case_ids)
     wanted = [c for c in case_ids if c]
@@ -273,7 +279,10 @@ def enqueue_notifications(
     if row is None:
         return
     session.flush()
-    response = current_response(service, session, row)
+    try:
+        response = current_response(service, session, row)
+    except Conflict:
+        return  # no PAS response to send for a claim this version cannot read; the case stands
     for subscription in subscriptions:
         subscription.events += 1
         session.add(
