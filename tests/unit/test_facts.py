@@ -366,6 +366,15 @@ def test_creatinine_clearance_by_cockcroft_gault() -> None:
     )
 
 
+def test_a_serum_creatinine_in_umol_per_litre_is_read_by_its_molar_mass() -> None:
+    """88.4 umol/L of creatinine (113.12 g/mol) is 1.0 mg/dL, to four decimals."""
+    patient = {"birth_date": "1966-12-01", "sex": "female"}
+    weight = {"code": "29463-7", "value": 70, "unit": "kg"}
+    si = {"code": "2160-0", "value": 88.4, "unit": "umol/L"}
+    assert value(CRCL, obs(si, weight, patient=patient)) == 66.1
+    assert value(CRCL, obs({**si, "code": "14682-9"}, weight, patient=patient)) == 66.1
+
+
 def test_measured_creatinine_clearance_wins() -> None:
     measured = {"code": "2164-2", "value": 45, "unit": "mL/min"}
     assert value(CRCL, obs(creatinine(), WEIGHT_68, measured)) == 45

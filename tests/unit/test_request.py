@@ -467,3 +467,16 @@ def test_a_parsed_request_passes_through() -> None:
     parsed = parse_request(request())
     assert parse_request(parsed) is parsed
     assert isinstance(parsed, Request)
+
+
+def test_a_serum_creatinine_in_umol_per_litre_is_plausible_by_its_molar_mass() -> None:
+    good = {"code": "2160-0", "value": 88.4, "unit": "umol/L"}
+    assert parse_request(request(observations=[good])).observations[0].unit == "umol/L"
+    field, message = only_problem(request(observations=[{**good, "value": 88400}]))
+    assert field == "observations[0]"
+    assert "serum creatinine of 88400 umol/L is not plausible" in message
+
+
+def test_induction_weeks_are_whole_numbers_not_yes_or_no() -> None:
+    found = problems(request(service={"code": "J9999", "schedule": {"induction_weeks": [True]}}))
+    assert found["service.schedule.induction_days[0]"] == "Input should be a valid integer"

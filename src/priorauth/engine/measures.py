@@ -15,7 +15,16 @@ from typing import NamedTuple
 
 from priorauth.clinical.bsa import FORMULAS
 from priorauth.clinical.dates import age_in_years
-from priorauth.clinical.observations import BSA, CRCL, CREATININE, HEIGHT, KNOWN, WEIGHT, Measure
+from priorauth.clinical.observations import (
+    BSA,
+    CRCL,
+    CREATININE,
+    HEIGHT,
+    KNOWN,
+    WEIGHT,
+    Measure,
+    in_unit,
+)
 from priorauth.clinical.renal import cockcroft_gault
 from priorauth.clinical.units import UnitError, convert
 from priorauth.engine.determination import Evidence
@@ -133,7 +142,16 @@ def _measure(request: Request, measure: Measure, on: dt.date, within_days: int |
         return Reading(None, (), f"no {measure.name} given")
     if isinstance(found, str):
         return Reading(None, (), f"{measure.name}: {found}")
-    return quantity(*found, measure.unit)
+    index, observation = found
+    value, unit = observation.value, observation.unit
+    if measure.molar_mass is not None and isinstance(value, int | float) and unit is not None:
+        # A substance reported by amount (creatinine in umol/L) is read by its molar mass.
+        evidence = (_observation_evidence(index, observation),)
+        try:
+            return Reading(in_unit(measure, float(value), unit), evidence)
+        except UnitError:
+            return Reading(None, evidence, f"{unit!r} cannot be read as {measure.unit!r}")
+    return quantity(index, observation, measure.unit)
 
 
 def body_weight(request: Request, on: dt.date, within_days: int | None = None) -> Reading:

@@ -279,7 +279,10 @@ def _weeks_to_days(data: Any) -> Any:
             if days in data and value is not None:
                 raise ValueError(f"give {weeks} or {days}, not both")
             if isinstance(value, list | tuple):
-                data[days] = [w * 7 if isinstance(w, int | float) else w for w in value]
+                data[days] = [
+                    w * 7 if isinstance(w, int | float) and not isinstance(w, bool) else w
+                    for w in value
+                ]
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 data[days] = value * 7
             else:
@@ -294,15 +297,17 @@ class Schedule(_Part):
     just an interval (every 8 weeks). `induction_weeks` and `interval_weeks` may be given
     instead of days."""
 
-    cycle_length_days: Annotated[int, Field(ge=1, le=366)] | None = None
-    doses_per_cycle: Annotated[int, Field(ge=1, le=31)] | None = None
+    cycle_length_days: Annotated[int, Field(ge=1, le=366, strict=True)] | None = None
+    doses_per_cycle: Annotated[int, Field(ge=1, le=31, strict=True)] | None = None
     cycle_days: (
-        Annotated[tuple[Annotated[int, Field(ge=1, le=366)], ...], Field(min_length=1)] | None
+        Annotated[tuple[Annotated[int, Field(ge=1, le=366, strict=True)], ...], Field(min_length=1)]
+        | None
     ) = None
     induction_days: (
-        Annotated[tuple[Annotated[int, Field(ge=0, le=366)], ...], Field(min_length=1)] | None
+        Annotated[tuple[Annotated[int, Field(ge=0, le=366, strict=True)], ...], Field(min_length=1)]
+        | None
     ) = None
-    interval_days: Annotated[int, Field(ge=1, le=731)] | None = None
+    interval_days: Annotated[int, Field(ge=1, le=731, strict=True)] | None = None
 
     @model_validator(mode="before")
     @classmethod
