@@ -364,6 +364,45 @@ def test_bad_input_gets_field_level_errors(client: TestClient) -> None:
     assert broken.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (
+            lambda r: r["observations"][0].update(unit="cmm"),
+            "request.observations[0].unit",
+            "unknown unit 'cmm'",
+        ),
+        (
+            lambda r: r.update(conditions=[{"code": "C50.912", "system": "icd10cm"}]),
+            "request.conditions[0].system",
+            "unknown code system 'icd10cm'",
+        ),
+        (
+            lambda r: r.update(answers={"metastatc": True}),
+            "request.answers.metastatc",
+            "asks no question 'metastatc' (did you mean 'metastatic'?)",
+        ),
+        (
+            lambda r: r.update(answers={"metastatic": "yes"}),
+            "request.answers.metastatic.value",
+            "takes true or false",
+        ),
+    ],
+)
+def test_unknown_units_systems_and_questions_are_422_naming_the_field(
+    client: TestClient, change: Any, field: str, words: str
+) -> None:
+    request = example("01-approved-every-3-weeks.json")
+    change(request)
+    response = client.post(
+        "/v1/requests", json={"member_id": "M-1", "request": request}, headers=auth("clinic")
+    )
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == field
+    assert words in problem["message"]
+
+
 def test_a_body_over_the_limit_is_refused(client: TestClient) -> None:
     request = example("01-approved-every-3-weeks.json")
     request["medications"] = ["x" * 1000] * 100

@@ -397,6 +397,11 @@ class PriorAuthService:
         `parsed` is the request as `parse_request` read it, if the caller has it already."""
         try:
             parsed = parsed or parse_request(dict(request))
+            as_of = parsed.received_at.date() if parsed.received_at else self.clock().date()
+            # The request contract bounds its dates (1900-2199), so the engine's date arithmetic
+            # cannot leave the calendar here. Decided from the request parsed above, not parsed
+            # again. The policy refuses answers to questions it does not ask (InvalidRequest).
+            determination = self.policies.decide(parsed, as_of, dict(request))
         except InvalidRequest as exc:
             raise Invalid(
                 [
@@ -404,10 +409,7 @@ class PriorAuthService:
                     for p in exc.problems
                 ]
             ) from exc
-        as_of = parsed.received_at.date() if parsed.received_at else self.clock().date()
-        # The request contract bounds its dates (1900-2199), so the engine's date arithmetic
-        # cannot leave the calendar here. Decided from the request parsed above, not parsed again.
-        return self.policies.decide(parsed, as_of, dict(request)), as_of, parsed.urgency
+        return determination, as_of, parsed.urgency
 
     def _apply_determination(
         self,
