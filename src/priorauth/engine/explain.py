@@ -18,7 +18,7 @@ from priorauth.engine.determination import (
     Reason,
 )
 
-__all__ = ["rationale", "summary"]
+__all__ = ["fact_value", "rationale", "summary"]
 
 _REASON_WORDS: dict[str, str] = {
     "not-covered-indication": "not a covered indication",
@@ -30,14 +30,16 @@ _REASON_WORDS: dict[str, str] = {
 }
 
 
-def _value(fact: FactResult) -> str:
+def fact_value(fact: FactResult, yes: str = "yes", no: str = "no") -> str:
+    """A fact's value as a reviewer reads it: `56 years`, `yes`, `at least 2` (a count known
+    only from below), `unknown`."""
     if fact.value is None:
         if fact.bounds is not None:
             least, most = fact.bounds
             return f"at least {least}" if most is None else f"{least} to {most}"
         return "unknown"
     if isinstance(fact.value, bool):
-        return "yes" if fact.value else "no"
+        return yes if fact.value else no
     text = f"{fact.value:g}" if isinstance(fact.value, float) else str(fact.value)
     return f"{text} {fact.unit}" if fact.unit and not isinstance(fact.value, str) else text
 
@@ -51,7 +53,7 @@ def _fact_words(fact: FactResult, origins: Mapping[str, str]) -> str:
         f"{e.field}={e.value}" + (f" <- {origins[e.field]}" if e.field in origins else "")
         for e in fact.evidence
     )
-    text = f"{fact.name} = {_value(fact)}"
+    text = f"{fact.name} = {fact_value(fact)}"
     if sources:
         text += f" (from {sources})"
     if fact.note and fact.value is None and fact.bounds is None:

@@ -8,7 +8,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from priorauth.engine.determination import Alert, CriterionResult, Determination, FactResult
+from priorauth.engine.determination import Alert, CriterionResult, Determination
+from priorauth.engine.explain import fact_value
 from priorauth.policy.model import Approval, CriterionSpec, Policy
 
 __all__ = ["determination_panel", "policy_tree"]
@@ -84,24 +85,12 @@ def _safety(d: Determination) -> list[RenderableType]:
     return parts
 
 
-def _fact_value(fact: FactResult) -> str:
-    if fact.value is None:
-        if fact.bounds is not None:
-            least, most = fact.bounds
-            return f"at least {least}" if most is None else f"{least} to {most}"
-        return "unknown"
-    if isinstance(fact.value, bool):
-        return str(fact.value).lower()
-    text = _plain(fact.value)
-    return f"{text} {fact.unit}" if fact.unit and not isinstance(fact.value, str) else text
-
-
 def _criterion(tree: Tree, node: CriterionResult, determination: Determination) -> None:
     mark, colour = _MARK[node.status]
     label = Text.assemble((f"{mark} {node.id} ", f"bold {colour}"), (node.text, ""))
     for name in node.facts:
         fact = determination.facts[name]
-        value = _fact_value(fact)
+        value = fact_value(fact, yes="true", no="false")
         sources = ", ".join(f"{e.field}={e.value}" for e in fact.evidence)
         label.append(f"\n    {name} = {value}", style=colour)
         if sources:
