@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import lru_cache
 
 __all__ = ["ICD10_CODE_PATTERN", "CodeSet", "normalize_icd10", "normalize_ndc", "npi_is_valid"]
 
@@ -90,23 +89,18 @@ def normalize_ndc(ndc: str) -> str:
     raise ValueError(f"{ndc!r} is not an NDC (like 70020-1910-01 or 70020191001)")
 
 
-@lru_cache(maxsize=4096)
 def npi_is_valid(npi: str) -> bool:
-    """Whether a 10-digit NPI passes its check digit (Luhn over the `80840` prefix).
+    """Whether a 10-digit NPI passes its check digit: the Luhn algorithm over the NPI with the
+    prefix 80840 (the health-industry issuer) before it.
 
-    From the right, every second digit is doubled (less 9 when over 9). The prefix 80840 adds
-    a constant 24; of the NPI's own digits, those at even places from the left are doubled, so
-    each pair of digits adds a fixed amount (_PAIRS). Prescribers recur, so answers are kept.
+    >>> npi_is_valid("1234567893"), npi_is_valid("1234567890")
+    (True, False)
     """
     if len(npi) != 10 or not npi.isascii() or not npi.isdigit():
         return False
-    pairs = _PAIRS
-    total = pairs[npi[0:2]] + pairs[npi[2:4]] + pairs[npi[4:6]] + pairs[npi[6:8]] + pairs[npi[8:]]
-    return (24 + total) % 10 == 0
-
-
-# What a pair of digits adds to a Luhn sum when its first digit is doubled.
-_DOUBLED = {str(d): (2 * d - 9 if 2 * d > 9 else 2 * d) for d in range(10)}
-_PAIRS = {
-    first + second: _DOUBLED[first] + int(second) for first in _DOUBLED for second in _DOUBLED
-}
+    total = 0
+    # From the right, every second digit is doubled, less 9 when over 9.
+    for place, digit in enumerate(reversed("80840" + npi)):
+        value = int(digit) * (2 if place % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
