@@ -426,7 +426,7 @@ def induction_policy(**parts: Any) -> Any:
             "outside",
             "every 42 days is more often",
         ),
-        ({"interval_weeks": 8}, "within", "then every 56 days"),  # maintenance only
+        ({"interval_weeks": 8}, "within", "every 56 days, no more"),  # maintenance only
         ({"interval_weeks": 4}, "outside", "every 28 days is more often"),
         ({"induction_weeks": [0, 2, 6]}, "within", "induction on days 0, 14, 42"),
         ({"cycle_length_days": 56, "doses_per_cycle": 1}, "within", "at least 56 days apart"),
@@ -929,3 +929,44 @@ def test_round_half_up() -> None:
     assert round_half_up(1.005, 2) == 1.01
     assert round_half_up(40.04999, 1) == 40.0
     assert round_half_up(39.5, 0) == 40
+
+
+# --- calendar months ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("interval", "schedule", "status"),
+    [
+        ({"min_months": 6}, {"interval_months": 6}, "within"),
+        ({"min_months": 6}, {"interval_months": 5}, "outside"),
+        ({"min_months": 6}, {"interval_days": 181}, "within"),  # the fewest days 6 months span
+        ({"min_months": 6}, {"interval_days": 180}, "outside"),
+        ({"min_days": 180}, {"interval_months": 6}, "within"),
+        ({"min_days": 182}, {"interval_months": 6}, "outside"),  # six months can be 181 days
+        ({"min_weeks": 4}, {"interval_months": 1}, "within"),
+    ],
+)
+def test_intervals_in_calendar_months(
+    interval: dict[str, int], schedule: dict[str, int], status: str
+) -> None:
+    policy = compiled(regimens=[regimen(cycle=None, interval=interval)])
+    determination = decide(policy, request(service_schedule=schedule))
+    assert dosing_of(determination).status == status, dosing_of(determination).checks
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "doses"),
+    [
+        # The test policy approves for 6 months: 2026-05-04 through 2026-11-03.
+        ("2026-05-04", 6, 1),  # the next, 2026-11-04, is after the period
+        ("2026-05-04", 3, 2),  # 2026-05-04 and 2026-08-04
+        ("2026-01-31", 1, 6),  # the last day of each shorter month: Feb 28, Apr 30, Jun 30
+        ("2026-03-01", 12, 1),
+    ],
+)
+def test_doses_in_a_year_counted_by_calendar_months(start: str, months: int, doses: int) -> None:
+    policy = compiled(regimens=[regimen(cycle=None, interval={"min_months": 1})])
+    schedule = {"interval_months": months}
+    determination = decide(policy, request(service_schedule=schedule, service_start_date=start))
+    assert determination.authorization is not None, determination.reasons
+    assert determination.authorization.doses == doses

@@ -287,16 +287,16 @@ def test_an_item_in_an_unknown_code_system_refuses_the_bundle(
             {"cycle_length_days": 21, "doses_per_cycle": 1},
         ),
         ({"period": 21, "periodUnit": "d"}, {"cycle_length_days": 21, "doses_per_cycle": 1}),
-        # Months and years: the fewest days so many calendar months span (never sparser).
+        # Once every so many months or years: an interval in calendar months (the engine
+        # compares it with days as the fewest days it spans, never sparser).
+        ({"frequency": 1, "period": 6, "periodUnit": "mo"}, {"interval_months": 6}),
+        ({"frequency": 1, "period": 1, "periodUnit": "mo"}, {"interval_months": 1}),
+        ({"frequency": 1, "period": 2, "periodUnit": "a"}, {"interval_months": 24}),
+        # Twice a month: the fewest days a month spans, as a cycle.
         (
-            {"frequency": 1, "period": 6, "periodUnit": "mo"},
-            {"cycle_length_days": 181, "doses_per_cycle": 1},
+            {"frequency": 2, "period": 1, "periodUnit": "mo"},
+            {"cycle_length_days": 28, "doses_per_cycle": 2},
         ),
-        (
-            {"frequency": 1, "period": 1, "periodUnit": "mo"},
-            {"cycle_length_days": 28, "doses_per_cycle": 1},
-        ),
-        ({"frequency": 1, "period": 2, "periodUnit": "a"}, {"interval_days": 730}),
         ({"frequency": 1, "period": 1.5, "periodUnit": "mo"}, None),
         ({"frequency": 1, "period": 1.5, "periodUnit": "d"}, None),
         ({"frequency": 2, "period": 1, "periodUnit": "h"}, None),

@@ -213,12 +213,15 @@ def test_denosumab_every_six_months_is_approved(policies: PolicySet) -> None:
     assert isinstance(submission, Submission)
     request = submission.items[0].request
     assert request is not None
-    assert request["service"]["schedule"] == {"cycle_length_days": 181, "doses_per_cycle": 1}
+    assert request["service"]["schedule"] == {"interval_months": 6}
     assert request["service"]["route"] == "subcutaneous"
     spine = next(o for o in request["observations"] if o["code"] == "38267-1")
     assert spine["value"] == -2.8 and "unit" not in spine
     determination = decided(bundle, policies)
     assert determination.outcome == "approved", determination.reasons
+    # Every 6 calendar months: two doses in a one-year authorization, not three.
+    assert determination.authorization is not None
+    assert determination.authorization.doses == 2
 
 
 def test_denosumab_every_three_months_is_a_dose_exception(policies: PolicySet) -> None:

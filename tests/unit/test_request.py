@@ -480,3 +480,10 @@ def test_a_serum_creatinine_in_umol_per_litre_is_plausible_by_its_molar_mass() -
 def test_induction_weeks_are_whole_numbers_not_yes_or_no() -> None:
     found = problems(request(service={"code": "J9999", "schedule": {"induction_weeks": [True]}}))
     assert found["service.schedule.induction_days[0]"] == "Input should be a valid integer"
+
+
+def test_an_interval_is_in_days_or_in_calendar_months_not_both() -> None:
+    found = problems(
+        request(service={"code": "J9999", "schedule": {"interval_weeks": 26, "interval_months": 6}})
+    )
+    assert "give interval_days (or interval_weeks) or interval_months, not both" in str(found)

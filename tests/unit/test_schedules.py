@@ -148,3 +148,21 @@ def test_cockcroft_gault() -> None:
     assert male == pytest.approx(80.0)
     female = cockcroft_gault(age_years=60, weight_kg=72, serum_creatinine_mg_dl=1.0, female=True)
     assert female == pytest.approx(68.0)
+
+
+def test_fewest_days_calendar_months_span() -> None:
+    from priorauth.clinical.schedules import fewest_days
+
+    assert [fewest_days(m) for m in (1, 2, 6, 12, 18, 24)] == [28, 59, 181, 365, 546, 730]
+
+
+def test_monthly_dates_clamp_to_shorter_months_without_drifting() -> None:
+    from priorauth.clinical.schedules import monthly
+
+    dates = monthly(dt.date(2026, 1, 31), 1, dt.date(2026, 4, 30))
+    assert dates == [
+        dt.date(2026, 1, 31),
+        dt.date(2026, 2, 28),
+        dt.date(2026, 3, 31),
+        dt.date(2026, 4, 30),
+    ]

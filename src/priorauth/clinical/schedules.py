@@ -14,10 +14,45 @@ doses fall in an authorization period.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Sequence
 
-__all__ = ["dose_days", "gaps", "most_in_window", "window_bounds"]
+from dateutil.relativedelta import relativedelta
+
+__all__ = ["dose_days", "fewest_days", "gaps", "monthly", "most_in_window", "window_bounds"]
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def fewest_days(months: int) -> int:
+    """The fewest days `months` calendar months span (6 months: 181 days, February to July),
+    for comparing a calendar interval with one in days without reading it as sparser than it
+    is.
+
+    >>> fewest_days(1), fewest_days(6), fewest_days(12)
+    (28, 181, 365)
+    """
+    years, rest = divmod(months, 12)
+    if rest == 0:
+        return 365 * years
+    shortest = min(sum(_MONTH_DAYS[(start + i) % 12] for i in range(rest)) for start in range(12))
+    return 365 * years + shortest
+
+
+def monthly(first: dt.date, months: int, through: dt.date) -> list[dt.date]:
+    """The dates from `first` every `months` calendar months, up to `through` (a 31 January
+    start falls on the last day of shorter months).
+
+    >>> monthly(dt.date(2026, 5, 4), 6, dt.date(2027, 5, 3))
+    [datetime.date(2026, 5, 4), datetime.date(2026, 11, 4)]
+    """
+    dates: list[dt.date] = []
+    step = 0
+    while (day := first + relativedelta(months=step * months)) <= through:
+        dates.append(day)
+        step += 1
+    return dates
 
 
 def dose_days(

@@ -13,7 +13,7 @@ import orjson
 
 from priorauth._version import __version__
 from priorauth.clinical.dates import period_end
-from priorauth.clinical.schedules import dose_days
+from priorauth.clinical.schedules import dose_days, monthly
 from priorauth.engine import explain
 from priorauth.engine.answers import answerable, check_answers
 from priorauth.engine.criteria import CriterionEvaluator, compile_criteria, unknown_leaves
@@ -299,7 +299,7 @@ class CompiledPolicy:
         regimen = self._regimens[dosing.regimen or ""]
         check = next(c for c in dosing.checks if c.id == regimen.id)
         schedule = request.service.schedule
-        doses = _doses_in(schedule, (through - start).days + 1) if schedule else None
+        doses = _doses_in(schedule, start, through) if schedule else None
         billing = self.billing(request)
         units_per_dose = units = None
         mg = dosing.mg_per_dose
@@ -342,8 +342,15 @@ def _ask(missing: list[Missing], question: Missing) -> None:
     missing.append(question)
 
 
-def _doses_in(schedule: Schedule, days: int) -> int | None:
-    """How many doses a schedule gives in a period of so many days from the first dose."""
+def _doses_in(schedule: Schedule, start: dt.date, through: dt.date) -> int | None:
+    """How many doses a schedule gives from the first dose on `start` through `through`."""
+    days = (through - start).days + 1
+    if schedule.interval_months is not None:
+        # Calendar months from the last induction dose (or the first dose).
+        induction = schedule.induction_days or (0,)
+        last = start + dt.timedelta(days=induction[-1] - induction[0])
+        earlier = sum(1 for d in induction[:-1] if d - induction[0] < days)
+        return earlier + len(monthly(last, schedule.interval_months, through))
     if schedule.cycle_length_days is not None and schedule.doses_in_cycle is not None:
         if schedule.cycle_days is not None:
             return len(

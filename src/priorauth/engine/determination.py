@@ -129,6 +129,7 @@ class RequestedRegimen:
     induction_days: tuple[int, ...] | None
     interval_days: int | None
     route: str | None
+    interval_months: int | None = None
 
 
 @record

@@ -158,6 +158,7 @@ class DosingEvaluator:
             cycle_days=schedule.cycle_days if schedule else None,
             induction_days=schedule.induction_days if schedule else None,
             interval_days=schedule.interval_days if schedule else None,
+            interval_months=schedule.interval_months if schedule else None,
             route=service.route,
         )
         checks: list[RegimenCheck] = []
@@ -324,7 +325,7 @@ def _schedule_fit(regimen: Regimen, schedule: Schedule | None) -> tuple[Truth, s
     """Whether a requested schedule fits a regimen's, and why, in words."""
     if schedule is None or (
         schedule.cycle_length_days is None
-        and schedule.interval_days is None
+        and schedule.interval is None
         and schedule.induction_days is None
     ):
         return None, "the schedule is not known"
@@ -352,11 +353,11 @@ def _cycle_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
             return False, f"{shown} gives at least {least} doses in {window} days; {limit}"
         if most > allowed:
             return None, f"{shown}: which days of the cycle decides whether {rule} holds"
-    elif schedule.interval_days is not None or schedule.induction_days is not None:
+    elif schedule.interval is not None or schedule.induction_days is not None:
         days = dose_days(
             induction_days=schedule.induction_days,
-            interval=schedule.interval_days,
-            horizon=4 * max(window, schedule.interval_days or 1) + 400,
+            interval=schedule.interval,
+            horizon=4 * max(window, schedule.interval or 1) + 400,
         )
         most = most_in_window(days, window)
         shown = _interval_words(schedule)
@@ -371,15 +372,23 @@ def _interval_words(schedule: Schedule) -> str:
     parts = []
     if schedule.induction_days:
         parts.append(f"induction on days {', '.join(map(str, schedule.induction_days))}")
-    if schedule.interval_days:
-        parts.append(f"then every {schedule.interval_days} days")
+    then = "then every" if parts else "every"
+    if schedule.interval_months:
+        parts.append(f"{then} {schedule.interval_months} month(s)")
+    elif schedule.interval_days:
+        parts.append(f"{then} {schedule.interval_days} days")
     return " ".join(parts) or "the schedule"
 
 
 def _interval_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
     assert regimen.interval is not None
     minimum = regimen.interval.days
-    rule = f"no more often than every {minimum} days"
+    months = regimen.interval.min_months
+    rule = (
+        f"no more often than every {months} month(s)"
+        if months is not None
+        else f"no more often than every {minimum} days"
+    )
     induction = regimen.induction
     if schedule.induction_days:
         if induction is None:
@@ -394,9 +403,19 @@ def _interval_fit(regimen: Regimen, schedule: Schedule) -> tuple[Truth, str]:
                 f"induction on days {', '.join(map(str, given))} comes sooner than days "
                 f"{', '.join(map(str, wanted))}"
             )
-    if schedule.interval_days is not None:
-        if schedule.interval_days < minimum:
-            return False, f"every {schedule.interval_days} days is more often than {rule}"
+    if schedule.interval_months is not None and months is not None:
+        # Both in calendar months: compared as months.
+        if schedule.interval_months < months:
+            return False, f"every {schedule.interval_months} month(s) is more often than {rule}"
+        return True, f"{_interval_words(schedule)}, {rule}"
+    if schedule.interval is not None:
+        if schedule.interval < minimum:
+            every = (
+                f"{schedule.interval_months} month(s) (as few as {schedule.interval} days)"
+                if schedule.interval_months is not None
+                else f"{schedule.interval} days"
+            )
+            return False, f"every {every} is more often than {rule}"
         return True, f"{_interval_words(schedule)}, {rule}"
     length = schedule.cycle_length_days
     if length is not None:

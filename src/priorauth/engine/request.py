@@ -32,6 +32,7 @@ from pydantic import (
 
 from priorauth.clinical.codes import normalize_icd10, normalize_ndc, npi_is_valid
 from priorauth.clinical.observations import check_plausible
+from priorauth.clinical.schedules import fewest_days
 from priorauth.clinical.systems import system_name
 from priorauth.clinical.units import UnitError, normalize_unit
 from priorauth.clinical.units import dimension as unit_dimension
@@ -294,8 +295,8 @@ class Schedule(_Part):
     """When the doses are given. Either cycles (so many doses in each cycle of so many days, or
     on given days of the cycle: days 1 and 8 of 21), or an induction (doses on given days from
     the first, day 0: weeks 0, 2 and 6 are days 0, 14 and 42) then a maintenance interval, or
-    just an interval (every 8 weeks). `induction_weeks` and `interval_weeks` may be given
-    instead of days."""
+    just an interval (every 8 weeks, every 6 months). `induction_weeks` and `interval_weeks`
+    may be given instead of days; `interval_months` is in calendar months."""
 
     cycle_length_days: Annotated[int, Field(ge=1, le=366, strict=True)] | None = None
     doses_per_cycle: Annotated[int, Field(ge=1, le=31, strict=True)] | None = None
@@ -308,6 +309,7 @@ class Schedule(_Part):
         | None
     ) = None
     interval_days: Annotated[int, Field(ge=1, le=731, strict=True)] | None = None
+    interval_months: Annotated[int, Field(ge=1, le=24, strict=True)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -329,10 +331,19 @@ class Schedule(_Part):
             set(self.induction_days)
         ):
             raise ValueError("induction days must be distinct and in increasing order")
+        if self.interval_days is not None and self.interval_months is not None:
+            raise ValueError("give interval_days (or interval_weeks) or interval_months, not both")
         cycles = self.cycle_length_days is not None or self.doses_per_cycle is not None
-        if cycles and self.interval_days is not None:
+        if cycles and (self.interval_days is not None or self.interval_months is not None):
             raise ValueError("give cycles (cycle_length_days) or an interval, not both")
         return self
+
+    @property
+    def interval(self) -> int | None:
+        """The interval in days; an interval in calendar months as the fewest days it spans."""
+        if self.interval_months is not None:
+            return fewest_days(self.interval_months)
+        return self.interval_days
 
     @property
     def doses_in_cycle(self) -> int | None:

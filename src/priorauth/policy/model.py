@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from priorauth.clinical.schedules import fewest_days
+
 __all__ = [
     "FACT_KINDS",
     "AgeFact",
@@ -507,19 +509,26 @@ class Induction(_Strict):
 
 
 class Interval(_Strict):
-    """Doses no more often than every `min_days` (or `min_weeks`)."""
+    """Doses no more often than every `min_days`, `min_weeks` or `min_months` (calendar
+    months: a request every 6 months meets `min_months: 6`, and one in days meets it with at
+    least the fewest days 6 months can span, 181)."""
 
     min_days: Annotated[int, Field(ge=1, le=731)] | None = None
     min_weeks: Annotated[int, Field(ge=1, le=104)] | None = None
+    min_months: Annotated[int, Field(ge=1, le=24)] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Interval:
-        if (self.min_days is None) == (self.min_weeks is None):
-            raise ValueError("an interval gives min_days or min_weeks (not both)")
+        given = [v for v in (self.min_days, self.min_weeks, self.min_months) if v is not None]
+        if len(given) != 1:
+            raise ValueError("an interval gives one of min_days, min_weeks, min_months")
         return self
 
     @property
     def days(self) -> int:
+        """The interval in days (calendar months as the fewest days they span)."""
+        if self.min_months is not None:
+            return fewest_days(self.min_months)
         return self.min_days if self.min_days is not None else (self.min_weeks or 0) * 7
 
 

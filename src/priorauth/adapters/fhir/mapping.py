@@ -48,6 +48,7 @@ from priorauth.adapters.fhir.codes import CodeTable, code_table
 from priorauth.adapters.fhir.problems import IssueCode, Problem
 from priorauth.catalog import PolicySet
 from priorauth.clinical.codes import npi_is_valid
+from priorauth.clinical.schedules import fewest_days
 from priorauth.clinical.systems import system_name
 from priorauth.clinical.units import UnitError, convert, dimension, normalize_unit
 from priorauth.engine.answers import answerable, check_answers
@@ -76,7 +77,6 @@ _SEVERITY_RANK = {"mild": 1, "moderate": 2, "severe": 3}
 _MEDICATION_SYSTEMS = ("rxnorm", "ndc", "hcpcs")
 _TEXT_MAX = 500
 # Days in each month of a common year, and the longest cycle the request contract carries.
-_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _LONGEST_CYCLE = 366
 _VALUE_TEXT_MAX = 200
 
@@ -182,19 +182,6 @@ def _instant(value: object) -> dt.datetime | None:
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     return None
-
-
-def _shortest_months(months: int) -> int:
-    """The fewest days `months` calendar months span.
-
-    >>> _shortest_months(1), _shortest_months(6), _shortest_months(12)
-    (28, 181, 365)
-    """
-    years, rest = divmod(months, 12)
-    if rest == 0:
-        return 365 * years
-    shortest = min(sum(_MONTH_DAYS[(start + i) % 12] for i in range(rest)) for start in range(12))
-    return 365 * years + shortest
 
 
 def _concept_name(concept: CodeableConcept | None) -> str | None:
@@ -1253,7 +1240,8 @@ class _Mapper:
         dates inside one period, as many as its frequency, are the days of a cycle."""
         events: list[dt.date] = []
         event_element = ""
-        repeat_at: tuple[int, int, int, str] | None = None  # (days, frequency, index, element)
+        # (days, frequency, index, element, calendar months when the period is in months)
+        repeat_at: tuple[int, int, int, str, int | None] | None = None
         for index, dosage in dosages:
             timing = dosage.timing
             if timing is None:
@@ -1283,7 +1271,13 @@ class _Mapper:
                     "schedule is unknown",
                 )
                 return
-            repeat_at = (length, repeat.frequency or 1, index, f"{element}.repeat")
+            unit = repeat.periodUnit or ""
+            months = (
+                int(repeat.period) * (12 if unit == "a" else 1)
+                if unit in ("mo", "a") and float(repeat.period).is_integer()
+                else None
+            )
+            repeat_at = (length, repeat.frequency or 1, index, f"{element}.repeat", months)
             if repeat.boundsPeriod is not None:
                 self._bounds_start(record, order, repeat.boundsPeriod.start, f"{element}.repeat")
         events = sorted(set(events))
@@ -1305,7 +1299,9 @@ class _Mapper:
                 }
             else:
                 schedule["induction_days"] = offsets
-                if repeat_at is not None:
+                if repeat_at is not None and repeat_at[1] == 1 and repeat_at[4] is not None:
+                    schedule["interval_months"] = repeat_at[4]
+                elif repeat_at is not None:
                     length, frequency = repeat_at[0], repeat_at[1]
                     if length % frequency:
                         self.warn(
@@ -1315,6 +1311,8 @@ class _Mapper:
                         )
                     else:
                         schedule["interval_days"] = length // frequency
+        elif repeat_at is not None and repeat_at[1] == 1 and repeat_at[4] is not None:
+            schedule = {"interval_months": repeat_at[4]}  # every 6 months: calendar months
         elif repeat_at is not None and repeat_at[1] == 1 and repeat_at[0] > _LONGEST_CYCLE:
             schedule = {"interval_days": repeat_at[0]}  # once every two years, say
         elif repeat_at is not None:
@@ -1330,7 +1328,7 @@ class _Mapper:
         if unit in ("mo", "a"):
             if not period.is_integer() or period < 1:
                 return None
-            return _shortest_months(int(period) * (12 if unit == "a" else 1))
+            return fewest_days(int(period) * (12 if unit == "a" else 1))
         days = self.codes.period_units.get(unit)
         length = period * days if days is not None else None
         if length is None or not length.is_integer() or length < 1:
