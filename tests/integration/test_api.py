@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+import json
 from typing import Any
 
 import pytest
@@ -338,6 +339,27 @@ def test_a_continuation_links_the_earlier_authorization(client: TestClient) -> N
         None,
         first["authorizations"][0]["authorization_id"],
     ]
+
+
+def test_a_continuation_never_links_another_organizations_authorization(
+    client: TestClient,
+) -> None:
+    """Organization B naming A's request as the one it continues, for the same member, learns
+    nothing of A's authorization (issue #16, isolation)."""
+    first = submit(
+        client, "01-approved-every-3-weeks.json", member="M-8", request_id="PA-2025-000042"
+    )
+    a_number = first["authorizations"][0]["authorization_id"]
+    later = submit(client, "03-continuation-approved.json", member="M-8", who="other-clinic")
+    assert later["status"] == "approved"
+    assert a_number not in json.dumps(later)
+    seen_by_b = client.get("/v1/authorizations?member_id=M-8", headers=auth("other-clinic"))
+    assert seen_by_b.status_code == 200
+    assert a_number not in seen_by_b.text
+    assert [a["continues"] for a in seen_by_b.json()] == [None]
+    # A reviewer sees both, unlinked.
+    listed = client.get("/v1/authorizations?member_id=M-8", headers=auth("pharmacist")).json()
+    assert [a["continues"] for a in listed] == [None, None]
 
 
 def test_bad_input_gets_field_level_errors(client: TestClient) -> None:

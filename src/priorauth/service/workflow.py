@@ -479,6 +479,9 @@ class PriorAuthService:
                 select(AuthorizationRow.id)
                 .join(CaseRow, CaseRow.id == AuthorizationRow.case_pk)
                 .where(
+                    # Only the organization's own authorizations: another's is not ours to
+                    # continue, nor to reveal through a link.
+                    AuthorizationRow.organization == case.organization,
                     AuthorizationRow.member_id == case.member_id,
                     (AuthorizationRow.authorization_id == prior) | (CaseRow.request_id == prior),
                 )
@@ -1020,7 +1023,8 @@ class PriorAuthService:
                 if row.continues_id and view["continues"] is None:
                     view["continues"] = uow.session.scalar(
                         select(AuthorizationRow.authorization_id).where(
-                            AuthorizationRow.id == row.continues_id
+                            AuthorizationRow.id == row.continues_id,
+                            AuthorizationRow.organization == row.organization,
                         )
                     )
             append_event(
