@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
-import json
 from typing import Any
 
 import pytest

@@ -34,8 +34,11 @@ CONTENT = (
 class Subscriber:
     """A rest-hook endpoint on loopback that records what it is sent (by path)."""
 
-    def __init__(self, port: int, status: int = 200) -> None:
+    def __init__(
+        self, port: int, status: int = 200, host: str = "127.0.0.1", location: str = ""
+    ) -> None:
         self.received: list[tuple[str, dict[str, Any], str]] = []
+        self.headers: list[dict[str, str]] = []
         self.status = status
         outer = self
 
@@ -44,14 +47,24 @@ class Subscriber:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length))
                 outer.received.append((self.path, body, self.headers.get("Content-Type", "")))
+                outer.headers.append(dict(self.headers))
                 self.send_response(outer.status)
+                if location:
+                    self.send_header("Location", location)
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                # A redirected POST comes back as a GET: record it too.
+                outer.received.append((self.path, {}, ""))
+                outer.headers.append(dict(self.headers))
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         ThreadingHTTPServer.allow_reuse_address = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -177,6 +190,29 @@ def test_a_notification_waits_for_a_subscriber_that_is_down_and_survives_a_resta
     resource = claim_response(response)
     assert action(resource["item"][0]) == "A3"
     assert any("No record of an anthracycline" in n["text"] for n in resource["processNote"])
+
+
+def test_a_redirect_is_not_followed_so_no_other_host_hears_the_secret(
+    client: TestClient, env: Env, port: int, subscribers: list[Subscriber]
+) -> None:
+    """An allowed subscriber answering 302 to another address must not make the service call
+    it, forwarding the subscription's secret header (issue #16, SSRF)."""
+    elsewhere_port = free_port()
+    elsewhere = Subscriber(elsewhere_port, host="127.0.0.2")
+    subscribers.append(elsewhere)
+    target = f"http://127.0.0.2:{elsewhere_port}/internal"
+    redirecting = Subscriber(port, status=302, location=target)
+    subscribers.append(redirecting)
+    endpoint = f"http://127.0.0.1:{port}/hook"
+    secret = {"header": ["Authorization: Bearer subscriber-secret"]}
+    assert post(client, "Subscription", subscription(endpoint, **secret)).status_code == 201
+    deny_the_pended_request(client)
+    worker = OutboxWorker(env.service.database, base_delay=0.05, timeout=2)
+    assert worker.deliver_due() == 0  # a redirect is not a delivery
+    time.sleep(0.2)
+    assert len(redirecting.received) == 1
+    assert redirecting.headers[0].get("Authorization") == "Bearer subscriber-secret"
+    assert elsewhere.received == []  # never called, so never told the secret
 
 
 def test_the_server_worker_retries_with_backoff_until_the_subscriber_answers(

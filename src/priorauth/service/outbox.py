@@ -41,6 +41,18 @@ class _Due:
     attempts: int
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are never followed: the subscriber's endpoint is the host the plan allowed
+    (PRIORAUTH_SUBSCRIPTION_HOSTS), and a redirect would send the notification, with its
+    health information and the subscription's secret headers, somewhere it did not."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class OutboxWorker:
     """Sends due notifications. `deliver_due()` does one pass; `start()` runs passes in a
     background thread every `poll_seconds` until `stop()`.
@@ -118,10 +130,12 @@ class OutboxWorker:
             if name.strip() and value.strip():
                 request.add_header(name.strip(), value.strip())
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+            with _OPENER.open(request, timeout=self.timeout) as answer:
                 answer.read()
                 status = int(answer.status)
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                return f"HTTP {exc.code} (redirects are not followed)"
             return f"HTTP {exc.code}"
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None)
