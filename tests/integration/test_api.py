@@ -425,6 +425,23 @@ def test_unknown_units_systems_and_questions_are_422_naming_the_field(
     assert words in problem["message"]
 
 
+@pytest.mark.parametrize("value", [1e29, float("inf"), -1e13])
+def test_huge_or_infinite_numbers_are_422_and_never_stored(
+    client: TestClient, value: float
+) -> None:
+    """A lab value of 1e29 was once stored, and its case could never be read again (#16)."""
+    request = example("10-pended-safety-review.json")
+    request["observations"][2]["value"] = value
+    body = json.dumps({"member_id": "M-9", "request": request}).replace("Infinity", "1e999")
+    response = client.post(
+        "/v1/requests",
+        content=body.encode(),
+        headers={**auth("clinic"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["field"].startswith("request.observations[2]")
+
+
 def test_a_body_over_the_limit_is_refused(client: TestClient) -> None:
     request = example("01-approved-every-3-weeks.json")
     request["medications"] = ["x" * 1000] * 100
