@@ -35,6 +35,7 @@ from priorauth.engine.determination import (
 from priorauth.engine.dosing import DosingEvaluator
 from priorauth.engine.facts import CompiledFact, ServiceDate, compile_fact
 from priorauth.engine.kleene import Truth
+from priorauth.engine.products import coding_keys, drug_keys
 from priorauth.engine.request import Request, Schedule
 from priorauth.engine.safety import SafetyReviewer
 from priorauth.policy.model import Approval, Billing, Indication, Policy
@@ -154,6 +155,8 @@ class CompiledPolicy:
         self._indications = [_CompiledIndication(ind, policy) for ind in policy.indications]
         self._dosing = DosingEvaluator(policy.dosing)
         self._regimens = {r.id: r for r in policy.dosing.regimens}
+        # The billed products, each by the keys it is known by (engine.products).
+        self._billed = [(drug_keys(d), d.billing) for d in policy.drugs if d.billing is not None]
 
     def evaluate(
         self, request: Request, as_of: dt.date, submitted: Mapping[str, Any] | None = None
@@ -280,16 +283,11 @@ class CompiledPolicy:
         """How the requested product is billed: the policy drug its codes name (else the
         first drug billed), when the policy says."""
         for coding in request.service.codes:
-            for drug in self.policy.drugs:
-                if drug.billing is None:
-                    continue
-                if (
-                    (coding.system == "hcpcs" and coding.code in drug.hcpcs)
-                    or (coding.system == "ndc" and coding.code[:10] in drug.ndc_products)
-                    or (coding.system == "rxnorm" and coding.code in drug.rxnorm)
-                ):
-                    return drug.billing
-        return next((d.billing for d in self.policy.drugs if d.billing is not None), None)
+            keys = coding_keys(coding)
+            for drug, billing in self._billed:
+                if keys & drug:
+                    return billing
+        return self._billed[0][1] if self._billed else None
 
     def _approve(
         self, request: Request, approval: Approval, start: dt.date, dosing: DosingResult

@@ -21,6 +21,7 @@ from priorauth.clinical.dates import age_in_months, age_in_years
 from priorauth.engine import measures
 from priorauth.engine.agents import AgentMatcher, name_key
 from priorauth.engine.determination import Conflict, Evidence, FactResult
+from priorauth.engine.products import coding_keys, drug_keys
 from priorauth.engine.request import Answer, Medication, Request
 from priorauth.policy.model import (
     AgeFact,
@@ -416,18 +417,11 @@ def _product(
     if not spec.codes:
         for drug in policy.drugs:
             if drug.preferred:
-                wanted.update(("hcpcs", code) for code in drug.hcpcs)
-                wanted.update(("rxnorm", code) for code in drug.rxnorm)
-                wanted.update(("ndc-product", product) for product in drug.ndc_products)
+                wanted.update(drug_keys(drug))
 
     def derive(request: Request, service: ServiceDate) -> Derived:
         for i, coding in enumerate(request.service.codes):
-            # A requested NDC (5-4-2, as the request model keeps it) matches its package or
-            # its product (the first ten characters, labeler and product).
-            keys = {(coding.system, coding.code.upper())}
-            if coding.system == "ndc":
-                keys.add(("ndc-product", coding.code[:10]))
-            if keys & wanted:
+            if coding_keys(coding) & wanted:
                 return make(
                     True, (Evidence(f"service.codes[{i}]", coding.code),), "a listed product"
                 )

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable
-from decimal import ROUND_HALF_UP, Decimal
 from operator import attrgetter
 from typing import Literal, NamedTuple
 
@@ -32,6 +31,7 @@ from priorauth.clinical.resistance import resistance
 from priorauth.clinical.units import UnitError, convert
 from priorauth.engine.agents import name_key
 from priorauth.engine.determination import Alert, DosingResult, JsonScalar
+from priorauth.engine.measures import round_half_up
 from priorauth.engine.request import Medication, Observation, Request
 from priorauth.engine.review import (
     GuidelineContext,
@@ -115,19 +115,6 @@ def number(value: float) -> str:
     return f"{value:g}"
 
 
-def _round_half_up(value: float, decimals: int) -> float:
-    """Round as people do on paper (40.25 -> 40.3), from the number's shortest decimal form."""
-    step = Decimal(1).scaleb(-decimals)
-    return float(Decimal(repr(value)).quantize(step, rounding=ROUND_HALF_UP))
-
-
-def _converted(value: float, source: str, target: str) -> float:
-    """`value` converted between UCUM units, to 12 significant digits: the factors are decimal
-    powers worked out in binary floats, and 1,500/uL read as /mm3 must stay 1,500, not
-    1,499.9999999999998 (a count on its limit passes)."""
-    return float(f"{convert(value, source, target):.12g}")
-
-
 def _reading(observation: Observation, unit: str) -> float | None:
     """An observation's value in `unit` (`{ULN}`: its uln_multiple), or None when it gives none:
     no numeric value, no unit, or a unit that does not convert."""
@@ -137,7 +124,7 @@ def _reading(observation: Observation, unit: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or given is None:
         return None
     try:
-        return _converted(float(value), given, unit)
+        return convert(float(value), given, unit)
     except UnitError:
         return None
 
@@ -214,10 +201,10 @@ def _dose_per_m2(
         return None, ("service.dose",)
     mass, _, per = dose.unit.partition("/")
     if per == "m2":
-        return _converted(dose.value, mass, "mg"), ()
+        return convert(dose.value, mass, "mg"), ()
     mg = dosing.mg_per_dose if dosing is not None else None
     if mg is not None and bsa:
-        return _round_half_up(mg / bsa, 1), ()
+        return round_half_up(mg / bsa, 1), ()
     missing: list[str] = []
     if mg is None and per == "kg":
         missing.append(_WEIGHT_FIELD)
