@@ -18,6 +18,7 @@ __all__ = [
     "CREATININE",
     "HEIGHT",
     "KNOWN",
+    "ULN",
     "WEIGHT",
     "Measure",
     "check_plausible",
@@ -43,6 +44,9 @@ BSA = Measure("8277-6", "body surface area", "m2", 0.05, 5)
 # Creatinine, 113.12 g/mol: 1 mg/dL is 88.4 umol/L (the SI unit most labs outside the US use).
 CREATININE = Measure("2160-0", "serum creatinine", "mg/dL", 0.05, 40, molar_mass=113.12)
 CRCL = Measure("2164-2", "creatinine clearance", "mL/min", 0, 400)
+
+# The unit a policy names for a lab value read as a multiple of its upper limit of normal.
+ULN = "{ULN}"
 
 KNOWN: dict[str, Measure] = {m.code: m for m in (HEIGHT, WEIGHT, BSA, CREATININE, CRCL)}
 # Other LOINC codes for the same measures (a measured or stated weight, a stated height, a

@@ -21,6 +21,7 @@ from priorauth.clinical.observations import (
     CREATININE,
     HEIGHT,
     KNOWN,
+    ULN,
     WEIGHT,
     Measure,
     in_unit,
@@ -38,8 +39,6 @@ __all__ = [
     "latest",
     "round_half_up",
 ]
-
-ULN = "{ULN}"
 
 
 def round_half_up(value: float, decimals: int) -> float:

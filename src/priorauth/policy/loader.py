@@ -38,7 +38,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from priorauth.clinical.observations import KNOWN
+from priorauth.clinical.observations import KNOWN, ULN
 from priorauth.clinical.systems import system_name
 from priorauth.clinical.units import UnitError, compatible, dimension
 from priorauth.policy.model import (
@@ -273,7 +273,7 @@ def _facts(policy: Policy, add: Report) -> None:
             for key, codes in lists:
                 for k, code in enumerate(codes):
                     _code_shape(spec.system, code, (*base, key, k), add)
-        if isinstance(spec, ObservationFact) and spec.unit is not None and spec.unit != "{ULN}":
+        if isinstance(spec, ObservationFact) and spec.unit is not None and spec.unit != ULN:
             _observation_unit(spec, (*base, "unit"), add)
         if isinstance(spec, AnswerFact) and spec.unit is not None:
             _unit(spec.unit, (*base, "unit"), add)

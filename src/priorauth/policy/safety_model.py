@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from priorauth.clinical.observations import ULN
 from priorauth.clinical.units import UnitError, dimension, normalize_unit
 from priorauth.policy.model import ICD10_PATTERN, Outcome, Setting
 
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 # The unit of a lab read as a multiple of its upper limit of normal (observation.uln_multiple).
-ULN = "{ULN}"
 Severity = Literal["contraindication", "dose-limit", "warning"]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
 Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
