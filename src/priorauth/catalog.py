@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from priorauth.clinical.drugs import Vocabulary, shipped_vocabulary
 from priorauth.engine.compiled import CompiledPolicy, no_policy_determination
 from priorauth.engine.determination import Determination
 from priorauth.engine.request import Request, Service, parse_request
@@ -18,7 +19,14 @@ from priorauth.policy.model import Policy
 from priorauth.policy.safety_loader import load_safety_text
 from priorauth.policy.safety_model import SafetyData
 
-__all__ = ["PolicySet", "default_policy_dir", "evaluate", "load_policy", "load_safety"]
+__all__ = [
+    "PolicySet",
+    "default_policy_dir",
+    "default_vocabulary",
+    "evaluate",
+    "load_policy",
+    "load_safety",
+]
 
 
 def default_policy_dir() -> Path:
@@ -30,6 +38,11 @@ def default_policy_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "policies"
+
+
+def default_vocabulary() -> Vocabulary:
+    """The drug vocabulary of the default policy folder (its `vocabulary/`), read once."""
+    return shipped_vocabulary(str(default_policy_dir()))
 
 
 def _read(source: Path, code: str = "PA100") -> str:
@@ -64,7 +77,10 @@ class PolicySet:
     """
 
     def __init__(
-        self, policies: Iterable[Policy], safety: Mapping[str, SafetyData] | None = None
+        self,
+        policies: Iterable[Policy],
+        safety: Mapping[str, SafetyData] | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         self.policies: list[CompiledPolicy] = []
         self._by_hcpcs: dict[str, CompiledPolicy] = {}
@@ -88,7 +104,9 @@ class PolicySet:
                         )
                     ],
                 )
-            compiled = CompiledPolicy(policy, data)
+            if data is not None and vocabulary is None:
+                vocabulary = default_vocabulary()
+            compiled = CompiledPolicy(policy, data, vocabulary)
             self.policies.append(compiled)
             for drug in policy.drugs:
                 for code in drug.hcpcs:
@@ -137,7 +155,11 @@ class PolicySet:
             for policy in policies
             if policy.safety is not None
         }
-        return cls(policies, safety)
+        vocabulary = None
+        if safety:
+            own = (folder / "vocabulary").is_dir()
+            vocabulary = shipped_vocabulary(str(folder)) if own else default_vocabulary()
+        return cls(policies, safety, vocabulary)
 
     def find(self, service: Service) -> CompiledPolicy | None:
         """The policy that governs the requested service (by its codes, in order), or None."""

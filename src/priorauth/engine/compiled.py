@@ -13,6 +13,7 @@ import orjson
 
 from priorauth._version import __version__
 from priorauth.clinical.dates import period_end
+from priorauth.clinical.drugs import Vocabulary
 from priorauth.clinical.schedules import dose_days, monthly
 from priorauth.engine import explain
 from priorauth.engine.answers import answerable, check_answers
@@ -135,16 +136,26 @@ class CompiledPolicy:
     no safety screen runs.
     """
 
-    def __init__(self, policy: Policy, safety: SafetyData | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        safety: SafetyData | None = None,
+        vocabulary: Vocabulary | None = None,
+    ) -> None:
         self.policy = policy
         self.safety = safety
+        if safety is not None and vocabulary is None:
+            from priorauth.catalog import default_vocabulary
+
+            vocabulary = default_vocabulary()
         self.ref = PolicyRef(
             id=policy.id,
             version=policy.version,
             content_hash=policy_hash(policy),
             safety_hash=safety_hash(safety) if safety is not None else None,
+            vocabulary=vocabulary.version if safety is not None and vocabulary else None,
         )
-        self._safety = SafetyReviewer(safety)
+        self._safety = SafetyReviewer(safety, vocabulary)
         self._answerable = answerable(policy)
         self.facts: dict[str, CompiledFact] = {
             name: compile_fact(name, spec, policy) for name, spec in policy.facts.items()
@@ -248,6 +259,7 @@ class CompiledPolicy:
             screens_not_run=review.not_run,
             label_indication=review.label_indication,
             guideline=review.guideline,
+            unrecognized=review.unrecognized,
         )
 
     def _pick_indication(

@@ -18,11 +18,12 @@ from typing import Any, Literal, get_args
 from pydantic import TypeAdapter
 
 from priorauth.engine.records import record
-from priorauth.engine.review import GuidelineContext, LabelIndication, ScreenNotRun
+from priorauth.engine.review import GuidelineContext, LabelIndication, ScreenNotRun, Unrecognized
 from priorauth.policy.model import ReasonCode
 
 __all__ = [
     "REASON_ORDER",
+    "SEVERITY_ORDER",
     "Alert",
     "Authorization",
     "Conflict",
@@ -180,12 +181,17 @@ class Authorization:
     continues: str | None
 
 
+# Most serious first. A contraindication, a dose limit or a review holds an otherwise
+# approvable request for a pharmacist; a warning rides along.
+SEVERITY_ORDER = {"contraindication": 0, "dose-limit": 1, "review": 2, "warning": 3}
+
+
 @record
 class Alert:
     """A safety finding for the reviewer: code, severity, message, where the rule comes from."""
 
     code: str
-    severity: Literal["contraindication", "dose-limit", "warning"]
+    severity: Literal["contraindication", "dose-limit", "review", "warning"]
     message: str
     source: str
     facts: dict[str, JsonScalar]
@@ -198,6 +204,8 @@ class PolicyRef:
     content_hash: str
     # The hash of the policy's safety data file (policy.safety), when it has one.
     safety_hash: str | None = None
+    # The drug vocabulary the screens read (its id, version and the hash of its files).
+    vocabulary: str | None = None
 
 
 @record
@@ -235,6 +243,8 @@ class Determination:
     screens_not_run: tuple[ScreenNotRun, ...] = ()
     label_indication: LabelIndication | None = None
     guideline: GuidelineContext | None = None
+    # Medications and partners the drug vocabulary does not know (see docs/safety.md).
+    unrecognized: tuple[Unrecognized, ...] = ()
 
     def explain(self) -> list[str]:
         """The reasoning step by step, in words, built from the evaluated tree (see explain)."""

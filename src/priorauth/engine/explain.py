@@ -141,7 +141,10 @@ def rationale(determination: Determination) -> list[str]:
     for alert in d.alerts:
         lines.append(f"Alert {alert.code} ({alert.severity}): {alert.message} [{alert.source}]")
     for skipped in d.screens_not_run:
-        lines.append(f"Not screened: {skipped.screen} (needs {', '.join(skipped.fields)})")
+        why = skipped.reason or f"needs {', '.join(skipped.fields)}"
+        lines.append(f"Not screened: {skipped.screen}: {why}")
+    for unknown in d.unrecognized:
+        lines.append(f"Not in the drug vocabulary: {unknown.field} {unknown.name!r}")
     label = d.label_indication
     if label is not None:
         status = next((c.status for c in label.indications if c.id == label.requested), None)
