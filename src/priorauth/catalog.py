@@ -104,7 +104,7 @@ class PolicySet:
                         )
                     ],
                 )
-            if data is not None and vocabulary is None:
+            if vocabulary is None:
                 vocabulary = default_vocabulary()
             compiled = CompiledPolicy(policy, data, vocabulary)
             self.policies.append(compiled)
@@ -155,10 +155,8 @@ class PolicySet:
             for policy in policies
             if policy.safety is not None
         }
-        vocabulary = None
-        if safety:
-            own = (folder / "vocabulary").is_dir()
-            vocabulary = shipped_vocabulary(str(folder)) if own else default_vocabulary()
+        own = (folder / "vocabulary").is_dir()
+        vocabulary = shipped_vocabulary(str(folder)) if own else default_vocabulary()
         return cls(policies, safety, vocabulary)
 
     def find(self, service: Service) -> CompiledPolicy | None:

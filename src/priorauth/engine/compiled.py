@@ -133,7 +133,8 @@ class CompiledPolicy:
     """One policy, checked and prepared. Evaluation is pure: same request, same answer.
 
     `safety` is the data file the policy names under `safety:` (catalog.py reads it); without it
-    no safety screen runs.
+    no label screen runs, but the drug vocabulary (the shipped one unless given) still lists the
+    medications it does not know and holds a regimen whose partner it cannot identify.
     """
 
     def __init__(
@@ -144,7 +145,7 @@ class CompiledPolicy:
     ) -> None:
         self.policy = policy
         self.safety = safety
-        if safety is not None and vocabulary is None:
+        if vocabulary is None:
             from priorauth.catalog import default_vocabulary
 
             vocabulary = default_vocabulary()
@@ -153,7 +154,7 @@ class CompiledPolicy:
             version=policy.version,
             content_hash=policy_hash(policy),
             safety_hash=safety_hash(safety) if safety is not None else None,
-            vocabulary=vocabulary.version if safety is not None and vocabulary else None,
+            vocabulary=vocabulary.version,
         )
         self._safety = SafetyReviewer(safety, vocabulary)
         self._answerable = answerable(policy)

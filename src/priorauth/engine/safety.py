@@ -838,8 +838,9 @@ class _Receptors:
 class SafetyReviewer:
     """A policy's safety data compiled once; `review` screens one request.
 
-    Without data (a policy that names none) every review is empty. The drug vocabulary is the
-    shipped one unless another is given.
+    Without data (a policy that names none) no label screen runs, but the medications and
+    partners the drug vocabulary does not know are still listed, and an unknown partner still
+    holds the request. The vocabulary is the shipped one unless another is given.
     """
 
     def __init__(self, data: SafetyData | None, vocabulary: Vocabulary | None = None) -> None:
@@ -847,13 +848,13 @@ class SafetyReviewer:
         self._screens: tuple[ScreenFn, ...] = ()
         self._label: _LabelIndications | None = None
         self._receptors: _Receptors | None = None
-        if data is not None:
-            if vocabulary is None:
-                from priorauth.catalog import default_vocabulary
+        if vocabulary is None:
+            from priorauth.catalog import default_vocabulary
 
-                vocabulary = default_vocabulary()
+            vocabulary = default_vocabulary()
+        self._vocabulary = vocabulary
+        if data is not None:
             check_classes(data, vocabulary, data.id)
-            self._vocabulary = vocabulary
             self._screens = tuple(_compile(spec, vocabulary) for spec in data.screens)
             if data.resistance is not None:
                 self._label = _LabelIndications(data.resistance)
@@ -873,8 +874,6 @@ class SafetyReviewer:
 
         Alerts come most serious first, screens of one severity in the data file's order.
         """
-        if self.data is None:
-            return Review((), (), None, None, False)
         case = _Case(request, dosing, bsa_m2, service_date, self._vocabulary)
         alerts: list[Alert] = [_unscreened(case)] if case.unknown_partners else []
         not_run: list[ScreenNotRun] = []
