@@ -296,3 +296,29 @@ def test_pregnancy_is_a_warning_and_precaution_held_for_review(policies: PolicyS
 def test_bilirubin_alone_unknown_with_normal_transaminases_waits(policies: PolicySet) -> None:
     d = _decide(policies, set_liver(base(40), 1.0, 1.0, None))
     assert "liver-monotherapy-dose" in {s.screen for s in d.screens_not_run}
+
+
+# The policies' own medication facts know brands too -----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adalimumab", "Humira 40 mg pen", "Hyrimoz"])
+def test_a_concurrent_biologic_by_its_brand_name(policies: PolicySet, name: str) -> None:
+    request = example("infliximab-07-pended-concurrent-biologic.json")
+    request["medications"][1]["name"] = name
+    d = policies.evaluate(request)
+    assert d.reasons == ("criteria-not-met",), d.summary
+    assert d.facts["concurrent_biologic"].value is True
+
+
+def test_prior_therapy_by_brand_names_counts(policies: PolicySet) -> None:
+    """Adriamycin, Taxol and Xeloda are the generic agents the policy's classes name."""
+    request = example("eribulin-01-approved-breast-cancer.json")
+    generic = policies.evaluate(copy.deepcopy(request))
+    brands = {"doxorubicin": "Adriamycin", "paclitaxel": "Taxol", "capecitabine": "Xeloda"}
+    for medication in request["medications"]:
+        medication["name"] = brands.get(medication["name"], medication["name"])
+    branded = policies.evaluate(request)
+    assert branded.outcome == generic.outcome == "approved"
+    assert {n: f.value for n, f in branded.facts.items()} == {
+        n: f.value for n, f in generic.facts.items()
+    }

@@ -159,7 +159,8 @@ class CompiledPolicy:
         self._safety = SafetyReviewer(safety, vocabulary)
         self._answerable = answerable(policy)
         self.facts: dict[str, CompiledFact] = {
-            name: compile_fact(name, spec, policy) for name, spec in policy.facts.items()
+            name: compile_fact(name, spec, policy, vocabulary)
+            for name, spec in policy.facts.items()
         }
         self._questions = {
             name: Missing(name, fact.question, fact.fields, ()) for name, fact in self.facts.items()
