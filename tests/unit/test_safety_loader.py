@@ -144,8 +144,8 @@ def test_a_class_the_vocabulary_does_not_have() -> None:
     with pytest.raises(PolicyError) as caught:
         SafetyReviewer(data)
     issue = caught.value.issues[0]
-    assert (issue.code, issue.path) == ("PS309", "screens.0.classes.0")
-    assert "cyp3a4-strong-inhibitors" in issue.message  # the known classes are listed
+    assert (issue.code, issue.path) == ("PS309", "screens[0].classes[0]")
+    assert "did you mean 'cyp3a4-strong-inhibitors'" in issue.message
 
 
 def test_bands_must_widen_and_end_with_the_catch_all() -> None:

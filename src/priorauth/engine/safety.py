@@ -58,11 +58,13 @@ from priorauth.policy.safety_model import (
     ObservationBandsScreen,
     ObservationCondition,
     ObservationLimitsScreen,
+    ObservationResultScreen,
     Resistance,
     SafetyData,
     Screen,
     Severity,
 )
+from priorauth.policy.staged import did_you_mean
 
 __all__ = ["SEVERITY_ORDER", "Review", "SafetyReviewer", "number"]
 
@@ -215,7 +217,9 @@ class _Case:
             bsa_m2 = dosing.bsa_m2
         self.bsa = bsa_m2
         self.dose_mg_per_m2, self.dose_fields = _dose_per_m2(request, dosing, bsa_m2)
+        self.dose_mg_per_kg = _dose_per_kg(request, dosing)
         self.rate = _rate(request.service.schedule)
+        self.day = day
 
     def unrecognized(self) -> tuple[Unrecognized, ...]:
         """The medications and partners the vocabulary does not know, in request order."""
@@ -281,6 +285,19 @@ def _dose_per_m2(
     if bsa is None:
         missing.extend(_BSA_FIELDS)
     return None, tuple(dict.fromkeys(missing)) or ("service.dose",)
+
+
+def _dose_per_kg(request: Request, dosing: DosingResult | None) -> float | None:
+    """The dose in mg/kg: as requested, or the dosing step's mg a dose over its body weight."""
+    dose = request.service.dose
+    if dose is None:
+        return None
+    mass, _, per = dose.unit.partition("/")
+    if per == "kg":
+        return convert(dose.value, mass, "mg")
+    if dosing is None or dosing.mg_per_dose is None or not dosing.weight_kg:
+        return None
+    return round_half_up(dosing.mg_per_dose / dosing.weight_kg, 2)
 
 
 ScreenResult = Alert | ScreenNotRun | None
@@ -545,6 +562,7 @@ def _interaction(spec: InteractionScreen, vocabulary: Vocabulary) -> ScreenFn:
     given alongside is of the class; a medication the vocabulary does not know leaves the
     screen unable to vouch for it (not run, naming it)."""
     classes = frozenset(spec.classes)
+    excepted = _ingredients(spec.except_ingredients)
     strengths = {c: vocabulary.classes()[c].strength for c in spec.classes}
     limit = spec.dose_above_mg_per_m2
     limit_text = "" if limit is None else f"{number(limit)} mg/m2"
@@ -557,6 +575,7 @@ def _interaction(spec: InteractionScreen, vocabulary: Vocabulary) -> ScreenFn:
             (drug, sorted(drug.identified.classes & classes))
             for drug in (*case.current, *case.partners)
             if not classes.isdisjoint(drug.identified.classes)
+            and not (excepted and mentions(drug.name, drug.identified, excepted))
         ]
         if not hits:
             if case.unknown_current:
@@ -608,12 +627,68 @@ def _condition(spec: ConditionScreen) -> ScreenFn:
         if not coded:
             return not_given
         for i, code in coded:
-            if codes.matches(code):
-                message = spec.message.format_map({"code": code})
-                return Alert(
-                    spec.id, spec.severity, message, spec.source, {f"conditions[{i}].code": code}
-                )
+            if not codes.matches(code):
+                continue
+            facts: dict[str, JsonScalar] = {f"conditions[{i}].code": code}
+            limit = spec.dose_above_mg_per_kg
+            if limit is None:
+                message = spec.message.format_map({"code": code, "dose": ""})
+                return Alert(spec.id, spec.severity, message, spec.source, facts)
+            dose = case.dose_mg_per_kg
+            facts["dose_mg_per_kg"] = dose
+            values = {
+                "code": code,
+                "dose": "an unknown dose" if dose is None else f"{number(dose)} mg/kg",
+            }
+            if dose is not None and dose > limit + _EPSILON:
+                message = spec.message.format_map(values)
+                return Alert(spec.id, spec.severity, message, spec.source, facts)
+            assert spec.otherwise_severity is not None and spec.otherwise_message is not None
+            message = spec.otherwise_message.format_map(values)
+            return Alert(spec.id, spec.otherwise_severity, message, spec.source, facts)
         return None
+
+    return run
+
+
+def _observation_result(spec: ObservationResultScreen) -> ScreenFn:
+    """The latest result of the codes within the window, when it is one of the results."""
+    codes = frozenset(spec.codes)
+    results = frozenset(r.casefold() for r in spec.results)
+    fields = tuple(f"observations[{code}]" for code in spec.codes)
+
+    def run(case: _Case) -> ScreenResult:
+        latest: tuple[dt.date, int, Observation] | None = None
+        for index, observation in enumerate(case.request.observations):
+            if observation.system != "loinc" or observation.code not in codes:
+                continue
+            date = observation.date
+            if date is None or case.day is None:
+                continue
+            if not (0 <= (case.day - date).days <= spec.within_days):
+                continue
+            if latest is None or (date, index) > latest[:2]:
+                latest = (date, index, observation)
+        if latest is None:
+            return ScreenNotRun(
+                spec.id,
+                spec.title,
+                fields,
+                f"no dated {spec.label} result in the {spec.within_days} days before the "
+                "service date",
+            )
+        date, index, observation = latest
+        value = observation.value
+        if not isinstance(value, str) or value.casefold() not in results:
+            return None
+        found = f"{spec.label} {value} on {date.isoformat()}"
+        facts: dict[str, JsonScalar] = {
+            f"observations[{index}].value": value,
+            f"observations[{index}].date": date.isoformat(),
+        }
+        return Alert(
+            spec.id, spec.severity, spec.message.format_map({"found": found}), spec.source, facts
+        )
 
     return run
 
@@ -633,6 +708,8 @@ def _compile(spec: Screen, vocabulary: Vocabulary) -> ScreenFn:
             return _interaction(spec, vocabulary)
         case ConditionScreen():
             return _condition(spec)
+        case ObservationResultScreen():
+            return _observation_result(spec)
 
 
 def _unscreened(case: _Case) -> Alert:
@@ -653,15 +730,15 @@ def check_classes(data: SafetyData, vocabulary: Vocabulary, source: str) -> None
     for i, screen in enumerate(data.screens):
         for j, class_id in enumerate(getattr(screen, "classes", ())):
             if class_id not in known:
+                hint = did_you_mean(class_id, known) or f" (known: {', '.join(sorted(known))})"
                 issues.append(
                     PolicyIssue(
                         "PS309",
                         "references",
-                        f"screens.{i}.classes.{j}",
+                        f"screens[{i}].classes[{j}]",
                         None,
                         "error",
-                        f"{class_id!r} is not a class of the drug vocabulary "
-                        f"(known: {', '.join(sorted(known))})",
+                        f"{class_id!r} is not a class of the drug vocabulary{hint}",
                     )
                 )
     if issues:

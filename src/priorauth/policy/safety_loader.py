@@ -22,6 +22,7 @@ from priorauth.policy.safety_model import (
     InteractionScreen,
     ObservationBandsScreen,
     ObservationLimitsScreen,
+    ObservationResultScreen,
     SafetyData,
 )
 from priorauth.policy.staged import Checked, Path, Report, Stages, check_text, load_text
@@ -35,7 +36,8 @@ PLACEHOLDERS: dict[type, frozenset[str]] = {
     AllergyScreen: frozenset({"substance", "severity"}),
     AttestedScreen: frozenset(),
     InteractionScreen: frozenset({"drug", "strength", "dose", "limit"}),
-    ConditionScreen: frozenset({"code"}),
+    ConditionScreen: frozenset({"code", "dose"}),
+    ObservationResultScreen: frozenset({"found"}),
 }
 
 
@@ -54,7 +56,7 @@ def _references(data: SafetyData, add: Report) -> None:
         messages: list[tuple[str, str | None]] = [("message", screen.message)]
         if isinstance(screen, ObservationBandsScreen):
             messages.append(("not_recommended_message", screen.not_recommended_message))
-        if isinstance(screen, InteractionScreen):
+        if isinstance(screen, InteractionScreen | ConditionScreen):
             messages.append(("otherwise_message", screen.otherwise_message))
         for key, template in messages:
             if template is None:

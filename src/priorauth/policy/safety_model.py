@@ -31,6 +31,7 @@ __all__ = [
     "ObservationBandsScreen",
     "ObservationCondition",
     "ObservationLimitsScreen",
+    "ObservationResultScreen",
     "ReceptorCode",
     "Resistance",
     "ResistanceCondition",
@@ -193,6 +194,9 @@ class InteractionScreen(_ScreenBase):
 
     kind: Literal["interaction"]
     classes: list[Id] = Field(min_length=1)
+    # Ingredients of the classes that do not count (the requested drug itself, taken now on a
+    # continuation, is not "another" drug of its class).
+    except_ingredients: list[Name] = []
     dose_above_mg_per_m2: Annotated[float, Field(gt=0)] | None = None
     per_days: Annotated[int, Field(ge=1, le=366)] | None = None
     otherwise_severity: Severity | None = None
@@ -209,10 +213,36 @@ class InteractionScreen(_ScreenBase):
 
 
 class ConditionScreen(_ScreenBase):
-    """An ICD-10-CM condition matching one of the patterns (`G62.*` a prefix, `E11.9` exact)."""
+    """An ICD-10-CM condition matching one of the patterns (`G62.*` a prefix, `E11.9` exact).
+    With `dose_above_mg_per_kg` the screen has its `severity` above that dose and
+    `otherwise_severity` at or below it (or with the dose in mg/kg unknown)."""
 
     kind: Literal["condition"]
     codes: list[Annotated[str, Field(pattern=ICD10_PATTERN)]] = Field(min_length=1)
+    dose_above_mg_per_kg: Annotated[float, Field(gt=0)] | None = None
+    otherwise_severity: Severity | None = None
+    otherwise_message: str | None = None
+
+    @model_validator(mode="after")
+    def _otherwise(self) -> ConditionScreen:
+        given = (self.otherwise_severity is not None, self.otherwise_message is not None)
+        if self.dose_above_mg_per_kg is not None and given != (True, True):
+            raise ValueError(
+                f"screen {self.id}: a dose limit needs otherwise_severity and otherwise_message"
+            )
+        return self
+
+
+class ObservationResultScreen(_ScreenBase):
+    """The latest result of one of the LOINC `codes` within `within_days` before the service
+    date is one of `results` (compared without regard to case: `positive`, `reactive`). No
+    result in the window: not run."""
+
+    kind: Literal["observation-result"]
+    codes: list[Loinc] = Field(min_length=1)
+    label: Text
+    within_days: Annotated[int, Field(ge=1, le=3660)]
+    results: list[Name] = Field(min_length=1)
 
 
 Screen = Annotated[
@@ -221,7 +251,8 @@ Screen = Annotated[
     | AllergyScreen
     | AttestedScreen
     | InteractionScreen
-    | ConditionScreen,
+    | ConditionScreen
+    | ObservationResultScreen,
     Field(discriminator="kind"),
 ]
 
