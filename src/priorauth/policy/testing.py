@@ -300,7 +300,7 @@ def _differences(expect: Expectation, d: Determination) -> list[str]:
     return found
 
 
-def _pairs(alerts: dict[str, str]) -> list[str]:
+def _pairs(alerts: Mapping[str, str]) -> list[str]:
     return [f"{code} ({severity})" for code, severity in sorted(alerts.items())]
 
 
