@@ -218,8 +218,9 @@ class CompiledPolicy:
                 reasons.add("dose-exception")
             if missing:
                 reasons.add("missing-information")
-        # Safety screens: a contraindication or a dose limit holds an otherwise approvable
-        # request for a pharmacist; on a request pended for another reason they ride along.
+        # Safety screens: a contraindication, a dose limit or a review holds an otherwise
+        # approvable request for a pharmacist; on a request pended for another reason they ride
+        # along.
         review = self._safety.review(
             request, dosing, dosing.bsa_m2 if dosing else None, service_date=service.date
         )
