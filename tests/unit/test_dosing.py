@@ -967,6 +967,10 @@ def test_intervals_in_calendar_months(
 def test_doses_in_a_year_counted_by_calendar_months(start: str, months: int, doses: int) -> None:
     policy = compiled(regimens=[regimen(cycle=None, interval={"min_months": 1})])
     schedule = {"interval_months": months}
-    determination = decide(policy, request(service_schedule=schedule, service_start_date=start))
+    # Received the day it starts, so the start lies inside the policy's service-date window.
+    data = request(
+        service_schedule=schedule, service_start_date=start, received_at=f"{start}T09:00:00Z"
+    )
+    determination = decide(policy, data)
     assert determination.authorization is not None, determination.reasons
     assert determination.authorization.doses == doses

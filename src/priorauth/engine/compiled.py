@@ -38,6 +38,7 @@ from priorauth.engine.kleene import Truth
 from priorauth.engine.products import coding_keys, drug_keys
 from priorauth.engine.request import Request, Schedule
 from priorauth.engine.safety import SafetyReviewer
+from priorauth.engine.service_dates import DEFAULT_ROUTE, DEFAULT_RULE, service_date_problem
 from priorauth.policy.model import Approval, Billing, Indication, Policy
 from priorauth.policy.safety_model import SafetyData
 
@@ -145,6 +146,7 @@ class CompiledPolicy:
             safety_hash=safety_hash(safety) if safety is not None else None,
         )
         self._safety = SafetyReviewer(safety)
+        self._service_dates = policy.service_dates or DEFAULT_RULE
         self._answerable = answerable(policy)
         self.facts: dict[str, CompiledFact] = {
             name: compile_fact(name, spec, policy) for name, spec in policy.facts.items()
@@ -212,15 +214,22 @@ class CompiledPolicy:
         )
         if review.holds and not reasons:
             reasons.add("safety-review")
+        # A retro request, one too far ahead, or one whose period would be past: a person
+        # decides, whatever else is found.
+        dates = service_date_problem(
+            self._service_dates, request, service, as_of, chosen.approval(request)
+        )
+        if dates is not None:
+            reasons.add("service-date")
         ordered = tuple(r for r in REASON_ORDER if r in reasons)
         route = None
         if not ordered and dosing is not None:
             authorization = self._approve(request, chosen.approval(request), service.date, dosing)
             summary = explain.summary((), None, authorization, None, [])
         else:
-            route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
+            route = self._route(ordered[0]) if ordered else None
             summary = explain.summary(
-                ordered, route, None, criteria, missing, tuple(conflicts), review.alerts
+                ordered, route, None, criteria, missing, tuple(conflicts), review.alerts, dates
             )
         return Determination(
             request_id=request.request_id,
@@ -249,6 +258,12 @@ class CompiledPolicy:
             label_indication=review.label_indication,
             guideline=review.guideline,
         )
+
+    def _route(self, reason: Reason) -> str:
+        """The queue a request pended for `reason` goes to: the policy's routing, else intake
+        for a service-date question, else a clinician."""
+        default = DEFAULT_ROUTE if reason == "service-date" else "clinician"
+        return self.policy.routing.get(reason, default)
 
     def _pick_indication(
         self, request: Request, facts: Mapping[str, FactResult]
