@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from dateutil.relativedelta import relativedelta
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from priorauth import PolicySet
@@ -232,3 +232,24 @@ def test_a_window_wider_than_the_shortest_approval_is_a_warning() -> None:
     assert checked.value is not None
     warnings = [i for i in checked.issues if i.code == "PA407"]
     assert warnings and "retro_days" in warnings[0].message
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(offset=st.integers(-800, 800))
+def test_an_approval_always_starts_inside_the_window_and_never_ends_before_received(
+    policies: PolicySet, offset: int
+) -> None:
+    received = dt.date(2026, 11, 20)
+    start = received + dt.timedelta(days=offset)
+    determination = policies.evaluate(_approvable(start.isoformat()))
+    authorization = determination.authorization
+    if authorization is not None:
+        assert -14 <= offset <= 90
+        assert authorization.valid_from == start
+        assert authorization.valid_through >= received
+        assert (authorization.valid_through - start).days + 1 in (365, 366)
+    if not -14 <= offset <= 90:
+        assert determination.reasons[0] == "service-date"
+        assert determination.route == "intake"

@@ -13,9 +13,8 @@ import orjson
 
 from priorauth._version import __version__
 from priorauth.clinical.dates import period_end
-from priorauth.clinical.observations import KNOWN
 from priorauth.clinical.schedules import dose_days, monthly
-from priorauth.engine import explain, measures
+from priorauth.engine import explain
 from priorauth.engine.answers import answerable, check_answers
 from priorauth.engine.criteria import CriterionEvaluator, compile_criteria, unknown_leaves
 from priorauth.engine.determination import (
@@ -36,6 +35,7 @@ from priorauth.engine.determination import (
 from priorauth.engine.dosing import DosingEvaluator
 from priorauth.engine.facts import CompiledFact, ServiceDate, compile_fact
 from priorauth.engine.kleene import Truth
+from priorauth.engine.plausibility import confirm_implausible
 from priorauth.engine.products import coding_keys, drug_keys
 from priorauth.engine.request import Request, Schedule
 from priorauth.engine.safety import SafetyReviewer
@@ -208,7 +208,7 @@ class CompiledPolicy:
                 reasons.add("dose-exception")
             if missing:
                 reasons.add("missing-information")
-                missing = _confirm_implausible(missing, request, service.date, facts)
+                missing = confirm_implausible(missing, request, service.date, facts)
         # Safety screens: a contraindication or a dose limit holds an otherwise approvable
         # request for a pharmacist; on a request pended for another reason they ride along.
         review = self._safety.review(
@@ -355,42 +355,6 @@ def _ask(missing: list[Missing], question: Missing) -> None:
             missing[i] = Missing(asked.fact, asked.question, asked.fields, criteria)
             return
     missing.append(question)
-
-
-def _confirm_implausible(
-    missing: list[Missing], request: Request, on: dt.date, facts: Mapping[str, FactResult]
-) -> list[Missing]:
-    """The questions, each one that an implausible observation left unknown asking to confirm
-    that value and its unit (naming its field) instead of the fact's general question."""
-    doubts = measures.doubts(request, on)
-    if not doubts:
-        return missing
-    asked: list[Missing] = []
-    for question in missing:
-        fact = facts.get(question.fact)
-        if fact is not None:
-            read = [e.field for e in fact.evidence if e.field in doubts]
-        else:
-            read = [field for field in doubts if _names(question, request, field)]
-        if not read:
-            asked.append(question)
-            continue
-        words = " ".join(
-            f"{field}.value: {doubts[field]}; confirm the value and its unit." for field in read
-        )
-        fields = tuple(f"{field}.{part}" for field in read for part in ("value", "unit"))
-        asked.append(Missing(question.fact, words, fields + question.fields, question.criteria))
-    return asked
-
-
-def _names(question: Missing, request: Request, field: str) -> bool:
-    """Whether a question that is not a policy fact's (a dosing question for the body measures,
-    `observations[8302-2]`) asks for the observation at `field`: by its code, or by another
-    code of the same measure (a stated height for a measured one)."""
-    code = request.observations[int(field.removeprefix("observations[").rstrip("]"))].code
-    named = {f.removeprefix("observations[").rstrip("]") for f in question.fields}
-    measure = KNOWN.get(code)
-    return code in named or (measure is not None and any(KNOWN.get(c) == measure for c in named))
 
 
 def _doses_in(schedule: Schedule, start: dt.date, through: dt.date) -> int | None:
