@@ -253,3 +253,18 @@ def test_an_approval_always_starts_inside_the_window_and_never_ends_before_recei
     if not -14 <= offset <= 90:
         assert determination.reasons[0] == "service-date"
         assert determination.route == "intake"
+
+
+def test_an_old_request_decided_late_is_never_approved_for_a_period_already_over(
+    policies: PolicySet,
+) -> None:
+    """Without a start date the service starts on the day received: decided years later, the
+    year it would approve is over."""
+    request = _approvable("2026-11-30", received="2023-01-10")
+    del request["service"]["start_date"]
+    on_time = policies.evaluate(request)  # decided as of the day received
+    assert "service-date" not in on_time.reasons
+    late = policies.evaluate(request, as_of=dt.date(2026, 11, 20))
+    assert late.reasons[0] == "service-date"
+    assert late.authorization is None
+    assert "received_at 2023-01-10: an approval would end on 2024-01-09" in late.summary

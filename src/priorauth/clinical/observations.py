@@ -26,6 +26,7 @@ __all__ = [
     "HEIGHT",
     "KNOWN",
     "PLAUSIBLE",
+    "PLAUSIBLE_CODES",
     "ULN",
     "WEIGHT",
     "Measure",
@@ -225,13 +226,20 @@ PLAUSIBLE: tuple[PlausibleRange, ...] = (
     ),
 )
 _PLAUSIBLE: dict[str, PlausibleRange] = {code: row for row in PLAUSIBLE for code in row.codes}
+# The LOINC codes the table judges (any other is read as given).
+PLAUSIBLE_CODES = frozenset(_PLAUSIBLE)
+_AS_MEASURE = {
+    row: Measure(row.codes[0], row.name, row.unit, row.low, row.high, row.molar_mass)
+    for row in PLAUSIBLE
+}
 
 
 def _canonical(row: PlausibleRange, value: float, unit: str) -> float:
     """A value in the row's unit; a substance given by amount is converted by its molar mass.
     UnitError when the unit is not one of the row's."""
-    measure = Measure(row.codes[0], row.name, row.unit, row.low, row.high, row.molar_mass)
-    return in_unit(measure, value, unit)
+    if unit == row.unit:
+        return value
+    return in_unit(_AS_MEASURE[row], value, unit)
 
 
 def _inside(row: PlausibleRange, value: float) -> bool:

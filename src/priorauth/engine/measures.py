@@ -21,6 +21,7 @@ from priorauth.clinical.observations import (
     CREATININE,
     HEIGHT,
     KNOWN,
+    PLAUSIBLE_CODES,
     ULN,
     WEIGHT,
     Measure,
@@ -116,6 +117,8 @@ def implausible_observation(request: Request, observation: Observation, on: dt.d
     safety screen should do the same rather than read it as a fact.
     """
     value = observation.value
+    if observation.code not in PLAUSIBLE_CODES or observation.system != "loinc":
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     birth = request.patient.birth_date

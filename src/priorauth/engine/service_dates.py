@@ -42,32 +42,44 @@ def service_date_problem(
     approval: Approval,
 ) -> str | None:
     """Why software may not decide this request's service dates, in a sentence naming the
-    field, or None when the start lies inside the policy's window.
+    field, or None when the start lies inside the policy's window and the approval would not
+    be over already.
 
-    `service` is the date the policy is applied on; only a start date the requester gave can
-    lie outside the window (without one the service starts on the day received).
+    `service` is the date the policy is applied on. Only a start date the requester gave can
+    lie outside the window (without one the service starts on the day received); but any
+    period that would end before the day received, or before the day decided (`as_of`, later
+    when an old request is decided again), is never approved.
     """
-    if service.field != "service.start_date":
-        return None
     start, received = service.date, received_on(request, as_of)
-    field = f"service.start_date {start.isoformat()}"
     on = f"the day the request was received ({received.isoformat()})"
-    back = (received - start).days
-    if back > rule.retro_days:
-        return (
-            f"{field} is {_days(back)} before {on}; this policy decides a start at most "
-            f"{_days(rule.retro_days)} back, so a person decides this retro request"
-        )
-    ahead = (start - received).days
-    if ahead > rule.ahead_days:
-        return (
-            f"{field} is {_days(ahead)} after {on}; this policy decides a start at most "
-            f"{_days(rule.ahead_days)} ahead: confirm the start date, or request nearer to it"
-        )
+    if service.field == "service.start_date":
+        field = f"service.start_date {start.isoformat()}"
+        back = (received - start).days
+        if back > rule.retro_days:
+            return (
+                f"{field} is {_days(back)} before {on}; this policy decides a start at most "
+                f"{_days(rule.retro_days)} back, so a person decides this retro request"
+            )
+        ahead = (start - received).days
+        if ahead > rule.ahead_days:
+            return (
+                f"{field} is {_days(ahead)} after {on}; this policy decides a start at most "
+                f"{_days(rule.ahead_days)} ahead: confirm the start date, or request nearer to it"
+            )
+    else:
+        field = f"{service.field} {start.isoformat()}"
+    if start >= max(received, as_of):
+        return None  # a period from then on cannot be over (and its end need not be worked out)
     through = period_end(start, approval.years, approval.months, approval.days)
     if through < received:
         return (
             f"{field}: an approval would end on {through.isoformat()}, before {on}; a period "
             "wholly in the past is never approved by software"
+        )
+    if through < as_of:
+        return (
+            f"{field}: an approval would end on {through.isoformat()}, before the day the "
+            f"request is decided ({as_of.isoformat()}); a period wholly in the past is never "
+            "approved by software"
         )
     return None
