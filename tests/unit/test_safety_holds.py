@@ -322,3 +322,18 @@ def test_prior_therapy_by_brand_names_counts(policies: PolicySet) -> None:
     assert {n: f.value for n, f in branded.facts.items()} == {
         n: f.value for n, f in generic.facts.items()
     }
+
+
+# Implausible values are questions, not facts ------------------------------------------------
+
+
+def test_an_implausible_count_is_asked_about_not_read(policies: PolicySet) -> None:
+    """An ANC of 1.8 "/mm3" (meant as 10*3/uL) is neither a contraindication nor a pass."""
+    request = set_observation(base(), "751-8", value=1.8, unit="/mm3")
+    d = _decide(policies, request)
+    assert d.reasons == ("missing-information",), d.summary
+    index = next(i for i, o in enumerate(request["observations"]) if o["code"] == "751-8")
+    (question,) = [m for m in d.missing if f"observations[{index}].value" in m.fields]
+    assert "confirm the value and its unit" in question.question
+    assert "low-blood-counts" not in {a.code for a in d.alerts}
+    assert "low-blood-counts" in {s.screen for s in d.screens_not_run}

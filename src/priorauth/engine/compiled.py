@@ -36,9 +36,11 @@ from priorauth.engine.determination import (
 from priorauth.engine.dosing import DosingEvaluator
 from priorauth.engine.facts import CompiledFact, ServiceDate, compile_fact
 from priorauth.engine.kleene import Truth
+from priorauth.engine.plausibility import confirm_implausible
 from priorauth.engine.products import coding_keys, drug_keys
 from priorauth.engine.request import Request, Schedule
 from priorauth.engine.safety import SafetyReviewer
+from priorauth.engine.service_dates import DEFAULT_ROUTE, DEFAULT_RULE, service_date_problem
 from priorauth.policy.model import Approval, Billing, Indication, Policy
 from priorauth.policy.safety_model import SafetyData
 
@@ -157,6 +159,7 @@ class CompiledPolicy:
             vocabulary=vocabulary.version,
         )
         self._safety = SafetyReviewer(safety, vocabulary)
+        self._service_dates = policy.service_dates or DEFAULT_RULE
         self._answerable = answerable(policy)
         self.facts: dict[str, CompiledFact] = {
             name: compile_fact(name, spec, policy, vocabulary)
@@ -218,6 +221,7 @@ class CompiledPolicy:
                 reasons.add("dose-exception")
             if missing:
                 reasons.add("missing-information")
+                missing = confirm_implausible(missing, request, service.date, facts)
         # Safety screens: a contraindication, a dose limit or a review holds an otherwise
         # approvable request for a pharmacist; on a request pended for another reason they ride
         # along.
@@ -226,15 +230,30 @@ class CompiledPolicy:
         )
         if review.holds and not reasons:
             reasons.add("safety-review")
+        # A lab a screen would read whose value is implausible (an ANC of 1.8 /mm3): not a fact,
+        # a question to the requester, as for the policy's own facts.
+        asked = {field for question in missing for field in question.fields}
+        for field, why in review.doubted:
+            if f"{field}.value" not in asked:
+                words = f"{field}.value: {why}; confirm the value and its unit."
+                missing.append(Missing("safety", words, (f"{field}.value", f"{field}.unit"), ()))
+                reasons.add("missing-information")
+        # A retro request, one too far ahead, or one whose period would be past: a person
+        # decides, whatever else is found.
+        dates = service_date_problem(
+            self._service_dates, request, service, as_of, chosen.approval(request)
+        )
+        if dates is not None:
+            reasons.add("service-date")
         ordered = tuple(r for r in REASON_ORDER if r in reasons)
         route = None
         if not ordered and dosing is not None:
             authorization = self._approve(request, chosen.approval(request), service.date, dosing)
             summary = explain.summary((), None, authorization, None, [])
         else:
-            route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
+            route = self._route(ordered[0]) if ordered else None
             summary = explain.summary(
-                ordered, route, None, criteria, missing, tuple(conflicts), review.alerts
+                ordered, route, None, criteria, missing, tuple(conflicts), review.alerts, dates
             )
         return Determination(
             request_id=request.request_id,
@@ -264,6 +283,12 @@ class CompiledPolicy:
             guideline=review.guideline,
             unrecognized=review.unrecognized,
         )
+
+    def _route(self, reason: Reason) -> str:
+        """The queue a request pended for `reason` goes to: the policy's routing, else intake
+        for a service-date question, else a clinician."""
+        default = DEFAULT_ROUTE if reason == "service-date" else "clinician"
+        return self.policy.routing.get(reason, default)
 
     def _pick_indication(
         self, request: Request, facts: Mapping[str, FactResult]

@@ -19,6 +19,7 @@ from dateutil.relativedelta import relativedelta
 from priorauth.clinical.codes import CodeSet, normalize_ndc
 from priorauth.clinical.dates import age_in_months, age_in_years
 from priorauth.clinical.drugs import Vocabulary
+from priorauth.clinical.observations import ULN
 from priorauth.engine import measures
 from priorauth.engine.agents import AgentMatcher, name_key
 from priorauth.engine.determination import Conflict, Evidence, FactResult
@@ -200,6 +201,12 @@ def _observation(make: _Maker, spec: ObservationFact) -> Callable[[Request, Serv
             return make(None, (), f"no observation {', '.join(spec.codes)} given")
         if isinstance(found, str):
             return make(None, (), found)
+        if spec.unit != ULN:
+            # A value implausible for its unit and the patient is not a fact: it is asked.
+            doubt = measures.implausible_observation(request, found[1], service.date)
+            if doubt is not None:
+                reading = measures.quantity(*found, None)
+                return make(None, reading.evidence, doubt)
         reading = measures.quantity(*found, spec.unit)
         return make(reading.value, reading.evidence, reading.note)
 

@@ -34,7 +34,7 @@ from priorauth.clinical.schedules import doses_per_day
 from priorauth.clinical.units import UnitError, convert
 from priorauth.engine.agents import name_key
 from priorauth.engine.determination import SEVERITY_ORDER, Alert, DosingResult, JsonScalar
-from priorauth.engine.measures import round_half_up
+from priorauth.engine.measures import implausible_observation, round_half_up
 from priorauth.engine.request import Medication, Observation, Request, Schedule
 from priorauth.engine.review import (
     GuidelineContext,
@@ -92,6 +92,9 @@ class Review(NamedTuple):
     guideline: GuidelineContext | None
     holds: bool  # a contraindication, a dose limit or a review: a pharmacist must look
     unrecognized: tuple[Unrecognized, ...] = ()
+    # Observations a screen would have read but did not, their values being implausible for
+    # their unit and the patient: (field, why), e.g. (`observations[3]`, ...), to ask about.
+    doubted: tuple[tuple[str, str], ...] = ()
 
 
 class Reading(NamedTuple):
@@ -192,13 +195,16 @@ class _Case:
             for j, agent in enumerate(request.service.with_)
         )
         self.unknown_partners = tuple(d for d in self.partners if not d.identified.recognized)
-        self.observations: dict[str, list[Observation]] = {}
-        for observation in request.observations:
-            if observation.system == "loinc":
-                self.observations.setdefault(observation.code, []).append(observation)
         day = service_date or request.service.start_date
         if day is None and request.received_at is not None:
             day = request.received_at.date()
+        # Observations by code, each with its place in the request; an implausible value is
+        # not read (engine.measures.implausible_observation) but noted, to be asked about.
+        self.observations: dict[str, list[tuple[int, Observation]]] = {}
+        for index, observation in enumerate(request.observations):
+            if observation.system == "loinc":
+                self.observations.setdefault(observation.code, []).append((index, observation))
+        self.doubted: dict[str, str] = {}
         self.medications: list[tuple[bool, _Drug]] = []  # (taken now, the drug)
         for i, medication in enumerate(request.medications):
             field = f"medications[{i}].name" if medication.name else f"medications[{i}].code"
@@ -230,10 +236,15 @@ class _Case:
         """The latest LOINC observation of `code` that gives a value in `unit`. An undated
         observation counts as older than any dated one; of two on one day, the later listed."""
         found: tuple[tuple[bool, dt.date, int], Reading] | None = None
-        for index, observation in enumerate(self.observations.get(code, ())):
+        for index, observation in self.observations.get(code, ()):
             value = _reading(observation, unit)
             if value is None:
                 continue
+            if self.day is not None:
+                why = implausible_observation(self.request, observation, self.day)
+                if why is not None:
+                    self.doubted[f"observations[{index}]"] = why
+                    continue
             date = observation.date
             order = (date is not None, date or dt.date.min, index)
             if found is None or order > found[0]:
@@ -964,4 +975,12 @@ class SafetyReviewer:
         label = self._label.evaluate(request, case.partners) if self._label else None
         guideline = self._receptors.context(request) if self._receptors else None
         holds = bool(alerts) and alerts[0].severity in _HOLDING
-        return Review(tuple(alerts), tuple(not_run), label, guideline, holds, case.unrecognized())
+        return Review(
+            tuple(alerts),
+            tuple(not_run),
+            label,
+            guideline,
+            holds,
+            case.unrecognized(),
+            tuple(case.doubted.items()),
+        )
