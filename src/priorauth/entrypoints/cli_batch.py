@@ -1,0 +1,354 @@
+"""The batch commands: `priorauth batch decide|generate`, `priorauth impact`, `priorauth
+goldcard ...` and `priorauth report yearly`.
+
+Their modules (pyarrow, DuckDB, PySpark) are imported by the commands that use them, so the
+other commands start without them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from priorauth.errors import PolicyError
+
+if TYPE_CHECKING:
+    from priorauth.batch.policies import PolicySource
+    from priorauth.batch.runner import BatchResult
+    from priorauth.batch.sources import Item
+
+__all__ = ["register"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+batch_app = typer.Typer(
+    help="Decide many requests at once, to Parquet (and make requests to try it on).",
+    no_args_is_help=True,
+)
+
+
+class Engine(StrEnum):
+    local = "local"
+    spark = "spark"
+
+
+class InputFormat(StrEnum):
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+PoliciesOption = Annotated[
+    Path | None,
+    typer.Option(help="A folder of policy YAML files (default: the shipped policies)."),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of the store (default: $PRIORAUTH_DATABASE_URL, else "
+        "sqlite:///var/priorauth.db).",
+    ),
+]
+EngineOption = Annotated[
+    Engine,
+    typer.Option(help="local: this machine (a process pool); spark: Apache Spark (needs Java)."),
+]
+MasterOption = Annotated[
+    str, typer.Option(help="With --engine spark: the Spark master, e.g. local[2] or a cluster.")
+]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    raise typer.Exit(code)
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        _fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
+
+
+def _database_url(given: str | None) -> str:
+    from priorauth.service.config import DEFAULT_DATABASE_URL
+
+    return given or os.environ.get("PRIORAUTH_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def _load(source: PolicySource) -> None:
+    """Load the policies once, here, so that a bad policy file is one clear error."""
+    try:
+        source.load()
+    except PolicyError as exc:
+        for issue in exc.issues:
+            err.print(f"{exc.source}: {issue}", markup=False)
+        _fail(f"cannot load the policies: {exc}")
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot load the policies: {exc}")
+
+
+def _progress(total: int | None) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+
+
+def _report(result: BatchResult, engine: str) -> None:
+    outcomes = ", ".join(f"{n} {o}" for o, n in sorted(result.outcomes.items())) or "none"
+    rate = result.decided / result.seconds if result.seconds else 0.0
+    out.print(
+        f"decided {result.decided} request(s) ({escape(outcomes)}) in {result.seconds:.1f} s "
+        f"({rate:,.0f}/s, {engine}) -> {escape(str(result.output))}"
+    )
+    if not result.failed:
+        return
+    err.print(
+        f"[yellow]{result.failed} line(s) could not be decided[/] "
+        f"(all in {escape(str(result.errors_path))}):",
+        markup=True,
+    )
+    for line, message in result.first_errors:
+        err.print(f"  line {line}: {message}", markup=False)
+    if result.failed > len(result.first_errors):
+        err.print(f"  ... and {result.failed - len(result.first_errors)} more", markup=False)
+
+
+@batch_app.command("decide")
+def batch_decide(
+    input: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Requests: a JSON Lines file (one request a line) or a Parquet file (a "
+            "request_json or request column of JSON text, or the request's fields as columns)."
+        ),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The determinations, as Parquet.")
+    ] = Path("determinations.parquet"),
+    errors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where lines that could not be decided go (default: OUTPUT.errors.jsonl)."
+        ),
+    ] = None,
+    input_format: Annotated[
+        InputFormat | None,
+        typer.Option("--format", help="The input's format (default: from its suffix)."),
+    ] = None,
+    from_store: Annotated[
+        bool, typer.Option(help="Decide the requests of every case in the store instead.")
+    ] = False,
+    database_url: DatabaseOption = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes on this machine (default: one per core); 1 decides in this process.",
+        ),
+    ] = os.cpu_count() or 1,
+    engine: EngineOption = Engine.local,
+    spark_master: MasterOption = "local[2]",
+    policies: PoliciesOption = None,
+    exemptions: Annotated[
+        Path | None,
+        typer.Option(help="A gold-card exemption list (priorauth goldcard evaluate writes one)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="Decide as of this date (YYYY-MM-DD); default: each request's "
+            "received date (for the store: the case's)."
+        ),
+    ] = None,
+) -> None:
+    """Decide many requests and write the determinations to Parquet.
+
+    One row per request: where it was read (line), request id, policy id, version and hashes,
+    outcome, reasons, each criterion's status, the dose fit, and the whole determination as
+    JSON (with the request, so it can be decided again by `priorauth impact`). A line that is
+    not a valid request is reported with its number and written to the errors file; the rest
+    are decided. Output is written under a .partial name and renamed when complete.
+
+    Examples:
+
+      priorauth batch generate --count 10000 -o requests.jsonl
+
+      priorauth batch decide requests.jsonl -o determinations.parquet --workers 2
+
+      priorauth batch decide requests.jsonl -o out.parquet --engine spark --spark-master local[2]
+
+    Exit code 0 when every request was decided, 2 when some could not be (or the input
+    cannot be read).
+    """
+    from priorauth.batch.policies import PolicySource
+    from priorauth.batch.sources import InputError, count_items, read_items, store_items
+
+    when = _date(as_of, "--as-of")
+    if (input is None) == (not from_store):
+        _fail("give an input file, or --from-store (not both)")
+    source = PolicySource(
+        str(policies) if policies else None,
+        exemptions=str(exemptions) if exemptions else None,
+    )
+    _load(source)
+    errors_path = errors or output.with_name(output.name + ".errors.jsonl")
+    fmt = input_format.value if input_format else None
+    try:
+        if engine is Engine.spark:
+            result = _decide_on_spark(
+                input,
+                _database_url(database_url) if from_store else None,
+                fmt,
+                output,
+                errors_path,
+                source,
+                when,
+                spark_master,
+            )
+        else:
+            items = store_items(_database_url(database_url)) if from_store else None
+            total = None
+            if input is not None:
+                total = count_items(input, fmt)
+                items = read_items(input, fmt)
+            assert items is not None
+            result = _decide_locally(items, total, output, errors_path, source, workers, when)
+    except InputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
+    _report(result, engine.value if engine is Engine.spark else f"{workers} worker(s)")
+    if result.failed:
+        raise typer.Exit(2)
+
+
+def _decide_locally(
+    items: Iterator[Item],
+    total: int | None,
+    output: Path,
+    errors_path: Path,
+    source: PolicySource,
+    workers: int,
+    when: dt.date | None,
+) -> BatchResult:
+    from priorauth.batch.runner import decide_batch
+
+    with _progress(total) as bar:
+        task = bar.add_task("deciding", total=total, rate="")
+
+        def advance(done: int) -> None:
+            bar.advance(task, done)
+            elapsed = bar.tasks[task].elapsed or 0.0
+            completed = bar.tasks[task].completed
+            bar.update(task, rate=f"{completed / elapsed:,.0f}/s" if elapsed else "")
+
+        return decide_batch(items, output, errors_path, source, workers, when, progress=advance)
+
+
+def _spark_or_fail(master: str) -> Any:
+    from priorauth.batch.spark import java_available, spark_session
+
+    if not java_available():
+        _fail(
+            "--engine spark needs Java: install a Java 17 runtime (Debian: "
+            "openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        _fail("--engine spark needs PySpark: pip install 'priorauth[spark]'")
+    return spark_session(master)
+
+
+def _decide_on_spark(
+    input: Path | None,
+    store_url: str | None,
+    fmt: str | None,
+    output: Path,
+    errors_path: Path,
+    source: PolicySource,
+    when: dt.date | None,
+    master: str,
+) -> BatchResult:
+    from priorauth.batch.sources import store_items
+    from priorauth.batch.spark import decide_on_spark, requests_frame
+
+    spark = _spark_or_fail(master)
+    with _progress(None) as bar:
+        bar.add_task(f"deciding on Spark ({master})", total=None, rate="")
+        if input is not None:
+            frame = requests_frame(spark, input, fmt)
+        else:
+            assert store_url is not None
+            rows = [(i.line, i.text, i.as_of) for i in store_items(store_url)]
+            frame = spark.createDataFrame(rows, "line long, text string, as_of string")
+        return decide_on_spark(spark, frame, output, errors_path, source, when)
+
+
+@batch_app.command("generate")
+def batch_generate(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where the requests go, as JSON Lines.")
+    ] = Path("requests.jsonl"),
+    count: Annotated[int, typer.Option(min=1, help="How many requests.")] = 1000,
+    examples: Annotated[
+        Path, typer.Option(help="A folder of example request files to vary.")
+    ] = Path("examples"),
+    seed: Annotated[int, typer.Option(help="The same seed makes the same requests.")] = 0,
+    bad: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="The share of lines that are not requests at all."),
+    ] = 0.0,
+) -> None:
+    """Make varied requests from example requests (invented people), for trying a batch.
+
+    Each is an example with a new id and seeded changes: the dose, an observation, condition
+    or the answers left out, the patient's age, the prescriber, the received date.
+    """
+    from priorauth.batch.generate import example_requests, generate_lines
+
+    if not examples.is_dir():
+        _fail(f"--examples: {examples} is not a folder")
+    found = example_requests(examples)
+    if not found:
+        _fail(f"--examples: no request files (*.json with a request_id) in {examples}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as handle:
+        for line in generate_lines(found, count, seed, bad):
+            handle.write(line + "\n")
+    out.print(f"wrote {count} line(s) to {escape(str(output))}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the batch commands to the `priorauth` command."""
+    app.add_typer(batch_app, name="batch")
