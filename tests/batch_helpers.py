@@ -46,3 +46,19 @@ def spark_or_skip() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def new_ixempra(folder: Path, age: int = 40, max_dose: int = 35) -> Path:
+    """A new version of the shipped Ixempra policy: adults of at least `age` (was 18), each
+    dose at most `max_dose` mg/m2 every 3 weeks (was 40)."""
+    text = (ROOT / "policies" / "ixempra.yaml").read_text(encoding="utf-8")
+    changed = (
+        text.replace('version: "2026.01.14"', 'version: "2027.01.01"')
+        .replace("          at_least: 18\n", f"          at_least: {age}\n")
+        .replace("dose: {max: 40, unit: mg/m2}", f"dose: {{max: {max_dose}, unit: mg/m2}}")
+    )
+    assert changed.count("2027.01.01") == 1 and f"at_least: {age}" in changed
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "ixempra.yaml"
+    path.write_text(changed, encoding="utf-8")
+    return path

@@ -89,3 +89,19 @@ def test_spark_batch_from_the_command_line(spark: Any, tmp_path: Path) -> None:
     assert "decided 40 request(s)" in result.stdout
     assert output.is_dir()
     assert len(by_line(output)) == 40
+
+
+def test_impact_on_spark_sql_gives_the_report_duckdb_gives(spark: Any, tmp_path: Path) -> None:
+    from priorauth.batch.impact import history_from_parquet, run_impact
+    from tests.batch_helpers import new_ixempra
+
+    source = write_requests(tmp_path / "requests.jsonl", 150, seed=21)
+    decide_batch(read_items(source), tmp_path / "h.parquet", tmp_path / "h.err", PolicySource())
+    history = history_from_parquet(tmp_path / "h.parquet", "ixempra")
+    new = new_ixempra(tmp_path / "new")
+    on_duckdb = run_impact(history, "h", new, PolicySource(), tmp_path / "duckdb")
+    on_spark = run_impact(history, "h", new, PolicySource(), tmp_path / "spark", spark=spark)
+    assert on_duckdb.changed > 0
+    duckdb_json, spark_json = on_duckdb.to_json(), on_spark.to_json()
+    assert (duckdb_json.pop("engine"), spark_json.pop("engine")) == ("duckdb", "spark")
+    assert duckdb_json == spark_json

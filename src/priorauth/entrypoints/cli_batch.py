@@ -349,6 +349,108 @@ def batch_generate(
     out.print(f"wrote {count} line(s) to {escape(str(output))}")
 
 
+def impact(
+    policy: Annotated[
+        Path, typer.Option("--policy", help="The new version of a policy (a policy YAML file).")
+    ],
+    history: Annotated[
+        Path | None,
+        typer.Argument(help="A batch's determinations (Parquet from `priorauth batch decide`)."),
+    ] = None,
+    from_store: Annotated[
+        bool, typer.Option(help="Use each case's first determination in the store instead.")
+    ] = False,
+    database_url: DatabaseOption = None,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write the report as one self-contained HTML file.")
+    ] = None,
+    json_output: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON.")
+    ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local: decide in a process pool, analyse on DuckDB; spark: both on Spark."
+        ),
+    ] = Engine.local,
+    spark_master: MasterOption = "local[2]",
+    workers: Annotated[
+        int, typer.Option(min=1, help="With --engine local: processes deciding.")
+    ] = os.cpu_count() or 1,
+    policies: PoliciesOption = None,
+    cases: Annotated[
+        int, typer.Option(min=1, help="How many cases to list behind each count.")
+    ] = 50,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep the Parquet files compared (old, new, criteria) in this folder."),
+    ] = None,
+) -> None:
+    """What a new policy version would change: the history decided again, old and new side
+    by side.
+
+    Every request of the history under the policy (a batch's Parquet, or the store's cases)
+    is decided again with --policy in place of the version now in the policy folder, as of
+    the date it was first decided. Printed: the versions, outcomes old x new, each change
+    (e.g. approved -> pended for criteria-not-met) with its count and cases, and each
+    criterion whose status changed. The same SQL runs on DuckDB (default) or Spark SQL.
+
+    Example:
+
+      priorauth impact --policy new/ixempra.yaml determinations.parquet --html impact.html
+    """
+    import json
+    import tempfile
+
+    from priorauth.batch.impact import history_from_parquet, history_from_store, run_impact
+    from priorauth.batch.impact_report import impact_html, impact_tables
+    from priorauth.batch.policies import PolicySource
+    from priorauth.batch.sources import InputError
+    from priorauth.catalog import load_policy
+
+    if (history is None) == (not from_store):
+        _fail("give a history file (Parquet from batch decide), or --from-store (not both)")
+    try:
+        new_id = load_policy(policy).id
+    except PolicyError as exc:
+        for issue in exc.issues:
+            err.print(f"{policy}: {issue}", markup=False)
+        _fail(f"{policy}: the new policy does not load ({len(exc.issues)} problem(s))")
+    base = PolicySource(str(policies) if policies else None)
+    _load(PolicySource(base.directory, (str(policy),)))
+    try:
+        if history is not None:
+            table = history_from_parquet(history, new_id)
+            name = str(history)
+        else:
+            table = history_from_store(_database_url(database_url), new_id)
+            name = "the store"
+    except InputError as exc:
+        _fail(str(exc))
+    if table.num_rows == 0:
+        _fail(f"the history holds no request under {new_id} (or under no policy)")
+    spark = _spark_or_fail(spark_master) if engine is Engine.spark else None
+    with tempfile.TemporaryDirectory(prefix="priorauth-impact-") as scratch:
+        work = work_dir or Path(scratch)
+        with _progress(table.num_rows) as bar:
+            bar.add_task(f"deciding {table.num_rows:,} again", total=None, rate="")
+            report = run_impact(
+                table, name, policy, base, work, workers, spark, cases_per_change=cases
+            )
+    out.print(impact_tables(report))
+    out.print(
+        f"{report.changed:,} of {report.compared:,} requests change under {report.policy_id} "
+        f"version {escape(report.new_version)}"
+    )
+    if html is not None:
+        html.write_text(impact_html(report), encoding="utf-8")
+        out.print(f"HTML report: {escape(str(html))}")
+    if json_output is not None:
+        json_output.write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
+        out.print(f"JSON report: {escape(str(json_output))}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the batch commands to the `priorauth` command."""
     app.add_typer(batch_app, name="batch")
+    app.command()(impact)
