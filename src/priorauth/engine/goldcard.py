@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from priorauth.engine.determination import Determination, Exemption
 from priorauth.engine.records import record
 from priorauth.engine.request import Request
 
-__all__ = ["ExemptionEntry", "ExemptionList"]
+__all__ = ["ExemptionEntry", "ExemptionList", "recorded_exemption"]
 
 # Reasons an exemption never overrides.
 NOT_WAIVED = frozenset({"safety-review", "no-policy"})
@@ -84,3 +85,21 @@ class ExemptionList:
                 ),
             )
         return determination
+
+
+def recorded_exemption(determination: Mapping[str, Any]) -> ExemptionList | None:
+    """The exemption a stored determination (its JSON) was approved under, as a list of one,
+    so that replaying it applies the same exemption; None when it has none."""
+    exemption = determination.get("exemption")
+    if not exemption:
+        return None
+    return ExemptionList(
+        [
+            ExemptionEntry(
+                exemption["npi"],
+                exemption["service"],
+                dt.date.fromisoformat(exemption["effective_from"]),
+                dt.date.fromisoformat(exemption["effective_through"]),
+            )
+        ]
+    )

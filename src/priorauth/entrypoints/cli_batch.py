@@ -450,7 +450,187 @@ def impact(
         out.print(f"JSON report: {escape(str(json_output))}")
 
 
+goldcard_app = typer.Typer(
+    help="Gold cards: providers exempt from prior authorization for a service, by their "
+    "approval rate over a lookback.",
+    no_args_is_help=True,
+)
+
+RulesOption = Annotated[
+    Path,
+    typer.Option(
+        "--rules",
+        help="The program's rules (YAML: threshold_percent, lookback_days, minimum_requests, "
+        "services, exemption_days, review_sample).",
+    ),
+]
+HistoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--history",
+        help="A batch's determinations (Parquet); default: the store's decided cases.",
+    ),
+]
+
+
+def _decisions(history: Path | None, database_url: str | None) -> Any:
+    from priorauth.batch.goldcard import decisions_from_parquet, decisions_from_store
+
+    if history is not None:
+        if not history.exists():
+            _fail(f"{history}: no such file")
+        try:
+            return decisions_from_parquet(history)
+        except Exception as exc:  # pyarrow: not Parquet, or not a batch's columns
+            _fail(f"{history}: not the output of `priorauth batch decide` ({exc})")
+    return decisions_from_store(_database_url(database_url))
+
+
+def _rules(path: Path) -> Any:
+    from priorauth.batch.goldcard import GoldCardError, load_rules
+
+    try:
+        return load_rules(path)
+    except GoldCardError as exc:
+        _fail(str(exc))
+
+
+@goldcard_app.command("evaluate")
+def goldcard_evaluate(
+    rules: RulesOption,
+    on: Annotated[
+        str, typer.Option(help="The evaluation date (YYYY-MM-DD): exemptions start on it.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the exemption list (YAML) here."),
+    ] = None,
+    history: HistoryOption = None,
+    database_url: DatabaseOption = None,
+    all_providers: Annotated[
+        bool, typer.Option("--all", help="List every provider, not only those who qualify.")
+    ] = False,
+) -> None:
+    """Each provider's approval rate per service over the lookback, and who qualifies.
+
+    A provider (prescriber NPI) qualifies for a service (a policy) when at least
+    minimum_requests of their requests for it were decided in the lookback_days before --on
+    and at least threshold_percent of those were approved. From the store, final decisions
+    count (a reviewer's included; open cases do not); from a batch, the engine's outcome
+    (pended counts as not approved). Requests approved as exempt are not counted.
+
+    Example:
+
+      priorauth goldcard evaluate --rules goldcard.yaml --on 2027-01-01 -o exemptions.yaml
+    """
+    import yaml
+    from rich.table import Table
+
+    from priorauth.batch.goldcard import evaluate_rates, exemption_document
+
+    when = _date(on, "--on")
+    assert when is not None
+    program = _rules(rules)
+    rates = evaluate_rates(_decisions(history, database_url), program, when)
+    shown = rates if all_providers else [r for r in rates if r.qualifies]
+    table = Table(title=f"Gold cards on {when.isoformat()}", title_justify="left")
+    for column in ("NPI", "service", "requests", "approved", "%", "qualifies", "why"):
+        table.add_column(
+            column, justify="right" if column in ("requests", "approved", "%") else "left"
+        )
+    for r in shown:
+        table.add_row(
+            r.npi,
+            r.service,
+            str(r.requests),
+            str(r.approved),
+            f"{r.approval_percent:g}",
+            "yes" if r.qualifies else "no",
+            r.why,
+        )
+    out.print(table)
+    qualified = sum(1 for r in rates if r.qualifies)
+    out.print(f"{qualified} of {len(rates)} provider-service pair(s) qualify")
+    if output is not None:
+        document = exemption_document(rates, program, when)
+        output.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        out.print(f"exemption list: {escape(str(output))}")
+
+
+@goldcard_app.command("show")
+def goldcard_show(
+    exemptions: Annotated[Path, typer.Argument(help="An exemption list (YAML).")],
+    on: Annotated[
+        str | None, typer.Option(help="Only the exemptions in effect on this date.")
+    ] = None,
+) -> None:
+    """List the exemptions of a list, with their dates and the figures they rest on."""
+    from rich.table import Table
+
+    from priorauth.batch.goldcard import GoldCardError, read_exemption_file
+
+    when = _date(on, "--on")
+    try:
+        document = read_exemption_file(exemptions)
+    except GoldCardError as exc:
+        _fail(str(exc))
+    table = Table(title=f"Exemptions in {exemptions}", title_justify="left")
+    for column in ("NPI", "service", "from", "through", "requests", "approved %"):
+        table.add_column(column)
+    for e in document.exemptions:
+        if when is not None and not e.effective_from <= when <= e.effective_through:
+            continue
+        table.add_row(
+            e.npi,
+            e.service,
+            e.effective_from.isoformat(),
+            e.effective_through.isoformat(),
+            "" if e.requests is None else str(e.requests),
+            "" if e.approval_percent is None else f"{e.approval_percent:g}",
+        )
+    out.print(table)
+
+
+@goldcard_app.command("sample")
+def goldcard_sample(
+    rules: RulesOption,
+    npi: Annotated[str, typer.Option(help="The provider's NPI.")],
+    service: Annotated[str, typer.Option(help="The service (policy id), e.g. as in the list.")],
+    since: Annotated[str, typer.Option(help="Requests approved as exempt from this date.")],
+    size: Annotated[
+        int | None,
+        typer.Option(help="How many (kept within the rules' review_sample minimum and maximum)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="The same seed draws the same sample.")] = 0,
+    history: HistoryOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Draw a random sample of a provider's requests approved as exempt, for a rescission
+    review (Texas: 5 to 20). Prints the case ids (store) or request ids (batch)."""
+    from priorauth.batch.goldcard import review_sample
+
+    when = _date(since, "--since")
+    assert when is not None
+    program = _rules(rules)
+    chosen, available = review_sample(
+        _decisions(history, database_url), npi, service, when, program, size, seed
+    )
+    out.print(
+        f"{len(chosen)} of {available} request(s) approved as exempt for NPI {npi}, "
+        f"{escape(service)}, since {when.isoformat()}:"
+    )
+    for reference in chosen:
+        out.print(f"  {escape(reference)}")
+    if available < program.review_sample.minimum:
+        err.print(
+            f"fewer than the rules' minimum sample ({program.review_sample.minimum}): all are "
+            "listed",
+            markup=False,
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add the batch commands to the `priorauth` command."""
     app.add_typer(batch_app, name="batch")
     app.command()(impact)
+    app.add_typer(goldcard_app, name="goldcard")
