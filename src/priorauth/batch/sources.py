@@ -115,8 +115,8 @@ def count_items(path: Path, fmt: str | None = None) -> int | None:
 
 
 def store_items(database_url: str) -> Iterator[Item]:
-    """The requests of every case in the store, by case number, each with its received date
-    as the as-of date (so they are decided as they were first)."""
+    """The requests of every case in the store, by case number, each as of the date the
+    service decided it on (the request's received date, else the case's)."""
     from sqlalchemy import select
 
     from priorauth.adapters.store import CaseRow
@@ -129,7 +129,13 @@ def store_items(database_url: str) -> Iterator[Item]:
                 select(CaseRow.id, CaseRow.request_json, CaseRow.received_at).order_by(CaseRow.id)
             )
             for case_pk, text, received in rows:
-                yield Item(case_pk, text, received.date().isoformat())
+                # As the service decided it: as of the request's own received date, else the
+                # day the case was received.
+                try:
+                    own = isinstance(orjson.loads(text).get("received_at"), str)
+                except (orjson.JSONDecodeError, AttributeError):
+                    own = False
+                yield Item(case_pk, text, None if own else received.date().isoformat())
     finally:
         database.dispose()
 

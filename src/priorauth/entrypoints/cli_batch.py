@@ -629,8 +629,60 @@ def goldcard_sample(
         )
 
 
+report_app = typer.Typer(help="Reports for the public and regulators.", no_args_is_help=True)
+
+
+@report_app.command("yearly")
+def report_yearly(
+    year: Annotated[int, typer.Option(min=2000, max=2199, help="The calendar year reported.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="The folder the CSV and HTML files go to.")
+    ] = Path(),
+    database_url: DatabaseOption = None,
+) -> None:
+    """The CMS-0057-F yearly report from the store: the drugs that need prior
+    authorization and the eight figures, as CSV and HTML.
+
+    Writes prior-authorization-YEAR-items.csv (one drug a row, with its policy),
+    prior-authorization-YEAR-figures.csv (each figure with its numerator and denominator) and
+    prior-authorization-YEAR.html. Requests count in the year of their first decision.
+    """
+    from dataclasses import replace
+
+    from priorauth.batch.yearly import YearlyReport, figures_csv, items_csv, yearly_html
+    from priorauth.service.config import Settings
+    from priorauth.service.people import Actor
+    from priorauth.service.runtime import running_service
+
+    try:
+        settings = replace(Settings.from_env(), database_url=_database_url(database_url))
+    except ValueError as exc:
+        _fail(str(exc))
+    start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
+    with running_service(settings) as service:
+        metrics = service.metrics(Actor(0, "cli", "admin", None, None, None), start, end)
+        policies = [c.policy for c in service.policies.policies]
+    report = YearlyReport.build(year, policies, metrics)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        out_dir / f"prior-authorization-{year}-items.csv": items_csv(report),
+        out_dir / f"prior-authorization-{year}-figures.csv": figures_csv(report),
+        out_dir / f"prior-authorization-{year}.html": yearly_html(report),
+    }
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+    for figure in report.figures:
+        value = "-" if figure.value is None else f"{figure.value:g} {figure.unit}"
+        out.print(f"{figure.number}. {escape(figure.name)}: {value}")
+    out.print(f"{len(report.items)} item(s) need prior authorization")
+    for path in files:
+        out.print(f"wrote {escape(str(path))}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the batch commands to the `priorauth` command."""
     app.add_typer(batch_app, name="batch")
     app.command()(impact)
     app.add_typer(goldcard_app, name="goldcard")
+    app.add_typer(report_app, name="report")
