@@ -153,7 +153,10 @@ def _pooled(
     source: PolicySource, pieces: Iterator[list[Item]], as_of: dt.date | None, workers: int
 ) -> Iterator[tuple[pa.RecordBatch, list[tuple[int, str]]]]:
     """Chunks decided in a pool of processes, in input order, a few chunks in flight each."""
+    # A fork server (not a plain fork of this process, which may hold threads): it imports
+    # the engine once, and each worker forked from it starts with the modules loaded.
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["priorauth.batch.runner"])
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=context, initializer=_warm, initargs=(source,)
     ) as pool:
