@@ -187,7 +187,7 @@ def batch_decide(
         str | None,
         typer.Option(
             help="Decide as of this date (YYYY-MM-DD); default: each request's "
-            "received date (for the store: the case's)."
+            "received date (from the store: as the service decided it)."
         ),
     ] = None,
 ) -> None:
@@ -397,7 +397,7 @@ def impact(
 
     Example:
 
-      priorauth impact --policy new/ixempra.yaml determinations.parquet --html impact.html
+      priorauth impact --policy new/POLICY.yaml determinations.parquet --html impact.html
     """
     import json
     import tempfile
