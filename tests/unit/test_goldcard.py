@@ -12,6 +12,8 @@ import orjson
 import pyarrow as pa
 import pytest
 import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from priorauth import Determination, PolicySet
@@ -374,3 +376,68 @@ def test_goldcard_commands(tmp_path: Path) -> None:
 
 def test_the_shipped_policies_are_untouched_by_the_hook() -> None:
     assert PolicySet.from_directory(ROOT / "policies").exemptions is None
+
+
+# ------------------------------------------------------------------ a property of the hook
+
+EXAMPLE_FILES = sorted(p.name for p in (ROOT / "examples").glob("*.json"))
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    name=st.sampled_from(EXAMPLE_FILES),
+    # Mostly the request's own policy, prescriber and a period around its service date, so
+    # that both branches are well exercised; else another policy, NPI or period.
+    own_service=st.booleans() | st.just(True),
+    other_service=st.sampled_from(["ixempra", "eribulin", "infliximab", "denosumab", "x"]),
+    own_npi=st.booleans() | st.just(True),
+    offset=st.integers(-30, 400),
+    days=st.integers(0, 400),
+)
+def test_the_hook_changes_only_the_decision_and_only_when_it_may(
+    policies: PolicySet,
+    name: str,
+    own_service: bool,
+    other_service: str,
+    own_npi: bool,
+    offset: int,
+    days: int,
+) -> None:
+    request = example(name)
+    plain = policies.evaluate(request)
+    service = plain.policy.id if own_service and plain.policy else other_service
+    listed_npi = NPI if own_npi else OTHER_NPI
+    start = plain.service_date - dt.timedelta(days=offset)
+    entries = ExemptionList(
+        [ExemptionEntry(listed_npi, service, start, start + dt.timedelta(days=days))]
+    )
+    listed = PolicySet(
+        [c.policy for c in policies.policies],
+        {c.policy.id: c.safety for c in policies.policies if c.safety is not None},
+        entries,
+    )
+    got = listed.evaluate(request)
+    prescribers = {
+        p.get("npi")
+        for p in request.get("practitioners", [])
+        if p.get("role", "prescriber") == "prescriber"
+    }
+    may = (
+        plain.outcome == "pended"
+        and plain.policy is not None
+        and plain.policy.id == service
+        and listed_npi in prescribers
+        and start <= plain.service_date <= start + dt.timedelta(days=days)
+        and "safety-review" not in plain.reasons
+    )
+    event("approved as exempt" if may else "unchanged")
+    if not may:
+        assert got.model_dump_json() == plain.model_dump_json()
+        return
+    assert got.outcome == "approved" and got.exemption is not None
+    assert got.exemption.would_pend_for == plain.reasons
+    before, after = plain.model_dump(), got.model_dump()
+    changed = {k for k in after if before.get(k) != after[k]}
+    assert changed == {"outcome", "reasons", "route", "summary", "exemption"}
