@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -275,6 +276,18 @@ def _decide_locally(
         return decide_batch(items, output, errors_path, source, workers, when, progress=advance)
 
 
+@contextmanager
+def _spark_errors() -> Iterator[None]:
+    """A failure inside Spark (the JVM, a lost executor) as one line, not a Java stack."""
+    try:
+        yield
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("pyspark", "py4j")):
+            raise
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        _fail(f"Spark failed: {type(exc).__name__}: {first}")
+
+
 def _spark_or_fail(master: str) -> Any:
     from priorauth.batch.spark import java_available, spark_session
 
@@ -287,7 +300,8 @@ def _spark_or_fail(master: str) -> Any:
         import pyspark  # noqa: F401
     except ImportError:
         _fail("--engine spark needs PySpark: pip install 'priorauth[spark]'")
-    return spark_session(master)
+    with _spark_errors():
+        return spark_session(master)
 
 
 def _decide_on_spark(
@@ -304,7 +318,7 @@ def _decide_on_spark(
     from priorauth.batch.spark import decide_on_spark, requests_frame
 
     spark = _spark_or_fail(master)
-    with _progress(None) as bar:
+    with _progress(None) as bar, _spark_errors():
         bar.add_task(f"deciding on Spark ({master})", total=None, rate="")
         if input is not None:
             frame = requests_frame(spark, input, fmt)
@@ -432,7 +446,7 @@ def impact(
     spark = _spark_or_fail(spark_master) if engine is Engine.spark else None
     with tempfile.TemporaryDirectory(prefix="priorauth-impact-") as scratch:
         work = work_dir or Path(scratch)
-        with _progress(table.num_rows) as bar:
+        with _progress(table.num_rows) as bar, _spark_errors():
             bar.add_task(f"deciding {table.num_rows:,} again", total=None, rate="")
             report = run_impact(
                 table, name, policy, base, work, workers, spark, cases_per_change=cases
