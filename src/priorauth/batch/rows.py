@@ -7,7 +7,6 @@ record: the columns are read from it, never the other way round.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -111,7 +110,3 @@ def rows_to_batch(rows: Sequence[Mapping[str, Any]], schema: pa.Schema = SCHEMA)
     # Column by column: a fifth of the cost of pyarrow's row-wise from_pylist here.
     columns = {name: [row.get(name) for row in rows] for name in schema.names}
     return pa.RecordBatch.from_pydict(columns, schema=schema)
-
-
-def as_date(value: str | None) -> dt.date | None:
-    return dt.date.fromisoformat(value) if value else None

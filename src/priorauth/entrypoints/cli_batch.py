@@ -109,7 +109,8 @@ def _load(source: PolicySource) -> None:
         _fail(f"cannot load the policies: {exc}")
 
 
-def _progress(total: int | None) -> Progress:
+def _progress() -> Progress:
+    """A progress bar on stderr (shown only on a terminal): done of total, rate, time left."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -264,7 +265,7 @@ def _decide_locally(
 ) -> BatchResult:
     from priorauth.batch.runner import decide_batch
 
-    with _progress(total) as bar:
+    with _progress() as bar:
         task = bar.add_task("deciding", total=total, rate="")
 
         def advance(done: int) -> None:
@@ -318,7 +319,7 @@ def _decide_on_spark(
     from priorauth.batch.spark import decide_on_spark, requests_frame
 
     spark = _spark_or_fail(master)
-    with _progress(None) as bar, _spark_errors():
+    with _progress() as bar, _spark_errors():
         bar.add_task(f"deciding on Spark ({master})", total=None, rate="")
         if input is not None:
             frame = requests_frame(spark, input, fmt)
@@ -446,7 +447,7 @@ def impact(
     spark = _spark_or_fail(spark_master) if engine is Engine.spark else None
     with tempfile.TemporaryDirectory(prefix="priorauth-impact-") as scratch:
         work = work_dir or Path(scratch)
-        with _progress(table.num_rows) as bar, _spark_errors():
+        with _progress() as bar, _spark_errors():
             bar.add_task(f"deciding {table.num_rows:,} again", total=None, rate="")
             report = run_impact(
                 table, name, policy, base, work, workers, spark, cases_per_change=cases
