@@ -167,7 +167,7 @@ class Change:
             return f"{outcome} ({reasons})" if reasons else outcome
 
         return (
-            f"{side(self.old_outcome, self.old_reasons)} -> "
+            f"{side(self.old_outcome, self.old_reasons)} → "
             f"{side(self.new_outcome, self.new_reasons)}"
         )
 
