@@ -32,6 +32,7 @@ __all__ = [
     "DosingResult",
     "EngineRef",
     "Evidence",
+    "Exemption",
     "FactResult",
     "IndicationResult",
     "Missing",
@@ -215,6 +216,20 @@ class EngineRef:
 
 
 @record
+class Exemption:
+    """Why a request that would have pended is approved without review: its prescriber holds
+    a gold card (an exemption from prior authorization) for the service on the service date."""
+
+    program: Literal["gold-card"]
+    npi: str
+    service: str
+    effective_from: dt.date
+    effective_through: dt.date
+    # What the request would have been pended for, had the prescriber no exemption.
+    would_pend_for: tuple[Reason, ...]
+
+
+@record
 class Determination:
     """The engine's answer to one request. See docs/determination.md for every field."""
 
@@ -245,6 +260,9 @@ class Determination:
     guideline: GuidelineContext | None = None
     # Medications and partners the drug vocabulary does not know (see docs/safety.md).
     unrecognized: tuple[Unrecognized, ...] = ()
+    # Set only when a gold card approved a request that would have pended (engine.goldcard);
+    # left out of the JSON when not set, so other determinations read as they always have.
+    exemption: Exemption | None = None
 
     def explain(self) -> list[str]:
         """The reasoning step by step, in words, built from the evaluated tree (see explain)."""
@@ -254,12 +272,15 @@ class Determination:
 
     def model_dump(self, mode: Literal["json", "python"] = "json") -> dict[str, Any]:
         """The determination as plain data (JSON types by default): the contract."""
-        result: dict[str, Any] = _adapter().dump_python(self, mode=mode)
+        result: dict[str, Any] = _adapter().dump_python(self, mode=mode, exclude=self._unset())
         return result
 
     def model_dump_json(self, indent: int | None = None) -> str:
         """The determination as JSON text; the same determination gives the same bytes."""
-        return _adapter().dump_json(self, indent=indent).decode()
+        return _adapter().dump_json(self, indent=indent, exclude=self._unset()).decode()
+
+    def _unset(self) -> set[str] | None:
+        return None if self.exemption is not None else {"exemption"}
 
     @classmethod
     def model_validate(cls, data: Any) -> Determination:

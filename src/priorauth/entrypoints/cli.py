@@ -34,6 +34,7 @@ from priorauth.engine.compiled import policy_hash
 from priorauth.engine.determination import Determination
 from priorauth.engine.request import Request
 from priorauth.engine.safety import check_classes
+from priorauth.entrypoints.cli_batch import register as register_batch_commands
 from priorauth.entrypoints.cli_service import register as register_service_commands
 from priorauth.entrypoints.render import determination_panel, policy_tree
 from priorauth.errors import InvalidRequest, PolicyError, PolicyIssue
@@ -493,6 +494,7 @@ def schema(
 
 # The service commands (serve, users, audit, replay, metrics) live in their own module.
 register_service_commands(app)
+register_batch_commands(app)
 
 
 def main() -> None:

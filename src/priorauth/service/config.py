@@ -39,12 +39,15 @@ class Settings:
     subscription_hosts: frozenset[str] = frozenset({"127.0.0.1", "localhost", "::1"})
     # Calls each account may make, e.g. "20/second;1000/hour" (service.throttle); None: no limit.
     rate_limit: str | None = None
+    # A gold-card exemption list (priorauth goldcard evaluate writes one): consulted before a
+    # request is pended (engine.goldcard). None: no gold cards.
+    goldcard_exemptions: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from PRIORAUTH_* variables (DATABASE_URL, POLICY_DIR, CLOCKS as JSON,
         SUBSCRIPTION_HOSTS as a comma-separated list of host names, RATE_LIMIT like
-        20/second;1000/hour)."""
+        20/second;1000/hour, GOLDCARD_EXEMPTIONS a gold-card exemption list file)."""
         env = os.environ if environ is None else environ
         clocks: dict[str, Mapping[str, float]] = dict(DEFAULT_CLOCKS)
         if env.get("PRIORAUTH_CLOCKS"):
@@ -68,6 +71,9 @@ class Settings:
                 if h.strip()
             ),
             rate_limit=_rate_limit(env.get("PRIORAUTH_RATE_LIMIT")),
+            goldcard_exemptions=Path(env["PRIORAUTH_GOLDCARD_EXEMPTIONS"])
+            if env.get("PRIORAUTH_GOLDCARD_EXEMPTIONS")
+            else None,
         )
 
     def clock(self, line_of_business: str, urgency: str) -> dt.timedelta:
