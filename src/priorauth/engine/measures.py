@@ -16,6 +16,7 @@ from typing import NamedTuple
 from priorauth.clinical.bsa import FORMULAS
 from priorauth.clinical.dates import age_in_years
 from priorauth.clinical.observations import (
+    ADULT_YEARS,
     BSA,
     CRCL,
     CREATININE,
@@ -121,11 +122,14 @@ def implausible_observation(request: Request, observation: Observation, on: dt.d
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
+    code, number, unit = observation.code, float(value), observation.unit
+    # What is plausible for an adult is plausible for anyone (a child is judged by fewer
+    # ranges), so the age is worked out only for a value an adult could not have.
+    if implausible(code, number, unit, age_years=ADULT_YEARS) is None:
+        return None
     birth = request.patient.birth_date
     age = age_in_years(birth, on) if birth is not None and birth <= on else None
-    return implausible(
-        observation.code, float(value), observation.unit, age_years=age, system=observation.system
-    )
+    return implausible(code, number, unit, age_years=age)
 
 
 def doubts(request: Request, on: dt.date) -> dict[str, str]:

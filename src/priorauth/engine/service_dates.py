@@ -51,35 +51,40 @@ def service_date_problem(
     when an old request is decided again), is never approved.
     """
     start, received = service.date, received_on(request, as_of)
-    on = f"the day the request was received ({received.isoformat()})"
     if service.field == "service.start_date":
-        field = f"service.start_date {start.isoformat()}"
-        back = (received - start).days
+        back, ahead = (received - start).days, (start - received).days
         if back > rule.retro_days:
             return (
-                f"{field} is {_days(back)} before {on}; this policy decides a start at most "
-                f"{_days(rule.retro_days)} back, so a person decides this retro request"
+                f"{_field(service)} is {_days(back)} before {_received(received)}; this policy "
+                f"decides a start at most {_days(rule.retro_days)} back, so a person decides "
+                "this retro request"
             )
-        ahead = (start - received).days
         if ahead > rule.ahead_days:
             return (
-                f"{field} is {_days(ahead)} after {on}; this policy decides a start at most "
-                f"{_days(rule.ahead_days)} ahead: confirm the start date, or request nearer to it"
+                f"{_field(service)} is {_days(ahead)} after {_received(received)}; this policy "
+                f"decides a start at most {_days(rule.ahead_days)} ahead: confirm the start "
+                "date, or request nearer to it"
             )
-    else:
-        field = f"{service.field} {start.isoformat()}"
-    if start >= max(received, as_of):
+    if start >= received and start >= as_of:
         return None  # a period from then on cannot be over (and its end need not be worked out)
     through = period_end(start, approval.years, approval.months, approval.days)
     if through < received:
         return (
-            f"{field}: an approval would end on {through.isoformat()}, before {on}; a period "
-            "wholly in the past is never approved by software"
+            f"{_field(service)}: an approval would end on {through.isoformat()}, before "
+            f"{_received(received)}; a period wholly in the past is never approved by software"
         )
     if through < as_of:
         return (
-            f"{field}: an approval would end on {through.isoformat()}, before the day the "
-            f"request is decided ({as_of.isoformat()}); a period wholly in the past is never "
+            f"{_field(service)}: an approval would end on {through.isoformat()}, before the day "
+            f"the request is decided ({as_of.isoformat()}); a period wholly in the past is never "
             "approved by software"
         )
     return None
+
+
+def _field(service: ServiceDate) -> str:
+    return f"{service.field} {service.date.isoformat()}"
+
+
+def _received(day: dt.date) -> str:
+    return f"the day the request was received ({day.isoformat()})"
