@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from priorauth._version import __version__
 from priorauth.entrypoints.api.fhir import fhir_router
 from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
+from priorauth.entrypoints.web import web_router
 from priorauth.errors import FieldProblem
 from priorauth.service.errors import (
     Invalid,
@@ -229,6 +230,9 @@ def create_app(service: PriorAuthService) -> FastAPI:
         title="priorauth",
         version=__version__,
         description="Prior-authorization decisions, review queue, appeals, audit and metrics.",
+        # /docs is served by the workbench from the vendored Swagger UI (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
 
@@ -455,6 +459,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         return JSONResponse(report)
 
     app.include_router(fhir_router(PasService(service)))
+    app.include_router(web_router(service))
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
