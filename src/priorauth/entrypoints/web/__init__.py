@@ -585,8 +585,10 @@ def _clinical_summary(view: Mapping[str, Any]) -> dict[str, Any]:
     patient = request.get("patient") or {}
     dose = service_part.get("dose") or {}
     schedule = service_part.get("schedule") or {}
+    policy = ((view.get("determination") or {}).get("policy") or {}).get("id")
+    label = notices.drug_label(request)
     return {
-        "drug": notices.drug_label(request),
+        "drug": f"{policy}: {label}" if policy else label,
         "dose": f"{dose.get('value')} {dose.get('unit')}" if dose else "not given",
         "schedule": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in schedule.items())
         or "not given",
