@@ -275,6 +275,8 @@ def test_the_pages_have_no_accessibility_violations(site: tuple[str, Any]) -> No
     ):
         driver.get(base + path)
         found[path] = _axe(driver)
+        if path == "/work/dashboard":
+            _screenshot(driver, "dashboard.png")
     violations = {path: v for path, v in found.items() if v}
     assert not violations, json.dumps(violations, indent=1)[:4000]
     # The check does find what it looks for: an image without a text alternative.

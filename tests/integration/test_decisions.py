@@ -16,7 +16,13 @@ from priorauth.service.workflow import Decision
 from tests.conftest import EXAMPLES, example
 from tests.service_fixtures import TOKENS, Env
 
-PENDED = sorted(p.name for p in EXAMPLES.glob("*pended*.json"))
+# Every pend reason and every queue: the seed policy's pended examples (one for each reason,
+# and conflicting evidence), and two of the other policies' whose questions name no criterion or
+# whose unmet criterion is a concurrent medicine.
+PENDED = sorted(p.name for p in EXAMPLES.glob("[0-9]*pended*.json")) + [
+    "eribulin-06-pended-missing-information.json",
+    "infliximab-07-pended-concurrent-biologic.json",
+]
 RULES = review_rules()
 
 

@@ -5,6 +5,7 @@ notices they leave."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from pypdf import PdfReader
 from priorauth.entrypoints.api import create_app
 from priorauth.entrypoints.web import web_router
 from tests.conftest import example
-from tests.service_fixtures import TOKENS, Env
+from tests.service_fixtures import ROOT, TOKENS, Env
 
 
 @pytest.fixture
@@ -265,6 +266,32 @@ def test_the_dashboard_and_policies_render(web: TestClient, env: Env) -> None:
     dashboard = web.get("/work/dashboard")
     assert dashboard.status_code == 200 and "<svg" in dashboard.text
     assert "Open cases by queue" in dashboard.text
+    assert "Approved automatically" in dashboard.text
     policy = web.get("/work/policies/ixempra")
     assert policy.status_code == 200 and "The criteria" in policy.text
     assert web.get("/work/policies/nothing-like-it").status_code == 404
+
+
+def test_a_pas_bundles_documents_show_on_the_case(web: TestClient, env: Env) -> None:
+    """The DTR questionnaire response that came in the bundle is listed with its answers."""
+    bundle = json.loads((ROOT / "examples" / "fhir" / "pas-approvable.json").read_text())
+    claim = bundle["entry"][0]["resource"]
+    claim["identifier"][0]["value"] = "PAS-WEB-1"
+    # Pended (the patient's age is unknown) so a reviewer has the case.
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"].pop("birthDate", None)
+    answer = web.post(
+        "/fhir/Claim/$submit",
+        content=json.dumps(bundle).encode(),
+        headers={
+            "Authorization": f"Bearer {TOKENS['clinic']}",
+            "Content-Type": "application/fhir+json",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    [case] = env.service.queue(env.service.authenticate(TOKENS["md1"]))
+    sign_in(web, "md1")
+    page = web.get(f"/work/cases/{case['case_id']}").text
+    section = page[page.index('id="h-attachments"') : page.index('id="h-timeline"')]
+    assert "QuestionnaireResponse" in section and ": True" in section

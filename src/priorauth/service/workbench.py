@@ -17,6 +17,7 @@ from sqlalchemy import select
 from priorauth.adapters.store import (
     CaseRow,
     DeterminationRow,
+    FhirClaimRow,
     InformationRequestRow,
     NoteRow,
     NoticeRow,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Filters",
+    "attachments",
     "backlog",
     "case_extras",
     "policy_page",
@@ -221,6 +223,70 @@ def case_extras(service: PriorAuthService, actor: Actor, case_id: str) -> dict[s
         "reasons": fitting,
         "all_reasons": list(rules.reasons.values()),
     }
+
+
+# What a reviewer reads as an attachment of a PAS bundle (the rest maps into the request).
+_ATTACHED = ("DocumentReference", "Binary", "QuestionnaireResponse", "DiagnosticReport")
+
+
+def _answers(items: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for item in items:
+        for answer in item.get("answer") or ():
+            value = next((v for k, v in answer.items() if k.startswith("value")), None)
+            if isinstance(value, dict):
+                value = value.get("display") or value.get("code") or value.get("value")
+            found.append(f"{item.get('text') or item.get('linkId')}: {value}")
+        found.extend(_answers(item.get("item") or []))
+    return found
+
+
+def attachments(service: PriorAuthService, actor: Actor, case_id: str) -> list[dict[str, Any]]:
+    """The documents of the PAS bundle a case came in (its documents, DTR questionnaire
+    responses, reports), each with a title and what it holds; none for a case sent as JSON."""
+    _staff(actor)
+    with UnitOfWork(service.database) as uow:
+        bundles = [
+            row.bundle_json
+            for row in uow.session.scalars(
+                select(FhirClaimRow)
+                .where(FhirClaimRow.case_ids.contains(case_id))
+                .order_by(FhirClaimRow.id)
+            )
+            if case_id in json.loads(row.case_ids)
+        ]
+    found = []
+    for text in bundles:
+        for entry in json.loads(text).get("entry") or ():
+            resource = entry.get("resource") or {}
+            kind = resource.get("resourceType")
+            if kind not in _ATTACHED:
+                continue
+            content = [
+                c.get("attachment") or {}
+                for c in resource.get("content") or ()
+                if isinstance(c, dict)
+            ]
+            title = (
+                resource.get("description")
+                or next((c.get("title") for c in content if c.get("title")), None)
+                or resource.get("questionnaire")
+                or (resource.get("code") or {}).get("text")
+                or resource.get("id")
+            )
+            found.append(
+                {
+                    "kind": kind,
+                    "id": resource.get("id"),
+                    "title": title,
+                    "content_type": next(
+                        (c.get("contentType") for c in content if c.get("contentType")),
+                        resource.get("contentType"),
+                    ),
+                    "lines": _answers(resource.get("item") or []),
+                }
+            )
+    return found
 
 
 def backlog(service: PriorAuthService, actor: Actor) -> dict[str, Any]:

@@ -359,6 +359,7 @@ def web_router(
     ) -> Response:
         view = service.read(actor, case_id)
         extras = workbench.case_extras(service, actor, case_id)
+        extras["attachments"] = workbench.attachments(service, actor, case_id)
         return page(
             "case.html",
             status=status,
