@@ -19,7 +19,8 @@ from tests.service_fixtures import TOKENS, Env
 # Every pend reason and every queue: the seed policy's pended examples (one for each reason,
 # and conflicting evidence), and two of the other policies' whose questions name no criterion or
 # whose unmet criterion is a concurrent medicine.
-PENDED = sorted(p.name for p in EXAMPLES.glob("[0-9]*pended*.json")) + [
+PENDED = [
+    *sorted(p.name for p in EXAMPLES.glob("[0-9]*pended*.json")),
     "eribulin-06-pended-missing-information.json",
     "infliximab-07-pended-concurrent-biologic.json",
 ]

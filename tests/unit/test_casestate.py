@@ -49,7 +49,9 @@ def test_every_state_is_reachable_from_a_submission() -> None:
 def test_a_closed_case_is_never_decided_again_and_only_an_appeal_reopens_it() -> None:
     for state in CLOSED:
         leaving = {m for (s, m), after in TRANSITIONS.items() if s == state and after != state}
-        assert leaving <= {"appeal"}, state
+        # An appeal reopens it; a PAS cancellation withdraws an approval.
+        assert leaving <= {"appeal", "cancel"}, state
+        assert "cancel" not in leaving or state != "denied"
         assert not any((state, m) in TRANSITIONS for m in DECISIONS)
     # Every open state can be decided three ways.
     for state in OPEN:

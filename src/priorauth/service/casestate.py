@@ -9,6 +9,7 @@ the table below is the whole lifecycle:
     pended / information-requested -> information-requested (questions, due date)
     pended / information-requested -> pended (referred to a medical director; information added)
     denied / approved-modified -> appealed (once) -> approved | approved-modified | denied
+    any state but denied -> cancelled (the submitter withdraws a PAS request)
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ __all__ = [
 
 State = Literal[
     "submitted", "pended", "information-requested", "appealed", "approved", "approved-modified",
-    "denied",
+    "denied", "cancelled",
 ]  # fmt: skip
 Move = Literal[
     # the engine, on a submission or on information added
@@ -61,6 +62,7 @@ Move = Literal[
     # the submitter
     "add-information",
     "appeal",
+    "cancel",
 ]
 STATES: tuple[State, ...] = get_args(State)
 MOVES: tuple[Move, ...] = get_args(Move)
@@ -96,6 +98,17 @@ TRANSITIONS: Mapping[tuple[str, str], str] = {
     ("information-requested", "request-info"): "information-requested",
     ("pended", "refer"): "pended",
     ("information-requested", "refer"): "information-requested",
+    # a PAS request cancelled by its submitter (certificationType 3), unless denied
+    **{
+        (state, "cancel"): "cancelled"
+        for state in (
+            "pended",
+            "information-requested",
+            "appealed",
+            "approved",
+            "approved-modified",
+        )
+    },
     ("denied", "appeal"): "appealed",
     ("approved-modified", "appeal"): "appealed",
     # notes may be added to a closed case too (a call from the provider after a decision)
@@ -104,7 +117,7 @@ TRANSITIONS: Mapping[tuple[str, str], str] = {
 
 # Who may make each move at all (the queue and the plan's rules narrow it: `allowed`).
 ROLE_MOVES: Mapping[str, frozenset[str]] = {
-    "submitter": frozenset({"add-information", "appeal"}),
+    "submitter": frozenset({"add-information", "appeal", "cancel"}),
     "pharmacist": frozenset(
         {
             "approve",

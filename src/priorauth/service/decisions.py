@@ -443,7 +443,8 @@ def decide(
             case_pk=case.id,
             reviewer_id=actor.user_id,
             action=decision.action,
-            reason=decision.reason,
+            # A request for information given as questions only: they are its words.
+            reason=decision.reason or ("; ".join(questions) if questions else None),
             criterion=decision.criterion,
             dose_rule=decision.dose_rule,
             reason_code=reason_code,
