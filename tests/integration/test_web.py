@@ -295,3 +295,17 @@ def test_a_pas_bundles_documents_show_on_the_case(web: TestClient, env: Env) -> 
     page = web.get(f"/work/cases/{case['case_id']}").text
     section = page[page.index('id="h-attachments"') : page.index('id="h-timeline"')]
     assert "QuestionnaireResponse" in section and ": True" in section
+
+
+def test_each_role_sees_its_own_worklist_and_may_ask_for_every_queue(
+    web: TestClient, env: Env
+) -> None:
+    medical = pended(env, "05-pended-not-covered-indication.json", "M-MD")
+    clinical = pended(env, "07-pended-dose-exception.json", "M-CL")
+    sign_in(web, "pharmacist")
+    own = web.get("/work").text
+    assert clinical in own and medical not in own
+    every = web.get("/work?every=1").text
+    assert clinical in every and medical in every
+    sign_in(web, "md1")
+    assert medical in web.get("/work").text and clinical in web.get("/work").text

@@ -66,6 +66,8 @@ class Filters:
     queue: str | None = None
     mine: bool = False
     status: str | None = None
+    # Every open case, not only those the caller's role decides (or holds).
+    every: bool = False
 
 
 def _drug_key(determination: dict[str, Any], request: dict[str, Any]) -> str:
@@ -80,7 +82,8 @@ def worklist(
 ) -> list[dict[str, Any]]:
     """Open cases for the staff, overdue first then soonest due, each with its drug, member,
     summary, reasons, queue, urgency, the time left (a stopped clock says so), who holds it and
-    what the caller may do with it."""
+    what the caller may do with it. By default, a role's worklist: the cases in the queues its
+    role decides (an appeal: medical directors) and those it holds; `every`: all of them."""
     _staff(actor)
     filters = filters or Filters()
     rules = review_rules()
@@ -122,6 +125,12 @@ def worklist(
             continue
         if filters.reason and filters.reason not in reasons:
             continue
+        if not filters.every and actor.role != "admin" and case.assigned_to != actor.user_id:
+            if case.status == "appealed":
+                if actor.role != "medical-director":
+                    continue
+            elif actor.role not in rules.deciders(case.queue):
+                continue
         items.append(
             {
                 "case_id": case.case_id,
@@ -292,7 +301,7 @@ def attachments(service: PriorAuthService, actor: Actor, case_id: str) -> list[d
 def backlog(service: PriorAuthService, actor: Actor) -> dict[str, Any]:
     """The live backlog: open cases by queue, reason, drug and urgency, and how many are
     overdue."""
-    items = worklist(service, actor)
+    items = worklist(service, actor, Filters(every=True))
     return {
         "open": len(items),
         "overdue": sum(1 for i in items if i["overdue"]),

@@ -260,6 +260,7 @@ def web_router(
         queue: str | None,
         mine: str | None,
         status: str | None,
+        every: str | None,
     ) -> workbench.Filters:
         return workbench.Filters(
             drug=drug or None,
@@ -267,6 +268,7 @@ def web_router(
             queue=queue or None,
             mine=mine in ("1", "on", "true"),
             status=status or None,
+            every=every in ("1", "on", "true"),
         )
 
     @router.get("/work", response_class=HTMLResponse)
@@ -278,11 +280,12 @@ def web_router(
         queue: Filter = None,
         mine: Filter = None,
         status: Filter = None,
+        every: Filter = None,
     ) -> Response:
         actor, session = staff(request)
-        filters = _filters(drug, reason, queue, mine, status)
+        filters = _filters(drug, reason, queue, mine, status, every)
         items = workbench.worklist(service, actor, filters)
-        everything = workbench.worklist(service, actor) if filters != workbench.Filters() else items
+        everything = workbench.worklist(service, actor, workbench.Filters(every=True))
         return page(
             "worklist.html",
             actor=actor,
@@ -304,10 +307,12 @@ def web_router(
         queue: Filter = None,
         mine: Filter = None,
         status: Filter = None,
+        every: Filter = None,
     ) -> Response:
         """The worklist's rows alone (htmx refreshes them every minute)."""
         actor, session = staff(request)
-        items = workbench.worklist(service, actor, _filters(drug, reason, queue, mine, status))
+        filters = _filters(drug, reason, queue, mine, status, every)
+        items = workbench.worklist(service, actor, filters)
         return page("worklist_rows.html", actor=actor, csrf=session.csrf, items=items)
 
     async def _claim_move(request: Request, case_id: str, move: str) -> Response:
