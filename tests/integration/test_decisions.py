@@ -264,3 +264,14 @@ def test_refer_claim_and_release(env: Env) -> None:
     assert referred["queue"] == "medical-director" and referred["status"] == "pended"
     with pytest.raises(Forbidden):
         service.decide(pharmacist, case["case_id"], Decision("approve"))
+
+
+def test_a_referral_stays_with_a_medical_director_when_information_comes(env: Env) -> None:
+    service = env.service
+    clinic = service.authenticate(TOKENS["clinic"])
+    pharmacist = service.authenticate(TOKENS["pharmacist"])
+    case = service.submit(clinic, example("06-pended-missing-information.json"), "M-1").case
+    assert case["queue"] == "intake"
+    service.decide(pharmacist, case["case_id"], Decision("refer", "Unusual history."))
+    after = service.add_information(clinic, case["case_id"], {"answers": {"metastatic": True}})
+    assert after["status"] == "pended" and after["queue"] == "medical-director"

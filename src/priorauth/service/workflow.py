@@ -48,6 +48,7 @@ from priorauth.policy.safety_loader import load_safety_text
 from priorauth.policy.safety_model import SafetyData
 from priorauth.service import decisions
 from priorauth.service.audit import ChainBreak, append_event, verify_chain
+from priorauth.service.casestate import IllegalMove, next_state
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from priorauth.service.metrics import compute_metrics
@@ -357,7 +358,7 @@ class PriorAuthService:
             line_of_business=line_of_business,
             urgency=urgency,
             # Set as the determination leaves them, so the row is written once.
-            status="approved" if approved else "pended",
+            status=next_state("submitted", "engine-approves" if approved else "engine-pends"),
             queue=None if approved else determination.route or "clinician",
             received_at=now,
             due_at=now + self.settings.clock(line_of_business, urgency),
@@ -438,8 +439,10 @@ class PriorAuthService:
             },
         )
         authorization = None
+        if case.status == "pended":  # decided again after information (submit sets it at once)
+            move = "engine-approves" if determination.outcome == "approved" else "engine-pends"
+            case.status = next_state(case.status, move)
         if determination.outcome == "approved":
-            case.status = "approved"
             case.queue = None
             case.decided_at = now
             case.decided_by = "automatic"
@@ -454,8 +457,7 @@ class PriorAuthService:
                     "automatic",
                     now,
                 )
-        else:
-            case.status = "pended"
+        elif case.queue != "medical-director":  # a referral to a medical director stays
             case.queue = determination.route or "clinician"
         case.updated_at = now
         return determination_json, authorization
@@ -704,12 +706,17 @@ class PriorAuthService:
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             case = self._visible_case(uow, actor, case_id)
-            if case.status not in ("pended", "information-requested"):
-                raise Conflict(f"the request is {case.status}; information is not being sought")
+            try:
+                after = next_state(case.status, "add-information")
+            except IllegalMove as exc:
+                raise Conflict(
+                    f"the request is {case.status}; information is not being sought"
+                ) from exc
             if case.request_json != stored:
                 raise Conflict("the request changed while this information was added; send again")
             now = self.clock()
             decisions.information_arrived(uow, case, now)
+            case.status = after
             case.request_json = canonical(merged)
             latest, authorization = self._apply_determination(uow, case, determination, merged, now)
             append_event(
@@ -839,7 +846,7 @@ class PriorAuthService:
                     filed_at=now,
                 )
             )
-            case.status = "appealed"
+            case.status = next_state(case.status, "appeal")
             case.appealed = True
             case.queue = "medical-director"
             case.due_at = now + self.settings.clock(case.line_of_business, case.urgency)
