@@ -133,6 +133,7 @@ def test_cases_without_an_unmet_criterion_are_denied_with_their_reason(
     assert decided["status"] == "denied"
     record = service.read(md, case["case_id"])
     assert record["reviews"][-1]["reason"] == "Words."
+    assert record["reviews"][-1]["reason_code"] == code
 
 
 def test_a_reason_code_that_does_not_fit_the_case_is_refused(env: Env) -> None:

@@ -633,6 +633,7 @@ class PriorAuthService:
             {
                 "action": r.action,
                 "reason": r.reason,
+                "reason_code": r.reason_code,
                 "criterion": r.criterion,
                 "dose_rule": r.dose_rule,
                 "reviewer": reviewers.get(r.reviewer_id),
