@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from priorauth.service.casestate import (
     DECISIONS,
@@ -147,3 +149,42 @@ def test_rules_that_do_not_read_are_refused_with_a_message() -> None:
             "queues: {}\ndenial: {}\nclock: {information_due_days: {}, "
             "information_due_max_days: 1}\nreasons:\n  x: {title: t, plain: p, names: fact}\n"
         )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([*ROLES, "system"]),
+            st.sampled_from(MOVES),
+            st.sampled_from(QUEUES),
+        ),
+        max_size=30,
+    )
+)
+def test_any_run_of_allowed_moves_keeps_the_rules(
+    steps: list[tuple[str, str, str | None]],
+) -> None:
+    """A case moved by whoever may, in whatever order: it is denied only by a reviewer's deny,
+    appealed at most once, and while open a medical director can always decide it."""
+    state, appealed, queue = "submitted", False, None
+    for role, move, routed in steps:
+        if state == "submitted":
+            queue = routed
+        if role == "system":
+            may = {m for m in ROLE_MOVES["system"] if (state, m) in TRANSITIONS}
+        else:
+            may = set(allowed(RULES, state, role, queue, appealed))
+        if move not in may:
+            continue
+        after = next_state(state, move)
+        if after == "denied" and state != "denied":
+            assert move == "deny" and role in ("pharmacist", "medical-director")
+        if move == "appeal":
+            assert not appealed
+            appealed = True
+        if move == "refer":
+            queue = "medical-director"
+        state = after
+        if state in OPEN:
+            assert allowed(RULES, state, "medical-director", queue, appealed) >= DECISIONS
