@@ -180,15 +180,16 @@ def test_the_clock_stops_for_information_and_restarts_with_the_time_left(env: En
     due = dt.datetime.fromisoformat(case["due_at"])
     env.clock.advance(days=1)
     answer_by = env.clock() + dt.timedelta(days=5)
-    service.decide(
+    asked = service.decide(
         pharmacist,
         case["case_id"],
         Decision("request-info", questions=("Is it metastatic?",), information_due=answer_by),
     )
+    assert asked["clock_stopped"] is True
     # Three days later the provider answers (still pended: other questions remain).
     env.clock.advance(days=3)
     after = service.add_information(clinic, case["case_id"], {"answers": {"metastatic": True}})
-    assert after["status"] == "pended"
+    assert after["status"] == "pended" and after["clock_stopped"] is False
     # The clock was stopped for those three days.
     assert dt.datetime.fromisoformat(after["due_at"]) == due + dt.timedelta(days=3)
 

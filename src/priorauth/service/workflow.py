@@ -603,6 +603,9 @@ class PriorAuthService:
             "time_left_seconds": int((case.due_at - now).total_seconds()) if open_ else None,
             "overdue": open_ and case.due_at < now,
             "extended": case.extended,
+            # Stopped while the plan waits for information it asked for (service.decisions):
+            # due_at then moves on by the time it stays stopped.
+            "clock_stopped": open_ and case.clock_stopped_at is not None,
             "decided_at": case.decided_at.isoformat() if case.decided_at else None,
             "decided_by": case.decided_by or None,
             "determination": json.loads(determination_json) if determination_json else None,
