@@ -194,6 +194,8 @@ def test_a_pharmacist_claims_the_oldest_case_and_approves_it(site: tuple[str, An
     assert driver.current_url.endswith("/work")
     assert "Dana Reyes" in driver.page_source
     _screenshot(driver, "worklist.png")
+    # htmx came from the package and refreshes the rows.
+    assert driver.execute_script("return typeof htmx") == "object"
     rows = driver.find_elements(By.CSS_SELECTOR, "table.worklist tbody tr")
     assert rows[0].get_attribute("data-case") == cases["07-pended-dose-exception.json"]
     rows[0].find_element(By.XPATH, ".//button[normalize-space()='Claim']").click()

@@ -93,6 +93,9 @@ def test_a_session_expires(web: TestClient, env: Env) -> None:
     env.clock.advance(minutes=2)
     expired = web.get("/work", follow_redirects=False)
     assert expired.status_code == 303 and expired.headers["location"] == "/signin"
+    # The worklist's live refresh is told to leave for sign-in.
+    refresh = web.get("/work/rows", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert refresh.status_code == 401 and refresh.headers["hx-redirect"] == "/signin"
 
 
 def test_a_rotated_token_ends_the_session(web: TestClient, env: Env) -> None:

@@ -133,7 +133,11 @@ def web_router(
             else None
         )
         if session is None or actor is None:
-            response = RedirectResponse("/signin", status_code=303)
+            response: Response = RedirectResponse("/signin", status_code=303)
+            if request.headers.get("hx-request"):
+                # htmx (the worklist's refresh) leaves the page for sign-in instead of
+                # swapping the sign-in page into the table.
+                response = Response(status_code=401, headers={"HX-Redirect": "/signin"})
             response.delete_cookie(SESSION_COOKIE, path="/")
             raise _Denied(response)
         return actor, session
