@@ -25,6 +25,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from priorauth.entrypoints.web import views
 from priorauth.entrypoints.web.charts import bars
 from priorauth.entrypoints.web.sessions import (
     SESSION_COOKIE,
@@ -38,7 +39,7 @@ from priorauth.errors import FieldProblem
 from priorauth.service import decisions, notices, workbench
 from priorauth.service.errors import Invalid, NotFound, ServiceError, Unauthenticated
 from priorauth.service.people import Actor, hash_token
-from priorauth.service.workflow import Decision, PriorAuthService
+from priorauth.service.workflow import PriorAuthService
 
 __all__ = ["web_router"]
 
@@ -378,9 +379,9 @@ def web_router(
             extras=extras,
             problems=problems or [],
             form=form or {},
-            summary=_clinical_summary(view),
-            checklist=_checklist(view.get("determination") or {}),
-            timeline=_timeline(view, extras),
+            summary=views.clinical_summary(view),
+            checklist=views.checklist(view.get("determination") or {}),
+            timeline=views.timeline(view, extras),
         )
 
     @router.get("/work/cases/{case_id}", response_class=HTMLResponse)
@@ -409,7 +410,7 @@ def web_router(
             return denied.response
         fields = {k: str(v) for k, v in form.items() if k != "csrf"}
         try:
-            decision = _decision(fields)
+            decision = views.decision_from_form(fields)
             await run_in_threadpool(service.decide, actor, case_id, decision)
         except Invalid as exc:
             return await run_in_threadpool(
@@ -523,166 +524,3 @@ def web_router(
         if isinstance(route, APIRoute):
             route.include_in_schema = False
     return router
-
-
-# ---------------------------------------------------------------------- form -> decision
-
-
-def _decision(fields: Mapping[str, str]) -> Decision:
-    """A decision from the case page's form; Invalid with the field at fault otherwise."""
-    action = fields.get("action", "")
-    if action not in ("approve", "approve-modified", "deny", "request-info", "refer"):
-        raise Invalid([FieldProblem("action", "choose what to do")])
-
-    def text(name: str) -> str | None:
-        value = (fields.get(name) or "").strip()
-        return value or None
-
-    regimen = None
-    if action == "approve-modified":
-        problems = []
-        schedule: dict[str, int] = {}
-        for name in ("interval_days", "cycle_length_days", "doses_per_cycle"):
-            raw = text(name)
-            if raw is None:
-                continue
-            if not raw.isdigit():
-                problems.append(FieldProblem(name, "a whole number of days"))
-            else:
-                schedule[name] = int(raw)
-        dose_value = text("dose_value")
-        value: float | None = None
-        try:
-            value = float(dose_value) if dose_value else None
-        except ValueError:
-            problems.append(FieldProblem("dose_value", "a number"))
-        if problems:
-            raise Invalid(problems)
-        regimen = {
-            "dose": {"value": value, "unit": text("dose_unit")},
-            "schedule": schedule,
-        }
-    due = None
-    if text("information_due"):
-        try:
-            day = dt.date.fromisoformat(str(text("information_due")))
-        except ValueError as exc:
-            raise Invalid([FieldProblem("information_due", "a date, YYYY-MM-DD")]) from exc
-        due = dt.datetime.combine(day, dt.time(23, 59), dt.UTC)
-    questions = tuple(
-        line.strip() for line in (fields.get("questions") or "").splitlines() if line.strip()
-    )
-    return Decision(
-        action=action,  # type: ignore[arg-type]
-        reason=text("reason"),
-        criterion=text("criterion") if action == "deny" else None,
-        dose_rule=text("dose_rule") if action == "deny" else None,
-        reason_code=text("reason_code") if action == "deny" else None,
-        regimen=regimen,
-        questions=questions if action == "request-info" else (),
-        information_due=due if action == "request-info" else None,
-    )
-
-
-# ---------------------------------------------------------------------- what the page shows
-
-
-def _clinical_summary(view: Mapping[str, Any]) -> dict[str, Any]:
-    """The request as a clinician reads it: the patient, the drug and regimen asked for, the
-    diagnoses, the results, the medicines, the prescriber."""
-    request = view.get("request") or {}
-    service_part = request.get("service") or {}
-    patient = request.get("patient") or {}
-    dose = service_part.get("dose") or {}
-    schedule = service_part.get("schedule") or {}
-    policy = ((view.get("determination") or {}).get("policy") or {}).get("id")
-    label = notices.drug_label(request)
-    return {
-        "drug": f"{policy}: {label}" if policy else label,
-        "dose": f"{dose.get('value')} {dose.get('unit')}" if dose else "not given",
-        "schedule": ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in schedule.items())
-        or "not given",
-        "route": service_part.get("route"),
-        "start": service_part.get("start_date"),
-        "with": ", ".join(service_part.get("with") or ()),
-        "patient": patient,
-        "conditions": request.get("conditions") or [],
-        "observations": request.get("observations") or [],
-        "medications": request.get("medications") or [],
-        "allergies": request.get("allergies") or [],
-        "practitioners": request.get("practitioners") or [],
-        "answers": request.get("answers") or {},
-        "type": request.get("type", "initial"),
-        "urgency": view.get("urgency"),
-    }
-
-
-def _checklist(determination: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The criteria tree as rows, each with the facts that decided it, their evidence (the
-    field and value) and the source element the submitter named for that field."""
-    facts = determination.get("facts") or {}
-    sources = determination.get("sources") or {}
-    rows: list[dict[str, Any]] = []
-
-    def walk(node: Mapping[str, Any], depth: int) -> None:
-        evidence = []
-        for name in node.get("facts") or ():
-            fact = facts.get(name) or {}
-            for item in fact.get("evidence") or ():
-                field = item.get("field", "")
-                source = next(
-                    (s for f, s in sources.items() if field == f or field.startswith(f + ".")),
-                    None,
-                )
-                evidence.append(
-                    {
-                        "fact": fact.get("description") or name,
-                        "field": field,
-                        "value": item.get("value"),
-                        "source": source,
-                    }
-                )
-            if not fact.get("evidence"):
-                evidence.append(
-                    {
-                        "fact": fact.get("description") or name,
-                        "field": None,
-                        "value": fact.get("value"),
-                        "source": None,
-                        "note": fact.get("note"),
-                    }
-                )
-        rows.append(
-            {
-                "id": node.get("id"),
-                "text": node.get("text"),
-                "status": node.get("status"),
-                "depth": depth,
-                "evidence": evidence,
-            }
-        )
-        for child in node.get("children") or ():
-            walk(child, depth + 1)
-
-    if determination.get("criteria"):
-        walk(determination["criteria"], 0)
-    return rows
-
-
-def _timeline(view: Mapping[str, Any], extras: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Everything that happened to the case, oldest first."""
-    events: list[dict[str, Any]] = [
-        {"at": dt.datetime.fromisoformat(e["at"]), "who": e["actor"], "what": e["action"]}
-        for e in view.get("history") or ()
-    ]
-    for review in view.get("reviews") or ():
-        what = f"decision: {review['action']}"
-        if review.get("reason"):
-            what += f" ({review['reason']})"
-        events.append(
-            {"at": dt.datetime.fromisoformat(review["at"]), "who": review["reviewer"], "what": what}
-        )
-    for note in extras.get("notes") or ():
-        events.append({"at": note["at"], "who": note["author"], "what": f"note: {note['text']}"})
-    events.sort(key=lambda e: e["at"])
-    return events
