@@ -279,6 +279,15 @@ def test_the_pages_have_no_accessibility_violations(site: tuple[str, Any]) -> No
         found[path] = _axe(driver)
         if path == "/work/dashboard":
             _screenshot(driver, "dashboard.png")
+    # The notices too (the denial above left them).
+    from selenium.webdriver.common.by import By
+
+    driver.get(base + f"/work/cases/{decided}")
+    links = driver.find_elements(By.XPATH, "//a[normalize-space()='HTML']")
+    for href in [link.get_attribute("href") for link in links]:
+        driver.get(href)
+        found[href] = _axe(driver)
+    assert any("/work/notices/" in path for path in found)
     violations = {path: v for path, v in found.items() if v}
     assert not violations, json.dumps(violations, indent=1)[:4000]
     # The check does find what it looks for: an image without a text alternative.

@@ -312,3 +312,16 @@ def test_each_role_sees_its_own_worklist_and_may_ask_for_every_queue(
     assert clinical in every and medical in every
     sign_in(web, "md1")
     assert medical in web.get("/work").text and clinical in web.get("/work").text
+
+
+def test_an_admin_assigns_a_case_to_a_reviewer(web: TestClient, env: Env) -> None:
+    case_id = pended(env, "07-pended-dose-exception.json")
+    csrf = sign_in(web, "admin")
+    page = web.get(f"/work/cases/{case_id}").text
+    assert 'name="to"' in page and "<option>pharmacist</option>" in page
+    assigned = web.post(f"/work/cases/{case_id}/assign", data={"csrf": csrf, "to": "pharmacist"})
+    assert assigned.status_code == 200 and "pharmacist" in assigned.text
+    refused = web.post(f"/work/cases/{case_id}/assign", data={"csrf": csrf, "to": "clinic"})
+    assert refused.status_code == 422 and "does not decide this queue" in refused.text
+    sign_in(web, "pharmacist")
+    assert case_id in web.get("/work?mine=1").text
