@@ -249,9 +249,11 @@ def web_router(
     @router.post("/signout")
     async def signout(request: Request) -> Response:
         session = signer.session(request.cookies.get(SESSION_COOKIE), service.clock())
+        if session is None:  # expired or never there: nothing to end
+            return RedirectResponse("/signin", status_code=303)
         form = await request.form()
         given = form.get("csrf")
-        if session is None or not same(session.csrf, str(given) if given is not None else None):
+        if not same(session.csrf, str(given) if given is not None else None):
             return problem(403, "The form's security token is missing or wrong.")
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
