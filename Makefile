@@ -27,7 +27,13 @@ run: $(STAMP)
 evaluate: $(STAMP)
 	$(BIN)/priorauth evaluate examples/*.json
 
-test: $(STAMP)
+# axe-core for the browser tests' accessibility checks (tests/browser/package.json).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/browser --silent --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the browser tests' accessibility checks will skip"; fi
+
+test: $(STAMP) $(AXE)
 	$(BIN)/python -m pytest
 
 check: $(STAMP)

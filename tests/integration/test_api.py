@@ -125,7 +125,8 @@ def test_a_pharmacist_approves_a_pended_case(client: TestClient) -> None:
     assert decided.json()["status"] == "approved"
     assert decided.json()["decided_by"] == "reviewer"
     [authorization] = decided.json()["authorizations"]
-    # Approved as requested: the requested service's dose and schedule, and the dose in mg.
+    # Approved as requested: the requested service's dose and schedule, the dose in mg, and,
+    # like the engine's approvals, the doses in the policy's period and the billing units.
     assert authorization["regimen"] == {
         "as_requested": {
             "dose": {"value": 45, "unit": "mg/m2"},
@@ -133,8 +134,16 @@ def test_a_pharmacist_approves_a_pended_case(client: TestClient) -> None:
             "start_date": "2026-12-01",
             "with": ["capecitabine"],
         },
-        "mg_per_dose": case["determination"]["dosing"]["mg_per_dose"],
+        "mg_per_dose": 77.9,
+        "doses": 18,
+        "billing_code": "J9207",
+        "units_per_dose": 78,
+        "units": 78 * 18,
     }
+    assert (authorization["valid_from"], authorization["valid_through"]) == (
+        "2026-12-01",
+        "2027-11-30",
+    )
     assert authorization["regimen"]["mg_per_dose"] is not None
     again = client.post(
         f"/v1/requests/{case['case_id']}/decision",
@@ -266,7 +275,16 @@ def test_a_modified_approval_records_the_regimen(client: TestClient) -> None:
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "approved-modified"
     approved = {"dose": {"value": 40.0, "unit": "mg/m2"}, "schedule": {"interval_days": 21}}
-    assert decided.json()["authorizations"][0]["regimen"] == approved
+    # With the dose in mg (40 mg/m2 x the BSA the engine used), the doses in the policy's
+    # one-year period and the billing units, like an automatic approval's.
+    assert decided.json()["authorizations"][0]["regimen"] == {
+        **approved,
+        "mg_per_dose": 69.2,
+        "doses": 18,
+        "billing_code": "J9207",
+        "units_per_dose": 70,
+        "units": 70 * 18,
+    }
     record = client.get(f"/v1/requests/{case['case_id']}", headers=auth("clinic")).json()
     assert record["reviews"][0]["regimen"] == approved
 

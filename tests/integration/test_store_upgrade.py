@@ -227,7 +227,7 @@ def test_the_conversion_runs_once_and_does_not_go_back(upgraded: PriorAuthServic
     }
     # Run 0006 again over what it converted: nothing changes, no event is added.
     _alembic(upgraded.database, "stamp", "0005")
-    _alembic(upgraded.database, "upgrade", "head")
+    _alembic(upgraded.database, "upgrade", "0006")
     for table, rows in before.items():
         assert _rows(upgraded, f"SELECT * FROM {table} ORDER BY id") == rows, table
     with pytest.raises(RuntimeError, match="no way back to 0005"):

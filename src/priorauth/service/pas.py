@@ -50,6 +50,7 @@ from priorauth.adapters.store import (
 )
 from priorauth.engine.determination import Determination
 from priorauth.service.audit import append_event
+from priorauth.service.casestate import next_state, review_rules
 from priorauth.service.errors import Conflict, Forbidden
 from priorauth.service.people import Actor
 from priorauth.service.uow import UnitOfWork
@@ -170,6 +171,8 @@ def _item_review(
             reason = f"{reason} (criterion {review.criterion} not met)"
         elif review.dose_rule:
             reason = f"{reason} (dose rule {review.dose_rule} not met)"
+        elif review.reason_code is not None and review.reason_code in review_rules().reasons:
+            reason = f"{reason} ({review_rules().reasons[review.reason_code].title.lower()})"
         return ItemReview("denied", reason, None, None, npi, specialty)
     if case.status == "information-requested":
         asked = f"information requested: {review.reason}" if review.reason else None
@@ -504,7 +507,7 @@ class PasService:
             wanted = [c for c in json.loads(row.case_ids) if c]
             for case in uow.session.scalars(select(CaseRow).where(CaseRow.case_id.in_(wanted))):
                 if case.status in (*OPEN_STATUSES, "approved", "approved-modified"):
-                    case.status = "cancelled"
+                    case.status = next_state(case.status, "cancel")
                     case.queue = None
                     case.updated_at = now
                     append_event(

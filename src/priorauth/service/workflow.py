@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
@@ -39,7 +39,7 @@ from priorauth.adapters.store import (
 )
 from priorauth.catalog import PolicySet, default_policy_dir
 from priorauth.engine.compiled import policy_hash, safety_hash
-from priorauth.engine.determination import Authorization, CriterionResult, Determination
+from priorauth.engine.determination import Authorization, Determination
 from priorauth.engine.goldcard import ExemptionList, recorded_exemption
 from priorauth.engine.request import Dose, Request, Schedule, parse_request
 from priorauth.errors import FieldProblem, InvalidRequest, PolicyError
@@ -47,7 +47,9 @@ from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
 from priorauth.policy.safety_loader import load_safety_text
 from priorauth.policy.safety_model import SafetyData
+from priorauth.service import decisions
 from priorauth.service.audit import ChainBreak, append_event, verify_chain
+from priorauth.service.casestate import IllegalMove, next_state
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from priorauth.service.metrics import compute_metrics
@@ -86,7 +88,7 @@ _SUBMITTED = select(_CASES.c.id, _CASES.c.submission_hash).where(
     _CASES.c.organization == bindparam("organization"),
     _CASES.c.request_id == bindparam("request_id"),
 )
-Action = Literal["approve", "approve-modified", "deny", "request-info"]
+Action = Literal["approve", "approve-modified", "deny", "request-info", "refer"]
 DecisionHook = Callable[["PriorAuthService", UnitOfWork, CaseRow, dt.datetime], None]
 
 
@@ -134,6 +136,12 @@ class Decision:
     # approve-modified only: {"dose": {"value", "unit"}, "schedule": {...}, "route"?, "doses"?}
     # (ModifiedRegimen: the request contract's Dose and Schedule).
     regimen: Mapping[str, Any] | None = None
+    # deny: the specific reason, a code of the review rules (service.casestate); without it a
+    # named criterion means criterion-not-met and a dose rule dose-outside-policy.
+    reason_code: str | None = None
+    # request-info: the questions (else `reason` is the question) and when the answers are due.
+    questions: tuple[str, ...] = ()
+    information_due: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -157,14 +165,6 @@ class _LoadedPolicy:
     safety_text: str | None = None
     safety: SafetyData | None = None
     safety_hash: str | None = None
-
-
-def _criterion_ids(node: CriterionResult | None) -> Iterator[CriterionResult]:
-    if node is None:
-        return
-    yield node
-    for child in node.children:
-        yield from _criterion_ids(child)
 
 
 class PriorAuthService:
@@ -360,7 +360,7 @@ class PriorAuthService:
             line_of_business=line_of_business,
             urgency=urgency,
             # Set as the determination leaves them, so the row is written once.
-            status="approved" if approved else "pended",
+            status=next_state("submitted", "engine-approves" if approved else "engine-pends"),
             queue=None if approved else determination.route or "clinician",
             received_at=now,
             due_at=now + self.settings.clock(line_of_business, urgency),
@@ -441,8 +441,10 @@ class PriorAuthService:
             },
         )
         authorization = None
+        if case.status == "pended":  # decided again after information (submit sets it at once)
+            move = "engine-approves" if determination.outcome == "approved" else "engine-pends"
+            case.status = next_state(case.status, move)
         if determination.outcome == "approved":
-            case.status = "approved"
             case.queue = None
             case.decided_at = now
             case.decided_by = "automatic"
@@ -457,8 +459,7 @@ class PriorAuthService:
                     "automatic",
                     now,
                 )
-        else:
-            case.status = "pended"
+        elif case.queue != "medical-director":  # a referral to a medical director stays
             case.queue = determination.route or "clinician"
         case.updated_at = now
         return determination_json, authorization
@@ -604,6 +605,9 @@ class PriorAuthService:
             "time_left_seconds": int((case.due_at - now).total_seconds()) if open_ else None,
             "overdue": open_ and case.due_at < now,
             "extended": case.extended,
+            # Stopped while the plan waits for information it asked for (service.decisions):
+            # due_at then moves on by the time it stays stopped.
+            "clock_stopped": open_ and case.clock_stopped_at is not None,
             "decided_at": case.decided_at.isoformat() if case.decided_at else None,
             "decided_by": case.decided_by or None,
             "determination": json.loads(determination_json) if determination_json else None,
@@ -634,6 +638,7 @@ class PriorAuthService:
             {
                 "action": r.action,
                 "reason": r.reason,
+                "reason_code": r.reason_code,
                 "criterion": r.criterion,
                 "dose_rule": r.dose_rule,
                 "reviewer": reviewers.get(r.reviewer_id),
@@ -707,11 +712,17 @@ class PriorAuthService:
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             case = self._visible_case(uow, actor, case_id)
-            if case.status not in ("pended", "information-requested"):
-                raise Conflict(f"the request is {case.status}; information is not being sought")
+            try:
+                after = next_state(case.status, "add-information")
+            except IllegalMove as exc:
+                raise Conflict(
+                    f"the request is {case.status}; information is not being sought"
+                ) from exc
             if case.request_json != stored:
                 raise Conflict("the request changed while this information was added; send again")
             now = self.clock()
+            decisions.information_arrived(uow, case, now)
+            case.status = after
             case.request_json = canonical(merged)
             latest, authorization = self._apply_determination(uow, case, determination, merged, now)
             append_event(
@@ -777,163 +788,8 @@ class PriorAuthService:
         ]
 
     def decide(self, actor: Actor, case_id: str, decision: Decision) -> dict[str, Any]:
-        """A pharmacist's or medical director's decision on an open case."""
-        if not actor.is_reviewer:
-            raise Forbidden("only a pharmacist or a medical director decides")
-        with UnitOfWork(self.database) as uow:
-            uow.lock_writes()
-            case = self._visible_case(uow, actor, case_id)
-            if case.status not in OPEN_STATUSES:
-                raise Conflict(f"the request is {case.status}; there is nothing to decide")
-            latest = uow.session.scalar(
-                select(DeterminationRow)
-                .where(DeterminationRow.case_pk == case.id)
-                .order_by(DeterminationRow.id.desc())
-                .limit(1)
-            )
-            assert latest is not None, "every case has a determination"
-            determination = Determination.model_validate(json.loads(latest.determination_json))
-            appeal = None
-            if case.status == "appealed":
-                appeal = uow.session.scalar(
-                    select(AppealRow)
-                    .where(AppealRow.case_pk == case.id, AppealRow.outcome.is_(None))
-                    .order_by(AppealRow.id.desc())
-                    .limit(1)
-                )
-                if actor.role != "medical-director":
-                    raise Forbidden("an appeal is decided by a medical director")
-                if appeal is not None and appeal.excluded_reviewer_id == actor.user_id:
-                    raise Forbidden(
-                        "an appeal goes to a medical director other than the one who decided"
-                    )
-                if decision.action == "request-info":
-                    raise Invalid([FieldProblem("action", "an appeal is approved or denied")])
-            regimen = self._check_decision(actor, case, determination, decision)
-            now = self.clock()
-            uow.session.add(
-                ReviewRow(
-                    case_pk=case.id,
-                    reviewer_id=actor.user_id,
-                    action=decision.action,
-                    reason=decision.reason,
-                    criterion=decision.criterion,
-                    dose_rule=decision.dose_rule,
-                    reviewer_npi=actor.npi,
-                    reviewer_specialty=actor.specialty,
-                    regimen_json=canonical(regimen) if regimen is not None else None,
-                    on_appeal=appeal is not None or case.status == "appealed",
-                    created_at=now,
-                )
-            )
-            status = {
-                "approve": "approved",
-                "approve-modified": "approved-modified",
-                "deny": "denied",
-                "request-info": "information-requested",
-            }[decision.action]
-            if decision.action in ("approve", "approve-modified"):
-                self._authorize_reviewed(uow, case, determination, regimen, now)
-            if status != "information-requested":
-                case.queue = None
-                if case.decided_at is None:
-                    case.decided_at = now
-                    case.decided_by = "reviewer"
-            if appeal is not None:
-                appeal.outcome = status
-                appeal.decided_at = now
-            case.status = status
-            case.updated_at = now
-            append_event(
-                uow.session,
-                actor.name,
-                "request.decided",
-                case.case_id,
-                {
-                    "action": decision.action,
-                    "criterion": decision.criterion,
-                    "dose_rule": decision.dose_rule,
-                    "on_appeal": appeal is not None,
-                    "reviewer_npi": actor.npi,
-                },
-                now,
-            )
-            for hook in self.decision_hooks:
-                hook(self, uow, case, now)
-            view = self._case_view(uow, case, full=False)
-            uow.commit()
-        return view
-
-    def _check_decision(
-        self, actor: Actor, case: CaseRow, determination: Determination, decision: Decision
-    ) -> dict[str, Any] | None:
-        """Refuse a decision that does not hold; returns a modified approval's regimen as the
-        contract reads it (units in UCUM, weeks in days), or None."""
-        problems: list[FieldProblem] = []
-        if decision.action != "approve" and not (decision.reason and decision.reason.strip()):
-            problems.append(FieldProblem("reason", f"a {decision.action} decision needs a reason"))
-        if decision.action == "deny":
-            if actor.role == "pharmacist" and case.queue not in ("pharmacist", None):
-                raise Forbidden(f"a case in the {case.queue} queue is denied by a medical director")
-            criteria = {c.id: c for c in _criterion_ids(determination.criteria)}
-            checks = {c.id: c for c in determination.dosing.checks} if determination.dosing else {}
-            if bool(decision.criterion) == bool(decision.dose_rule):
-                problems.append(
-                    FieldProblem(
-                        "criterion",
-                        "a denial names the unmet criterion or (as dose_rule) the dose rule",
-                    )
-                )
-            elif decision.criterion:
-                found = criteria.get(decision.criterion)
-                if found is None:
-                    known = ", ".join(sorted(criteria)) or "none in this determination"
-                    problems.append(
-                        FieldProblem("criterion", f"not a criterion of the policy ({known})")
-                    )
-                elif found.status == "met":
-                    problems.append(FieldProblem("criterion", "this criterion is met"))
-            elif decision.dose_rule:
-                check = checks.get(decision.dose_rule)
-                if check is None:
-                    known = ", ".join(sorted(checks)) or "none in this determination"
-                    problems.append(FieldProblem("dose_rule", f"not a dose rule checked ({known})"))
-                elif check.status == "met":
-                    problems.append(FieldProblem("dose_rule", "this dose rule is met"))
-        regimen = None
-        if decision.action == "approve-modified":
-            regimen, wrong = _modified_regimen(decision.regimen)
-            problems.extend(wrong)
-        elif decision.regimen is not None:
-            problems.append(
-                FieldProblem("regimen", "only a modified approval (approve-modified) gives one")
-            )
-        if problems:
-            raise Invalid(problems)
-        return regimen
-
-    def _authorize_reviewed(
-        self,
-        uow: UnitOfWork,
-        case: CaseRow,
-        determination: Determination,
-        modified: dict[str, Any] | None,
-        now: dt.datetime,
-    ) -> None:
-        """The authorization of a reviewer's approval: the modified regimen, or the regimen as
-        requested (with the dose in mg the engine worked out, which billing needs)."""
-        valid_from = determination.service_date
-        valid_through = _a_year_on(valid_from)
-        if modified is not None:
-            regimen = modified
-        else:
-            service = json.loads(case.request_json).get("service") or {}
-            requested = {key: service[key] for key in _REQUESTED if key in service}
-            regimen = {"as_requested": requested}
-            if determination.dosing is not None and determination.dosing.mg_per_dose is not None:
-                regimen["mg_per_dose"] = determination.dosing.mg_per_dose
-        source = "appeal" if case.status == "appealed" else "reviewer"
-        self._authorize(uow, case, valid_from, valid_through, regimen, source, now)
+        """A pharmacist's or medical director's decision on an open case (service.decisions)."""
+        return decisions.decide(self, actor, case_id, decision)
 
     def extend(self, actor: Actor, case_id: str, reason: str) -> dict[str, Any]:
         """Extend an open case's clock once, with a reason."""
@@ -996,7 +852,7 @@ class PriorAuthService:
                     filed_at=now,
                 )
             )
-            case.status = "appealed"
+            case.status = next_state(case.status, "appeal")
             case.appealed = True
             case.queue = "medical-director"
             case.due_at = now + self.settings.clock(case.line_of_business, case.urgency)
@@ -1329,10 +1185,6 @@ def _modified_regimen(
     return read.model_dump(mode="json", exclude_none=True), []
 
 
-# The parts of the requested service an approval "as requested" authorizes.
-_REQUESTED = ("dose", "schedule", "route", "start_date", "with")
-
-
 def _authorized_regimen(auth: Authorization, determination: Determination) -> dict[str, Any]:
     """What an automatic approval authorizes, as its authorization keeps it: the policy's
     regimen, each dose (in the regimen's unit and in mg), the schedule requested, the number of
@@ -1359,16 +1211,6 @@ def _authorized_regimen(auth: Authorization, determination: Determination) -> di
         }
         regimen["schedule"] = {k: v for k, v in schedule.items() if v is not None}
     return regimen
-
-
-def _a_year_on(start: dt.date) -> dt.date:
-    """The last day of a one-year period starting on `start` (29 February -> 28 February)."""
-    try:
-        return dt.date(start.year + 1, start.month, min(start.day, 28)) + dt.timedelta(
-            days=start.day - min(start.day, 28) - 1
-        )
-    except (ValueError, OverflowError):
-        return dt.date.max
 
 
 def _exemptions(path: Path | None) -> ExemptionList | None:

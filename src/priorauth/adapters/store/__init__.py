@@ -2,6 +2,7 @@
 
 from priorauth.adapters.store.database import Database, execute, insert_row, migrate
 from priorauth.adapters.store.pas_tables import FhirClaimRow, OutboxRow, SubscriptionRow
+from priorauth.adapters.store.review_tables import InformationRequestRow, NoteRow, NoticeRow
 from priorauth.adapters.store.tables import (
     AppealRow,
     AuditEventRow,
@@ -24,6 +25,9 @@ __all__ = [
     "Database",
     "DeterminationRow",
     "FhirClaimRow",
+    "InformationRequestRow",
+    "NoteRow",
+    "NoticeRow",
     "OutboxRow",
     "PolicyVersionRow",
     "ReviewRow",

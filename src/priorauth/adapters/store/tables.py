@@ -129,6 +129,11 @@ class CaseRow(Base):
     decided_by: Mapped[str] = mapped_column(String(16), default="")
     appealed: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # The reviewer working the case (claimed or assigned), if any: a users.id (no foreign key,
+    # see migration 0007).
+    assigned_to: Mapped[int | None] = mapped_column(Integer)
+    # When the decision clock stopped for a request for information (null: running).
+    clock_stopped_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
 
 class DeterminationRow(Base):
@@ -160,6 +165,8 @@ class ReviewRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     criterion: Mapped[str | None] = mapped_column(String(100))
     dose_rule: Mapped[str | None] = mapped_column(String(100))
+    # A denial's specific reason, from the review rules' table (service.casestate).
+    reason_code: Mapped[str | None] = mapped_column(String(40))
     reviewer_npi: Mapped[str | None] = mapped_column(String(10))
     reviewer_specialty: Mapped[str | None] = mapped_column(String(100))
     regimen_json: Mapped[str | None] = mapped_column(Text)

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from priorauth._version import __version__
 from priorauth.entrypoints.api.fhir import fhir_router
 from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
+from priorauth.entrypoints.web import web_router
 from priorauth.errors import FieldProblem
 from priorauth.service.errors import (
     Invalid,
@@ -72,15 +73,29 @@ class Information(_Body):
 
 
 class DecisionBody(_Body):
-    """A reviewer's decision. A denial names the unmet `criterion` (e.g. `B.i`) or the
-    `dose_rule` and gives a `reason`; `approve-modified` gives the `regimen` approved, its
-    `dose` and `schedule` spelt as in the request's `service`."""
+    """A reviewer's decision. A denial gives its `reason_code` and a `reason` in the reviewer's
+    words, and names the unmet `criterion` (e.g. `B.i`) or the `dose_rule` when the code is
+    about one; `approve-modified` gives the `regimen` approved, its `dose` and `schedule` spelt
+    as in the request's `service`; `request-info` gives the `questions` and may give
+    `information_due`; `refer` sends the case to a medical director."""
 
-    action: Literal["approve", "approve-modified", "deny", "request-info"]
+    action: Literal["approve", "approve-modified", "deny", "request-info", "refer"]
     reason: Text | None = None
     criterion: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     dose_rule: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     regimen: ModifiedRegimen | None = None
+    reason_code: Annotated[str, Field(min_length=1, max_length=40)] | None = Field(
+        None,
+        description="A denial's specific reason, a code of the review rules' table: "
+        "criterion-not-met, not-covered-indication, dose-outside-policy, safety, "
+        "information-not-received, no-policy.",
+    )
+    questions: Annotated[list[Text], Field(max_length=20)] = Field(
+        default_factory=list, description="request-info: the questions for the provider."
+    )
+    information_due: dt.datetime | None = Field(
+        None, description="request-info: when the answers are due (default: the rules' days)."
+    )
 
 
 class ReasonBody(_Body):
@@ -215,6 +230,9 @@ def create_app(service: PriorAuthService) -> FastAPI:
         title="priorauth",
         version=__version__,
         description="Prior-authorization decisions, review queue, appeals, audit and metrics.",
+        # /docs is served by the workbench from the vendored Swagger UI (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
 
@@ -361,6 +379,9 @@ def create_app(service: PriorAuthService) -> FastAPI:
                         if body.regimen
                         else None
                     ),
+                    reason_code=body.reason_code,
+                    questions=tuple(body.questions),
+                    information_due=body.information_due,
                 ),
             )
         )
@@ -438,6 +459,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         return JSONResponse(report)
 
     app.include_router(fhir_router(PasService(service)))
+    app.include_router(web_router(service))
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
