@@ -117,9 +117,8 @@ def test_every_pend_reason_has_a_denial_reason_and_a_queue_that_can_use_it() -> 
     reason code that fits (information-not-received fits any case once it was asked)."""
     import yaml
 
-    from priorauth.engine.determination import REASON_ORDER
-
     from priorauth import PolicySet
+    from priorauth.engine.determination import REASON_ORDER
 
     routed: set[tuple[str, str]] = set()
     for path in (ROOT / "policies").glob("*.yaml"):
