@@ -1,0 +1,312 @@
+"""The compiler: a policy's facts -> CQL text and ELM JSON, one define per fact it expresses."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from priorauth.clinical.systems import URIS
+from priorauth.policy.model import AgeFact, ConditionFact, Policy
+
+__all__ = ["CqlLibrary", "compile_policy"]
+
+_FHIR = "{http://hl7.org/fhir}"
+_SYSTEM = "{urn:hl7-org:elm-types:r1}"
+_SKIPPED_VERIFICATION = ("refuted", "entered-in-error")
+
+Elm = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class CqlLibrary:
+    """A generated library: its name, CQL text, ELM JSON (text), the define of each fact it
+    expresses, and the facts it does not."""
+
+    name: str
+    version: str
+    cql: str
+    elm_json: str
+    defines: dict[str, str]
+    not_compiled: tuple[str, ...]
+
+    @property
+    def elm(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.elm_json)
+        return parsed
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _string(value: str) -> Elm:
+    return {"type": "Literal", "valueType": f"{_SYSTEM}String", "value": value}
+
+
+def _boolean(value: bool) -> Elm:
+    return {"type": "Literal", "valueType": f"{_SYSTEM}Boolean", "value": str(value).lower()}
+
+
+def _null() -> Elm:
+    return {"type": "Null"}
+
+
+def _prop(path: str, source: Elm | None = None, scope: str | None = None) -> Elm:
+    node: Elm = {"type": "Property", "path": path}
+    if source is not None:
+        node["source"] = source
+    if scope is not None:
+        node["scope"] = scope
+    return node
+
+
+def _list(values: list[Elm]) -> Elm:
+    return {"type": "List", "element": values}
+
+
+def _exists(operand: Elm) -> Elm:
+    return {"type": "Exists", "operand": operand}
+
+
+def _query(source: Elm, alias: str, where: Elm) -> Elm:
+    return {
+        "type": "Query",
+        "source": [{"alias": alias, "expression": source}],
+        "relationship": [],
+        "where": where,
+    }
+
+
+def _or(items: list[Elm]) -> Elm:
+    result = items[0]
+    for item in items[1:]:
+        result = {"type": "Or", "operand": [result, item]}
+    return result
+
+
+def _in(value: Elm, options: list[str]) -> Elm:
+    return {"type": "In", "operand": [value, _list([_string(o) for o in options])]}
+
+
+def _if(condition: Elm, then: Elm, otherwise: Elm) -> Elm:
+    return {"type": "If", "condition": condition, "then": then, "else": otherwise}
+
+
+def _uris(short: str) -> list[str]:
+    """Every URI that names a code system, as the FHIR mapping reads it."""
+    return sorted(uri for uri, name in URIS.items() if name == short)
+
+
+def _cql_list(values: list[str]) -> str:
+    return "{ " + ", ".join(_quote(v) for v in values) + " }"
+
+
+@dataclass(frozen=True, slots=True)
+class _Define:
+    name: str
+    cql: str
+    elm: Elm
+
+
+def _patient_define() -> _Define:
+    retrieve: Elm = {
+        "type": "Retrieve",
+        "dataType": f"{_FHIR}Patient",
+        "templateId": "http://hl7.org/fhir/StructureDefinition/Patient",
+    }
+    return _Define(
+        "Patient",
+        "[Patient]",
+        {"type": "SingletonFrom", "operand": retrieve},
+    )
+
+
+def _charted_conditions() -> _Define:
+    """The Conditions the FHIR mapping reads: not refuted nor entered in error, with a coding
+    in a code system priorauth knows."""
+    retrieve: Elm = {
+        "type": "Retrieve",
+        "dataType": f"{_FHIR}Condition",
+        "templateId": "http://hl7.org/fhir/StructureDefinition/Condition",
+    }
+    refuted = _exists(
+        _query(
+            _prop("verificationStatus.coding", scope="C"),
+            "V",
+            _in(_prop("code.value", scope="V"), list(_SKIPPED_VERIFICATION)),
+        )
+    )
+    known = _exists(
+        _query(
+            _prop("code.coding", scope="C"),
+            "X",
+            _in(_prop("system.value", scope="X"), sorted(URIS)),
+        )
+    )
+    where: Elm = {"type": "And", "operand": [{"type": "Not", "operand": refuted}, known]}
+    cql = (
+        "[Condition] C\n"
+        "    where not exists (C.verificationStatus.coding V\n"
+        f"      where V.code.value in {_cql_list(list(_SKIPPED_VERIFICATION))})\n"
+        "      and exists (C.code.coding X where X.system.value in KnownSystems)"
+    )
+    return _Define("ChartedConditions", cql, _query(retrieve, "C", where))
+
+
+def _bare_code(scope: str) -> Elm:
+    """The code of a coding without dots, in upper case."""
+    return {
+        "type": "Upper",
+        "operand": {
+            "type": "ReplaceMatches",
+            "operand": [_prop("code.value", scope=scope), _string("\\."), _string("")],
+        },
+    }
+
+
+def _matches(patterns: list[str], scope: str) -> tuple[Elm, str]:
+    bare = _bare_code(scope)
+    exact = [p.replace(".", "") for p in patterns if not p.endswith("*")]
+    stems = [p[:-1].replace(".", "") for p in patterns if p.endswith("*")]
+    tests: list[Elm] = []
+    words: list[str] = []
+    if exact:
+        tests.append(_in(bare, exact))
+        words.append(f"Code in {_cql_list(exact)}")
+    for stem in stems:
+        tests.append({"type": "StartsWith", "operand": [bare, _string(stem)]})
+        words.append(f"StartsWith(Code, {_quote(stem)})")
+    return _or(tests), " or ".join(words)
+
+
+def _condition(name: str, spec: ConditionFact) -> _Define:
+    uris = _uris(spec.system)
+    matched, words = _matches(list(spec.codes), "X")
+    test = {"type": "And", "operand": [_in(_prop("system.value", scope="X"), uris), matched]}
+    cql_test = f"X.system.value in {_cql_list(uris)} and ({words})"
+    if spec.exclude:
+        excluded, excluded_words = _matches(list(spec.exclude), "X")
+        test = {"type": "And", "operand": [test, {"type": "Not", "operand": excluded}]}
+        cql_test += f" and not ({excluded_words})"
+    charted: Elm = {"type": "ExpressionRef", "name": "ChartedConditions"}
+    found = _exists(
+        _query(charted, "C", _exists(_query(_prop("code.coding", scope="C"), "X", test)))
+    )
+    absent = _boolean(False) if spec.absent == "false" else _null()
+    elm = _if(_exists(charted), _if(found, _boolean(True), absent), _null())
+    absent_word = "false" if spec.absent == "false" else "null"
+    cql = (
+        "if exists ChartedConditions then\n"
+        "    if exists (ChartedConditions C where exists (C.code.coding X\n"
+        "      where "
+        + cql_test.replace("Code", "Upper(ReplaceMatches(X.code.value, '\\\\.', ''))")
+        + "))\n"
+        f"    then true else {absent_word}\n"
+        "  else null"
+    )
+    return _Define(name, cql, elm)
+
+
+def _age(name: str) -> _Define:
+    birth = _prop("birthDate.value", source={"type": "ExpressionRef", "name": "Patient"})
+    service: Elm = {"type": "ParameterRef", "name": "ServiceDate"}
+    unknown = _or(
+        [{"type": "IsNull", "operand": birth}, {"type": "Greater", "operand": [birth, service]}]
+    )
+    elm = _if(
+        unknown,
+        _null(),
+        {"type": "CalculateAgeAt", "precision": "Year", "operand": [birth, service]},
+    )
+    cql = (
+        'if Patient.birthDate.value is null or Patient.birthDate.value > "ServiceDate" then null\n'
+        '  else AgeInYearsAt("ServiceDate")'
+    )
+    return _Define(name, cql, elm)
+
+
+def _library_name(policy: Policy) -> str:
+    return "".join(part.title() for part in re.split(r"[^a-z0-9]+", policy.id)) + "Prepopulation"
+
+
+def compile_policy(policy: Policy) -> CqlLibrary:
+    """The library of one policy: a define per fact the chart can settle (named as the fact),
+    the others listed as not compiled."""
+    defines: list[_Define] = [_patient_define(), _charted_conditions()]
+    names: dict[str, str] = {}
+    skipped: list[str] = []
+    for name, spec in policy.facts.items():
+        if isinstance(spec, AgeFact) and spec.unit == "years":
+            defines.append(_age(name))
+        elif isinstance(spec, ConditionFact) and not spec.statuses:
+            defines.append(_condition(name, spec))
+        else:
+            skipped.append(name)
+            continue
+        names[name] = name
+    library = _library_name(policy)
+    lines = [
+        f"// Generated by priorauth from policy {policy.id} version {policy.version}.",
+        f"library {library} version {_quote(policy.version)}",
+        "",
+        "using FHIR version '4.0.1'",
+        "",
+        'parameter "ServiceDate" Date',
+        "",
+        f"define KnownSystems: {_cql_list(sorted(URIS))}",
+        "",
+        "context Patient",
+        "",
+    ]
+    for define in defines:
+        if define.name == "Patient":
+            continue
+        lines.append(f'define "{define.name}":\n  {define.cql}\n')
+    if skipped:
+        lines.append("// Not pre-filled by this library (asked on the form): " + ", ".join(skipped))
+    elm = {
+        "library": {
+            "identifier": {"id": library, "version": policy.version},
+            "schemaIdentifier": {"id": "urn:hl7-org:elm", "version": "r1"},
+            "usings": {
+                "def": [
+                    {"localIdentifier": "System", "uri": "urn:hl7-org:elm-types:r1"},
+                    {"localIdentifier": "FHIR", "uri": "http://hl7.org/fhir", "version": "4.0.1"},
+                ]
+            },
+            "parameters": {
+                "def": [
+                    {
+                        "name": "ServiceDate",
+                        "accessLevel": "Public",
+                        "parameterTypeSpecifier": {
+                            "type": "NamedTypeSpecifier",
+                            "name": f"{_SYSTEM}Date",
+                        },
+                    }
+                ]
+            },
+            "contexts": {"def": [{"name": "Patient"}]},
+            "statements": {
+                "def": [
+                    {
+                        "name": d.name,
+                        "context": "Patient",
+                        "accessLevel": "Public",
+                        "expression": d.elm,
+                    }
+                    for d in defines
+                ]
+            },
+        }
+    }
+    return CqlLibrary(
+        library,
+        policy.version,
+        "\n".join(lines),
+        json.dumps(elm, indent=1),
+        names,
+        tuple(skipped),
+    )

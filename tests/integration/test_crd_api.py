@@ -1,0 +1,370 @@
+"""CRD over HTTP on a real database: the CDS Hooks services answer each order with the
+coverage-information extension decided by the engine from the chart in prefetch (or read from
+the EHR's FHIR server, here one the test runs on loopback); bad calls are a 400
+OperationOutcome; a call leaves one audit event and nothing else."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from priorauth.adapters.cds import COVERAGE_INFORMATION, PREFETCH
+from priorauth.service.crd import CrdService
+from tests.crd_fixtures import (
+    CHARTS,
+    hook_call,
+    other_drug,
+    remove_condition,
+    resources,
+    without_answers,
+)
+from tests.service_fixtures import Env, auth
+
+ORDER_SIGN = "/cds-services/priorauth-order-sign"
+
+
+def call(client: TestClient, body: dict[str, Any] | bytes, service: str = ORDER_SIGN) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post(service, content=content, headers=auth("clinic"))
+
+
+def coverage(answer: dict[str, Any]) -> dict[str, Any]:
+    """The coverage-information of the one order answered, as {url: value}."""
+    (action,) = answer["systemActions"]
+    assert action["type"] == "update"
+    (extension,) = [e for e in action["resource"]["extension"] if e["url"] == COVERAGE_INFORMATION]
+    found: dict[str, Any] = {}
+    for part in extension["extension"]:
+        (value,) = [v for k, v in part.items() if k.startswith("value")]
+        found[part["url"]] = value
+    return found
+
+
+def stage_unknown(name: str) -> dict[str, Any]:
+    """The chart without what shows the stage (the disease's activity for infliximab): the
+    secondary-site code and the form's answers."""
+    bundle = CHARTS[name]()
+    if name == "infliximab":
+        return without_answers(bundle)
+    return without_answers(remove_condition(bundle, "C78"))
+
+
+# The questions each policy's form asks when the stage is unknown: the unknown facts.
+UNKNOWN = {
+    "ixempra": {
+        "metastatic",
+        "recurrent_unresectable_locoregional",
+        "no_response_to_preoperative_therapy",
+    },
+    "eribulin": {"metastatic", "unresectable", "child_pugh_class"},
+    "infliximab": {"moderately_to_severely_active"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHARTS))
+def test_a_chart_that_meets_the_policy_is_satisfied(client: TestClient, name: str) -> None:
+    answer = call(client, hook_call(CHARTS[name]()))
+    assert answer.status_code == 200, answer.text
+    found = coverage(answer.json())
+    assert found["covered"] == "covered"
+    assert found["pa-needed"] == "satisfied"
+    assert found["satisfied-pa-id"] == found["coverage-assertion-id"]
+    assert found["coverage-assertion-id"].startswith("crd-")
+    assert "questionnaire" not in found
+    assert answer.json()["cards"] == []
+
+
+@pytest.mark.parametrize("name", sorted(CHARTS))
+def test_the_stage_unknown_asks_exactly_the_unknown_facts(client: TestClient, name: str) -> None:
+    answer = call(client, hook_call(stage_unknown(name)))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    found = coverage(body)
+    assert found["pa-needed"] == "auth-needed"
+    assert found["doc-needed"] == "clinical"
+    canonical = found["questionnaire"]
+    url, version = canonical.split("|")
+    form = client.get(url.removeprefix("http://testserver"))
+    assert form.status_code == 200
+    questionnaire = form.json()
+    assert questionnaire["version"] == version
+    assert {item["linkId"] for item in questionnaire["item"]} == UNKNOWN[name]
+    (card,) = body["cards"]
+    assert card["links"][0]["url"] == url
+    assert json.loads(card["links"][0]["appContext"])["questionnaire"] == [canonical]
+
+
+@pytest.mark.parametrize("name", sorted(CHARTS))
+def test_a_drug_no_policy_governs_needs_no_authorization(client: TestClient, name: str) -> None:
+    answer = call(client, hook_call(other_drug(CHARTS[name]())))
+    assert answer.status_code == 200, answer.text
+    found = coverage(answer.json())
+    assert found["pa-needed"] == "no-auth"
+    assert "questionnaire" not in found
+
+
+@pytest.mark.parametrize(
+    ("hook", "service"),
+    [
+        ("order-dispatch", "/cds-services/priorauth-order-dispatch"),
+        ("order-select", "/cds-services/priorauth-order-select"),
+    ],
+)
+def test_the_other_order_hooks_answer_alike(client: TestClient, hook: str, service: str) -> None:
+    answer = call(client, hook_call(CHARTS["ixempra"](), hook), service)
+    assert answer.status_code == 200, answer.text
+    assert coverage(answer.json())["pa-needed"] == "satisfied"
+
+
+def test_an_infusion_appointment_is_answered_on_the_appointment(client: TestClient) -> None:
+    body = hook_call(CHARTS["ixempra"]())
+    order = body["context"].pop("draftOrders")["entry"][0]["resource"]
+    body["hook"] = "appointment-book"
+    body["context"]["appointments"] = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Appointment",
+                    "id": "appt-1",
+                    "status": "proposed",
+                    "serviceType": [order["medicationCodeableConcept"]],
+                    "start": "2026-12-01T09:00:00Z",
+                    "end": "2026-12-01T13:00:00Z",
+                    "participant": [
+                        {"actor": {"reference": "Patient/pat-1"}, "status": "accepted"},
+                        {"actor": {"reference": "PractitionerRole/role-1"}, "status": "accepted"},
+                    ],
+                }
+            }
+        ],
+    }
+    answer = call(client, body, "/cds-services/priorauth-appointment-book")
+    assert answer.status_code == 200, answer.text
+    (action,) = answer.json()["systemActions"]
+    assert action["resource"]["resourceType"] == "Appointment"
+    # No dose on an appointment: the dose is the question left open.
+    found = coverage(answer.json())
+    assert found["pa-needed"] == "auth-needed"
+
+
+def test_discovery_lists_the_services_with_their_prefetch(client: TestClient) -> None:
+    answer = client.get("/cds-services")
+    assert answer.status_code == 200
+    services = {s["hook"]: s for s in answer.json()["services"]}
+    assert set(services) == {"order-sign", "order-dispatch", "order-select", "appointment-book"}
+    for service in services.values():
+        assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
+        assert set(PREFETCH) <= set(service["prefetch"])
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda b: b.pop("hookInstance"), "hookInstance"),
+        (lambda b: b.update(hook="order-select"), "hook"),
+        (lambda b: b["context"].pop("patientId"), "context.patientId"),
+        (lambda b: b["context"].pop("draftOrders"), "context.draftOrders"),
+        (lambda b: b.update(prefetch=[1, 2]), "prefetch"),
+        (lambda b: b.update(fhirServer="ftp://ehr"), "fhirServer"),
+        (
+            lambda b: b["prefetch"]["patient"].update(birthDate="not a date"),
+            "prefetch.patient.birthDate",
+        ),
+        (
+            lambda b: b["prefetch"]["conditions"]["entry"][0]["resource"]["code"]["coding"][
+                0
+            ].update(system="http://example.org/unknown-codes"),
+            "prefetch.conditions.entry[0].resource.code.coding[0].system",
+        ),
+    ],
+)
+def test_a_bad_call_is_a_400_operation_outcome_naming_the_element(
+    client: TestClient, change: Any, where: str
+) -> None:
+    body = hook_call(CHARTS["ixempra"]())
+    change(body)
+    answer = call(client, body)
+    assert answer.status_code == 400, answer.text
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert where in [e for issue in outcome["issue"] for e in issue.get("expression", [])]
+
+
+def test_not_json_and_unknown_services_are_operation_outcomes(client: TestClient) -> None:
+    assert call(client, b"{nope").status_code == 400
+    answer = call(client, hook_call(CHARTS["ixempra"]()), "/cds-services/nothing-here")
+    assert answer.status_code == 404
+    assert answer.json()["resourceType"] == "OperationOutcome"
+    unauthenticated = client.post(ORDER_SIGN, json=hook_call(CHARTS["ixempra"]()))
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_call_stores_nothing_but_one_audit_event(client: TestClient, env: Env) -> None:
+    def counts() -> dict[str, int]:
+        with env.service.database.engine.connect() as connection:
+            names = [
+                "cases",
+                "determinations",
+                "audit_events",
+            ]
+            return {
+                n: connection.execute(text(f"SELECT count(*) FROM {n}")).scalar_one() for n in names
+            }
+
+    before = counts()
+    body = hook_call(CHARTS["ixempra"]())
+    answer = call(client, body)
+    assert answer.status_code == 200
+    after = counts()
+    assert after["cases"] == before["cases"]
+    assert after["determinations"] == before["determinations"]
+    assert after["audit_events"] == before["audit_events"] + 1
+    with env.service.database.engine.connect() as connection:
+        action, detail = connection.execute(
+            text("SELECT action, detail_json FROM audit_events ORDER BY id DESC LIMIT 1")
+        ).one()
+    assert action == "crd.hook"
+    assert body["hookInstance"] in detail
+    assert coverage(answer.json())["coverage-assertion-id"] in detail
+    # Nothing clinical: no code, no birth date, no name.
+    for value in ("C50", "1968", "Example", "J9207"):
+        assert value not in detail
+
+
+# --- the EHR's FHIR server, on loopback ----------------------------------------------------
+
+
+class _Ehr(BaseHTTPRequestHandler):
+    """A small FHIR server: reads and searches over a list of resources, bearer token checked."""
+
+    resources: ClassVar[list[dict[str, Any]]] = []
+    token = "ehr-token"
+    seen: ClassVar[list[str]] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        if self.headers.get("Authorization") != f"Bearer {self.token}":
+            self._send(401, {"resourceType": "OperationOutcome", "issue": []})
+            return
+        parts = urlsplit(self.path)
+        segments = [s for s in parts.path.split("/") if s][1:]  # after /fhir
+        query = parse_qs(parts.query)
+        if len(segments) == 2:
+            kind, ident = segments
+            for resource in self.resources:
+                if resource["resourceType"] == kind and resource["id"] == ident:
+                    self._send(200, resource)
+                    return
+            self._send(404, {"resourceType": "OperationOutcome", "issue": []})
+            return
+        (kind,) = segments
+        found = [r for r in self.resources if r["resourceType"] == kind]
+        if "patient" in query:
+            patient = query["patient"][0]
+            found = [
+                r
+                for r in found
+                if patient
+                in json.dumps(r.get("subject", r.get("beneficiary", r.get("patient", {}))))
+            ]
+        if "_id" in query:
+            found = [r for r in found if r["id"] in query["_id"][0].split(",")]
+        if kind == "PractitionerRole":
+            found += [r for r in self.resources if r["resourceType"] == "Practitioner"]
+        self._send(
+            200,
+            {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "entry": [{"resource": r} for r in found],
+            },
+        )
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def ehr() -> Iterator[str]:
+    _Ehr.resources = resources(CHARTS["ixempra"]())
+    _Ehr.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ehr)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/fhir"
+    server.shutdown()
+    server.server_close()
+
+
+def test_what_prefetch_leaves_out_is_read_from_the_ehr(client: TestClient, ehr: str) -> None:
+    body = hook_call(CHARTS["ixempra"](), leave_out=tuple(PREFETCH))
+    assert set(body["prefetch"]) == set()
+    body["fhirServer"] = ehr
+    body["fhirAuthorization"] = {
+        "access_token": _Ehr.token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "priorauth",
+    }
+    answer = call(client, body)
+    assert answer.status_code == 200, answer.text
+    assert coverage(answer.json())["pa-needed"] == "satisfied"
+    assert "/fhir/Patient/pat-1" in _Ehr.seen
+    assert any(p.startswith("/fhir/Condition?patient=pat-1") for p in _Ehr.seen)
+
+
+def test_without_a_server_what_prefetch_leaves_out_is_unknown(client: TestClient) -> None:
+    body = hook_call(CHARTS["ixempra"](), leave_out=("conditions", "questionnaireResponses"))
+    answer = call(client, body)
+    assert answer.status_code == 200, answer.text
+    found = coverage(answer.json())
+    # No conditions: the indication is unknown, never "not covered".
+    assert found["pa-needed"] == "auth-needed"
+    summaries = [c["summary"] for c in answer.json()["cards"]]
+    assert any("could not be read" in s for s in summaries)
+
+
+def test_a_wrong_token_or_a_host_not_allowed_leaves_the_chart_unknown(
+    client: TestClient, env: Env, ehr: str
+) -> None:
+    body = hook_call(CHARTS["ixempra"](), leave_out=("conditions",))
+    body["fhirServer"] = ehr
+    body["fhirAuthorization"] = {"access_token": "wrong", "token_type": "Bearer"}
+    answer = call(client, body)
+    assert answer.status_code == 200
+    assert coverage(answer.json())["pa-needed"] == "auth-needed"
+    detail = next(c for c in answer.json()["cards"] if "could not be read" in c["summary"])
+    assert "401" in detail["detail"]
+    # A host the plan does not allow is never called (the token would go to it).
+    crd = CrdService(env.service, frozenset({"ehr.example.org"}))
+    seen = len(_Ehr.seen)
+    from priorauth.service.people import Actor
+
+    actor = Actor(1, "clinic", "submitter", "Sunrise Oncology", None, None)
+    body = copy.deepcopy(body)
+    body["hookInstance"] = str(uuid.uuid4())
+    result = crd.hook(actor, "priorauth-order-sign", body, "http://testserver/fhir")
+    assert result.status == 200
+    assert len(_Ehr.seen) == seen
