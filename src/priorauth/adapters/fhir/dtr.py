@@ -44,6 +44,7 @@ __all__ = [
     "build_library",
     "build_questionnaire",
     "expand",
+    "form_order",
     "package",
     "prefill",
     "questionnaire_id",
@@ -156,11 +157,12 @@ def _still_open(leaf: CriterionSpec, item_type: str) -> dict[str, Any] | None:
 def _enable_when(policy: Policy, facts: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """For each question asked in one place of the criteria, under an ANY: the conditions
     that the ANY's earlier branches (also asked) leave it open."""
-    places: dict[str, int] = {}
+    # A criterion reused as is (a YAML anchor: the same node) is one place.
+    places: dict[str, set[str]] = {}
     for tree in _trees(policy):
         for leaf in _leaves(tree):
             assert leaf.fact is not None
-            places[leaf.fact] = places.get(leaf.fact, 0) + 1
+            places.setdefault(leaf.fact, set()).add(leaf.model_dump_json())
     asked = set(facts)
     found: dict[str, list[dict[str, Any]]] = {}
     for tree in _trees(policy):
@@ -169,12 +171,24 @@ def _enable_when(policy: Policy, facts: Sequence[str]) -> dict[str, list[dict[st
             for child in node.any or ():
                 if child.fact is None or child.fact not in asked:
                     continue
-                if places.get(child.fact) == 1 and earlier:
+                if len(places.get(child.fact, ())) == 1 and earlier:
                     conditions = [_still_open(e, _item_kind(policy, e.fact or "")) for e in earlier]
                     if all(c is not None for c in conditions):
                         found[child.fact] = [c for c in conditions if c is not None]
                 earlier.append(child)
     return found
+
+
+def form_order(policy: Policy) -> list[str]:
+    """The questions in the order the form asks them: as the criteria first name them (so an
+    ANY's branches follow each other), then the others in the policy's order."""
+    order = ask_order(policy)
+    seen: dict[str, None] = {}
+    for tree in _trees(policy):
+        for leaf in _leaves(tree):
+            if leaf.fact in order:
+                seen.setdefault(leaf.fact, None)
+    return [*seen, *(f for f in order if f not in seen)]
 
 
 def _choice_url(base: str, policy: Policy, fact: str) -> str:
@@ -186,8 +200,7 @@ def build_questionnaire(
 ) -> dict[str, Any]:
     """The SDC Questionnaire asking `facts` (every question when None), as FHIR JSON.
     `base` is the FHIR base URL the canonicals are under."""
-    order = ask_order(policy)
-    chosen = [f for f in order if facts is None or f in set(facts)]
+    chosen = [f for f in form_order(policy) if facts is None or f in set(facts)]
     library = library or compile_policy(policy)
     conditions = _enable_when(policy, chosen)
     items: list[dict[str, Any]] = []
