@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from priorauth.adapters.fhir.codes import code_table
 from priorauth.clinical.systems import URIS
 from priorauth.policy.model import AgeFact, ConditionFact, Policy
 
@@ -95,8 +96,12 @@ def _if(condition: Elm, then: Elm, otherwise: Elm) -> Elm:
 
 
 def _uris(short: str) -> list[str]:
-    """Every URI that names a code system, as the FHIR mapping reads it."""
-    return sorted(uri for uri, name in URIS.items() if name == short)
+    """Every name of a code system the FHIR mapping reads: its URIs and its short name."""
+    return sorted([short, *(uri for uri, name in URIS.items() if name == short)])
+
+
+def _known_systems() -> list[str]:
+    return sorted({*URIS, *URIS.values()})
 
 
 def _cql_list(values: list[str]) -> str:
@@ -142,7 +147,7 @@ def _charted_conditions() -> _Define:
         _query(
             _prop("code.coding", scope="C"),
             "X",
-            _in(_prop("system.value", scope="X"), sorted(URIS)),
+            _in(_prop("system.value", scope="X"), _known_systems()),
         )
     )
     where: Elm = {"type": "And", "operand": [{"type": "Not", "operand": refuted}, known]}
@@ -181,6 +186,38 @@ def _matches(patterns: list[str], scope: str) -> tuple[Elm, str]:
     return _or(tests), " or ".join(words)
 
 
+def _codings(scope: str) -> Elm:
+    """A Condition's codings: its code's, and its mCODE histology extension's (as the FHIR
+    mapping reads them)."""
+    empty = _list([])
+    histology = {
+        "type": "Flatten",
+        "operand": {
+            "type": "Query",
+            "source": [{"alias": "E", "expression": _prop("extension", scope=scope)}],
+            "relationship": [],
+            "where": {
+                "type": "Equal",
+                "operand": [
+                    _prop("url.value", scope="E"),
+                    _string(code_table().extensions["histology"]),
+                ],
+            },
+            "return": {
+                "distinct": False,
+                "expression": _prop("valueCodeableConcept.coding", scope="E"),
+            },
+        },
+    }
+    return {
+        "type": "Union",
+        "operand": [
+            {"type": "Coalesce", "operand": [_prop("code.coding", scope=scope), empty]},
+            {"type": "Coalesce", "operand": [histology, empty]},
+        ],
+    }
+
+
 def _condition(name: str, spec: ConditionFact) -> _Define:
     uris = _uris(spec.system)
     matched, words = _matches(list(spec.codes), "X")
@@ -191,15 +228,13 @@ def _condition(name: str, spec: ConditionFact) -> _Define:
         test = {"type": "And", "operand": [test, {"type": "Not", "operand": excluded}]}
         cql_test += f" and not ({excluded_words})"
     charted: Elm = {"type": "ExpressionRef", "name": "ChartedConditions"}
-    found = _exists(
-        _query(charted, "C", _exists(_query(_prop("code.coding", scope="C"), "X", test)))
-    )
+    found = _exists(_query(charted, "C", _exists(_query(_codings("C"), "X", test))))
     absent = _boolean(False) if spec.absent == "false" else _null()
     elm = _if(_exists(charted), _if(found, _boolean(True), absent), _null())
     absent_word = "false" if spec.absent == "false" else "null"
     cql = (
         "if exists ChartedConditions then\n"
-        "    if exists (ChartedConditions C where exists (C.code.coding X\n"
+        "    if exists (ChartedConditions C where exists (Codings(C) X\n"
         "      where "
         + cql_test.replace("Code", "Upper(ReplaceMatches(X.code.value, '\\\\.', ''))")
         + "))\n"
@@ -255,7 +290,13 @@ def compile_policy(policy: Policy) -> CqlLibrary:
         "",
         'parameter "ServiceDate" Date',
         "",
-        f"define KnownSystems: {_cql_list(sorted(URIS))}",
+        f"define KnownSystems: {_cql_list(_known_systems())}",
+        "",
+        "// A Condition's codings: its code's and its tumour histology's (mCODE).",
+        "define function Codings(C FHIR.Condition):",
+        "  Coalesce(C.code.coding, {}) union Coalesce(Flatten(C.extension E",
+        f"    where E.url.value = {_quote(code_table().extensions['histology'])}",
+        "    return E.valueCodeableConcept.coding), {})",
         "",
         "context Patient",
         "",
