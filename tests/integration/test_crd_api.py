@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -368,3 +369,18 @@ def test_a_wrong_token_or_a_host_not_allowed_leaves_the_chart_unknown(
     result = crd.hook(actor, "priorauth-order-sign", body, "http://testserver/fhir")
     assert result.status == 200
     assert len(_Ehr.seen) == seen
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "crd"
+
+
+@pytest.mark.parametrize(
+    ("name", "pa_needed"),
+    [("order-sign-satisfied.json", "satisfied"), ("order-sign-stage-unknown.json", "auth-needed")],
+)
+def test_the_readme_examples_answer_as_it_says(
+    client: TestClient, name: str, pa_needed: str
+) -> None:
+    answer = call(client, json.loads((EXAMPLES / name).read_text()))
+    assert answer.status_code == 200, answer.text
+    assert coverage(answer.json())["pa-needed"] == pa_needed
