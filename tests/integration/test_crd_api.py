@@ -101,8 +101,30 @@ def test_the_stage_unknown_asks_exactly_the_unknown_facts(client: TestClient, na
     assert questionnaire["version"] == version
     assert {item["linkId"] for item in questionnaire["item"]} == UNKNOWN[name]
     (card,) = body["cards"]
-    assert card["links"][0]["url"] == url
-    assert json.loads(card["links"][0]["appContext"])["questionnaire"] == [canonical]
+    assert uuid.UUID(card["uuid"])
+    assert len(card["summary"]) <= 140
+    assert card["links"] == [
+        {"label": "Answer the plan's questions (DTR)", "url": url, "type": "absolute"}
+    ]
+
+
+def test_a_configured_dtr_app_is_launched_with_the_form(env: Env) -> None:
+    from priorauth.service.people import Actor
+
+    crd = CrdService(env.service, dtr_launch="https://dtr.example.org/launch")
+    actor = Actor(1, "clinic", "submitter", "Sunrise Oncology", None, None)
+    answer = crd.hook(
+        actor, "priorauth-order-sign", hook_call(stage_unknown("ixempra")), "http://x/fhir"
+    )
+    assert answer.status == 200
+    found = coverage(answer.body)
+    ((link,),) = [card["links"] for card in answer.body["cards"]]
+    assert link["type"] == "smart"
+    assert link["url"] == "https://dtr.example.org/launch"
+    context = json.loads(link["appContext"])
+    assert context["questionnaire"] == [found["questionnaire"]]
+    assert context["coverageAssertionId"] == found["coverage-assertion-id"]
+    assert context["order"] == "MedicationRequest/order-1"
 
 
 @pytest.mark.parametrize("name", sorted(CHARTS))

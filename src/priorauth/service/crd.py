@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,13 @@ __all__ = ["CrdService", "fhir_hosts_from_env"]
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _PAYER = "priorauth payer rules"
+
+
+def dtr_launch_from_env(environ: Mapping[str, str] | None = None) -> str | None:
+    """The DTR SMART app to launch from a card (PRIORAUTH_DTR_LAUNCH_URL); None: the card
+    links to the questionnaire itself."""
+    env = os.environ if environ is None else environ
+    return env.get("PRIORAUTH_DTR_LAUNCH_URL") or None
 
 
 def fhir_hosts_from_env(environ: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -79,9 +87,15 @@ class _Decided:
 class CrdService:
     """CRD hooks and DTR operations over a started workflow service."""
 
-    def __init__(self, service: PriorAuthService, fhir_hosts: frozenset[str] | None = None) -> None:
+    def __init__(
+        self,
+        service: PriorAuthService,
+        fhir_hosts: frozenset[str] | None = None,
+        dtr_launch: str | None = None,
+    ) -> None:
         self.service = service
         self.fhir_hosts = fhir_hosts if fhir_hosts is not None else fhir_hosts_from_env()
+        self.dtr_launch = dtr_launch if dtr_launch is not None else dtr_launch_from_env()
 
     @property
     def policies(self) -> list[CompiledPolicy]:
@@ -123,7 +137,7 @@ class CrdService:
             if isinstance(result, FhirAnswer):
                 return result
             decided.append(result)
-        response = _response(call, decided, fetched)
+        response = _response(call, decided, fetched, self.dtr_launch)
         self._audit(actor, service_id, call, decided, fetched, now)
         return FhirAnswer(200, response)
 
@@ -437,7 +451,31 @@ def _appointment_order(call: cds.HookCall, appointment: Located) -> Located:
     return Located(model, appointment.path, located.key, raw, None)
 
 
-def _response(call: cds.HookCall, decided: list[_Decided], fetched: cds.Fetched) -> dict[str, Any]:
+def _card_id(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "priorauth:" + ":".join(parts)))
+
+
+def _dtr_link(questionnaire: str, order: str, assertion: str, launch: str | None) -> dict[str, Any]:
+    """The card's link to the form: the DTR SMART app with the form in its appContext when
+    one is configured, else the questionnaire itself."""
+    if launch is None:
+        return {
+            "label": "Answer the plan's questions (DTR)",
+            "url": questionnaire.split("|", 1)[0],
+            "type": "absolute",
+        }
+    context = {"questionnaire": [questionnaire], "order": order, "coverageAssertionId": assertion}
+    return {
+        "label": "Answer the plan's questions (DTR)",
+        "url": launch,
+        "type": "smart",
+        "appContext": orjson.dumps(context).decode(),
+    }
+
+
+def _response(
+    call: cds.HookCall, decided: list[_Decided], fetched: cds.Fetched, launch: str | None
+) -> dict[str, Any]:
     """The CDS Hooks response: a systemAction per order, cards for what a person does."""
     actions: list[dict[str, Any]] = []
     cards: list[dict[str, Any]] = []
@@ -464,24 +502,18 @@ def _response(call: cds.HookCall, decided: list[_Decided], fetched: cds.Fetched)
             count = len(item.answer.questions)
             cards.append(
                 {
-                    "uuid": f"{coverage.assertion_id}-dtr",
+                    "uuid": _card_id(call.hook_instance, coverage.assertion_id, "dtr"),
                     "summary": f"Prior authorization needed: answer the plan's {count} "
                     f"question{'s' if count != 1 else ''}"[:140],
                     "indicator": "info",
                     "source": source,
                     "links": [
-                        {
-                            "label": "Answer the plan's questions (DTR)",
-                            "url": coverage.questionnaire.split("|", 1)[0],
-                            "type": "absolute",
-                            "appContext": orjson.dumps(
-                                {
-                                    "questionnaire": [coverage.questionnaire],
-                                    "order": item.target.key,
-                                    "coverageAssertionId": coverage.assertion_id,
-                                }
-                            ).decode(),
-                        }
+                        _dtr_link(
+                            coverage.questionnaire,
+                            item.target.key,
+                            coverage.assertion_id,
+                            launch,
+                        )
                     ],
                 }
             )
@@ -489,7 +521,7 @@ def _response(call: cds.HookCall, decided: list[_Decided], fetched: cds.Fetched)
             detail = "\n".join(f"- {question}" for _, question in item.answer.not_askable)
             cards.append(
                 {
-                    "uuid": f"{coverage.assertion_id}-chart",
+                    "uuid": _card_id(call.hook_instance, coverage.assertion_id, "chart"),
                     "summary": "Prior authorization: the chart lacks what the plan's policy reads"[
                         :140
                     ],
@@ -501,7 +533,7 @@ def _response(call: cds.HookCall, decided: list[_Decided], fetched: cds.Fetched)
     if fetched.failed and any(d.answer for d in decided):
         cards.append(
             {
-                "uuid": f"{call.hook_instance}-unread",
+                "uuid": _card_id(call.hook_instance, "unread"),
                 "summary": "Some of the chart could not be read; what it holds is unknown",
                 "detail": "\n".join(f"- {key}: {why}" for key, why in fetched.failed),
                 "indicator": "info",
