@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from priorauth.adapters.cds import COVERAGE_INFORMATION, PREFETCH
@@ -406,3 +408,69 @@ def test_the_readme_examples_answer_as_it_says(
     answer = call(client, json.loads((EXAMPLES / name).read_text()))
     assert answer.status_code == 200, answer.text
     assert coverage(answer.json())["pa-needed"] == pa_needed
+
+
+def _json_values() -> st.SearchStrategy[Any]:
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**12), 10**12),
+        st.floats(allow_nan=False),
+        st.text(max_size=12),
+        st.sampled_from(["", "Patient/pat-1", "C78.01", "1968-03-14", "mg/m2", "Bundle"]),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+
+
+def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [at]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*at, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*at, index))
+    return found
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_any_damaged_call_is_answered_never_raised(
+    fuzz_crd: tuple[CrdService, Any], data: st.DataObject
+) -> None:
+    """A valid call with one element replaced by any JSON value: a 200 or a 4xx
+    OperationOutcome, never an exception (a 500)."""
+    body = hook_call(CHARTS[data.draw(st.sampled_from(sorted(CHARTS)))]())
+    path = data.draw(st.sampled_from(_paths(body)[1:]))
+    target = body
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = data.draw(_json_values())
+    crd, actor = fuzz_crd
+    answer = crd.hook(actor, "priorauth-order-sign", body, "http://x/fhir")
+    assert answer.status in (200, 400, 404), answer
+    if answer.status != 200:
+        assert answer.body["resourceType"] == "OperationOutcome"
+        assert answer.body["issue"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_crd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CrdService, Any]]:
+    """A CRD service on its own SQLite file, for the many calls of the property test."""
+    from priorauth.service.config import Settings
+    from priorauth.service.runtime import open_service
+    from tests.service_fixtures import ROOT
+
+    folder = tmp_path_factory.mktemp("crd-fuzz")
+    service = open_service(
+        Settings(database_url=f"sqlite:///{folder / 'fuzz.db'}", policy_dir=ROOT / "policies")
+    )
+    service.add_user("clinic", "submitter", "Sunrise Oncology", token="t-fuzz")
+    yield CrdService(service, frozenset()), service.authenticate("t-fuzz")
+    service.close()
