@@ -474,3 +474,31 @@ def fuzz_crd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CrdServ
     service.add_user("clinic", "submitter", "Sunrise Oncology", token="t-fuzz")
     yield CrdService(service, frozenset()), service.authenticate("t-fuzz")
     service.close()
+
+
+def test_an_unknown_prescriber_specialty_is_conditional_on_the_performer(
+    client: TestClient,
+) -> None:
+    body = hook_call(CHARTS["ixempra"]())
+    body["prefetch"]["practitionerRoles"]["entry"] = []
+    answer = call(client, body)
+    assert answer.status_code == 200, answer.text
+    found = coverage(answer.json())
+    assert found["pa-needed"] == "conditional"
+    assert found["info-needed"] == "performer"
+    assert found["doc-needed"] == "clinical"
+    # The specialty is read from the record, never asked: no form, a card saying what to record.
+    assert "questionnaire" not in found
+    (card,) = answer.json()["cards"]
+    assert "oncologist" in card["detail"]
+
+
+def test_a_dispatched_order_is_read_from_the_ehr(client: TestClient, ehr: str) -> None:
+    body = hook_call(CHARTS["ixempra"](), "order-dispatch")
+    body["prefetch"].pop("dispatchedOrders")
+    body["fhirServer"] = ehr
+    body["fhirAuthorization"] = {"access_token": _Ehr.token, "token_type": "Bearer"}
+    answer = call(client, body, "/cds-services/priorauth-order-dispatch")
+    assert answer.status_code == 200, answer.text
+    assert coverage(answer.json())["pa-needed"] == "satisfied"
+    assert any(p.startswith("/fhir/MedicationRequest?_id=order-1") for p in _Ehr.seen)
