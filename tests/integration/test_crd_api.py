@@ -502,3 +502,16 @@ def test_a_dispatched_order_is_read_from_the_ehr(client: TestClient, ehr: str) -
     assert answer.status_code == 200, answer.text
     assert coverage(answer.json())["pa-needed"] == "satisfied"
     assert any(p.startswith("/fhir/MedicationRequest?_id=order-1") for p in _Ehr.seen)
+
+
+def test_the_draft_order_wins_over_an_older_copy_in_prefetch(client: TestClient) -> None:
+    body = hook_call(CHARTS["ixempra"]())
+    draft = body["context"]["draftOrders"]["entry"][0]["resource"]
+    older = copy.deepcopy(draft)
+    older["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] = 60
+    body["prefetch"]["medicationRequests"]["entry"] = [{"resource": older}]
+    answer = call(client, body)
+    assert answer.status_code == 200, answer.text
+    (action,) = answer.json()["systemActions"]
+    assert action["resource"]["dosageInstruction"] == draft["dosageInstruction"]
+    assert coverage(answer.json())["pa-needed"] == "satisfied"

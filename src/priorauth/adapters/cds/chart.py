@@ -72,6 +72,17 @@ class Chart:
         self._keys[key] = found
         return found
 
+    def collect(self, bundle: object, path: str) -> list[Located]:
+        """Read a Bundle's resources; each one read (or the copy read before), in order."""
+        found: list[Located] = []
+        entries = bundle.get("entry") if isinstance(bundle, dict) else None
+        for index, entry in enumerate(entries if isinstance(entries, list) else ()):
+            if isinstance(entry, dict) and "resource" in entry:
+                located = self.add(entry["resource"], f"{path}.entry[{index}].resource")
+                if located is not None:
+                    found.append(located)
+        return found
+
     def get(self, reference: str | None) -> Located | None:
         """The resource a `Type/id` reference (or an absolute one ending so) names."""
         if not reference:

@@ -241,12 +241,16 @@ def read_hook(service_id: str, body: object) -> HookCall | list[Problem]:
         chart,
         context=context,
     )
+    # The orders in the context first: a copy of one in prefetch (an earlier version of the
+    # draft) does not take its place. Dispatched orders are references into prefetch.
+    problems = [] if hook == "order-dispatch" else _targets(call, context)
     for key, value in prefetch.items():
         if value is not None:
             chart.add(value, f"prefetch.{key}")
+    if hook == "order-dispatch":
+        problems = _targets(call, context)
     declared = {**PREFETCH, **_HOOK_PREFETCH.get(hook, {})}
     call.missing_prefetch = [key for key in declared if key not in prefetch]
-    problems = _targets(call, context)
     problems += [p for p in chart.problems if p.blocking]
     return problems or call
 
@@ -258,10 +262,8 @@ def _targets(call: HookCall, context: Mapping[str, Any]) -> list[Problem]:
         orders = context.get("draftOrders")
         if not isinstance(orders, dict) or orders.get("resourceType") != "Bundle":
             return [_problem("context.draftOrders", "a Bundle of the draft orders is required")]
-        before = len(chart.resources)
-        chart.add(orders, "context.draftOrders")
-        drafted = list(chart.resources[before:])
-        known = {r.key for r in chart.resources}
+        drafted = chart.collect(orders, "context.draftOrders")
+        known = {r.key for r in drafted}
         if call.hook == "order-select":
             selections = context.get("selections")
             if not isinstance(selections, list) or not selections:
@@ -287,10 +289,10 @@ def _targets(call: HookCall, context: Mapping[str, Any]) -> list[Problem]:
     appointments = context.get("appointments")
     if not isinstance(appointments, dict) or appointments.get("resourceType") != "Bundle":
         return [_problem("context.appointments", "a Bundle of the appointments is required")]
-    before = len(chart.resources)
-    chart.add(appointments, "context.appointments")
     call.targets = [
-        r for r in chart.resources[before:] if r.resource.get_resource_type() == "Appointment"
+        r
+        for r in chart.collect(appointments, "context.appointments")
+        if r.resource.get_resource_type() == "Appointment"
     ]
     return []
 
