@@ -515,3 +515,27 @@ def test_the_draft_order_wins_over_an_older_copy_in_prefetch(client: TestClient)
     (action,) = answer.json()["systemActions"]
     assert action["resource"]["dosageInstruction"] == draft["dosageInstruction"]
     assert coverage(answer.json())["pa-needed"] == "satisfied"
+
+
+@pytest.mark.parametrize(
+    "coding",
+    [
+        # The NDC package of the product (11 digits, no hyphens).
+        [{"system": "http://hl7.org/fhir/sid/ndc", "code": "70020191001"}],
+        # An RxNorm code with the HCPCS code as an extra coding.
+        [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "616302"},
+            {"system": "https://bluebutton.cms.gov/resources/codesystem/hcpcs", "code": "J9207"},
+        ],
+    ],
+)
+def test_the_order_may_name_its_drug_by_ndc_or_with_an_extra_hcpcs_coding(
+    client: TestClient, coding: list[dict[str, str]]
+) -> None:
+    body = hook_call(CHARTS["ixempra"]())
+    body["context"]["draftOrders"]["entry"][0]["resource"]["medicationCodeableConcept"] = {
+        "coding": coding
+    }
+    answer = call(client, body)
+    assert answer.status_code == 200, answer.text
+    assert coverage(answer.json())["pa-needed"] == "satisfied"
