@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -278,12 +279,14 @@ class _Ehr(BaseHTTPRequestHandler):
     resources: ClassVar[list[dict[str, Any]]] = []
     token = "ehr-token"
     seen: ClassVar[list[str]] = []
+    delay = 0.0
 
     def log_message(self, *args: Any) -> None:
         pass
 
     def do_GET(self) -> None:
         self.seen.append(self.path)
+        time.sleep(self.delay)
         if self.headers.get("Authorization") != f"Bearer {self.token}":
             self._send(401, {"resourceType": "OperationOutcome", "issue": []})
             return
@@ -334,6 +337,7 @@ class _Ehr(BaseHTTPRequestHandler):
 def ehr() -> Iterator[str]:
     _Ehr.resources = resources(CHARTS["ixempra"]())
     _Ehr.seen = []
+    _Ehr.delay = 0.0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Ehr)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -539,3 +543,22 @@ def test_the_order_may_name_its_drug_by_ndc_or_with_an_extra_hcpcs_coding(
     answer = call(client, body)
     assert answer.status_code == 200, answer.text
     assert coverage(answer.json())["pa-needed"] == "satisfied"
+
+
+def test_a_slow_ehr_is_read_within_the_calls_time(
+    client: TestClient, ehr: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from priorauth.adapters.cds import ehr as reader
+
+    monkeypatch.setattr(reader, "_BUDGET_SECONDS", 0.5)
+    _Ehr.delay = 0.3
+    body = hook_call(CHARTS["ixempra"](), leave_out=tuple(PREFETCH))
+    body["fhirServer"] = ehr
+    body["fhirAuthorization"] = {"access_token": _Ehr.token, "token_type": "Bearer"}
+    answer = call(client, body)
+    assert answer.status_code == 200, answer.text
+    # Two or three reads fit in the time; the rest are unknown, and the card says so.
+    assert 1 <= len(_Ehr.seen) <= 3
+    assert coverage(answer.json())["pa-needed"] != "satisfied"
+    (card,) = [c for c in answer.json()["cards"] if "could not be read" in c["summary"]]
+    assert "time for reading the chart ran out" in card["detail"]

@@ -1,12 +1,14 @@
 """Read what prefetch left out from the EHR's FHIR server (the hook's fhirServer and token).
 
 Only hosts the plan allows are read (PRIORAUTH_CRD_FHIR_HOSTS; loopback by default), redirects
-are never followed (the token would go with them), and each read has a short timeout: what
-cannot be read stays unknown, and the answer says so.
+are never followed (the token would go with them), and the reads of one call share a time
+budget of 4 seconds (3 at most each): what cannot be read stays unknown, and the answer says
+so.
 """
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -21,6 +23,8 @@ from priorauth.adapters.cds.hooks import HookCall, render_template
 __all__ = ["Fetched", "fetch_missing"]
 
 _TIMEOUT_SECONDS = 3.0
+# All reads of one call together: CRD answers within 5 seconds.
+_BUDGET_SECONDS = 4.0
 _MAX_BYTES = 5_000_000
 
 
@@ -40,12 +44,12 @@ class Fetched:
     failed: tuple[tuple[str, str], ...]
 
 
-def _get(url: str, token: str) -> object:
+def _get(url: str, token: str, timeout: float) -> object:
     request = urllib.request.Request(
         url,
         headers={"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"},
     )
-    with _OPENER.open(request, timeout=_TIMEOUT_SECONDS) as response:
+    with _OPENER.open(request, timeout=timeout) as response:
         if response.status != 200:
             raise urllib.error.HTTPError(url, response.status, "not 200", response.headers, None)
         return orjson.loads(response.read(_MAX_BYTES + 1)[:_MAX_BYTES])
@@ -68,12 +72,17 @@ def fetch_missing(
     base = call.fhir_server.rstrip("/")
     read: list[str] = []
     failed: list[tuple[str, str]] = []
+    deadline = time.monotonic() + _BUDGET_SECONDS
     for key in keys:
+        if time.monotonic() >= deadline:
+            failed.append((key, "not read: the time for reading the chart ran out"))
+            continue
         path = render_template(templates[key], call)
         if path is None:
             continue  # a template for another kind of user (a role, not a practitioner)
         try:
-            document = _get(f"{base}/{path}", call.access_token)
+            timeout = min(_TIMEOUT_SECONDS, max(0.1, deadline - time.monotonic()))
+            document = _get(f"{base}/{path}", call.access_token, timeout)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
                 read.append(key)  # nothing there: an empty answer, not a failure
