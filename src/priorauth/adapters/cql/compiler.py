@@ -110,9 +110,49 @@ def _cql_list(values: list[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Define:
+    """One statement: its name, CQL text (after `define`), ELM expression, and for a function
+    its operand (name, FHIR type)."""
+
     name: str
     cql: str
     elm: Elm
+    operand: tuple[str, str] | None = None
+
+    def statement(self) -> Elm:
+        found: Elm = {
+            "name": self.name,
+            "context": "Patient",
+            "accessLevel": "Public",
+            "expression": self.elm,
+        }
+        if self.operand is not None:
+            name, kind = self.operand
+            found["type"] = "FunctionDef"
+            found["operand"] = [
+                {
+                    "name": name,
+                    "operandTypeSpecifier": {
+                        "type": "NamedTypeSpecifier",
+                        "name": f"{_FHIR}{kind}",
+                    },
+                }
+            ]
+        return found
+
+    def text(self) -> str:
+        if self.operand is not None:
+            name, kind = self.operand
+            return f'define function "{self.name}"({name} FHIR.{kind}):\n  {self.cql}\n'
+        return f'define "{self.name}":\n  {self.cql}\n'
+
+
+def _known_systems_define() -> _Define:
+    """Every name of a code system priorauth knows (URIs and short names)."""
+    return _Define(
+        "KnownSystems",
+        _cql_list(_known_systems()),
+        _list([_string(s) for s in _known_systems()]),
+    )
 
 
 def _patient_define() -> _Define:
@@ -147,7 +187,13 @@ def _charted_conditions() -> _Define:
         _query(
             _prop("code.coding", scope="C"),
             "X",
-            _in(_prop("system.value", scope="X"), _known_systems()),
+            {
+                "type": "In",
+                "operand": [
+                    _prop("system.value", scope="X"),
+                    {"type": "ExpressionRef", "name": "KnownSystems"},
+                ],
+            },
         )
     )
     where: Elm = {"type": "And", "operand": [{"type": "Not", "operand": refuted}, known]}
@@ -155,7 +201,7 @@ def _charted_conditions() -> _Define:
         "[Condition] C\n"
         "    where not exists (C.verificationStatus.coding V\n"
         f"      where V.code.value in {_cql_list(list(_SKIPPED_VERIFICATION))})\n"
-        "      and exists (C.code.coding X where X.system.value in KnownSystems)"
+        '      and exists (C.code.coding X where X.system.value in "KnownSystems")'
     )
     return _Define("ChartedConditions", cql, _query(retrieve, "C", where))
 
@@ -186,22 +232,21 @@ def _matches(patterns: list[str], scope: str) -> tuple[Elm, str]:
     return _or(tests), " or ".join(words)
 
 
-def _codings(scope: str) -> Elm:
+def _codings_define() -> _Define:
     """A Condition's codings: its code's, and its mCODE histology extension's (as the FHIR
     mapping reads them)."""
+    condition: Elm = {"type": "OperandRef", "name": "C"}
     empty = _list([])
+    url = code_table().extensions["histology"]
     histology = {
         "type": "Flatten",
         "operand": {
             "type": "Query",
-            "source": [{"alias": "E", "expression": _prop("extension", scope=scope)}],
+            "source": [{"alias": "E", "expression": _prop("extension", source=condition)}],
             "relationship": [],
             "where": {
                 "type": "Equal",
-                "operand": [
-                    _prop("url.value", scope="E"),
-                    _string(code_table().extensions["histology"]),
-                ],
+                "operand": [_prop("url.value", scope="E"), _string(url)],
             },
             "return": {
                 "distinct": False,
@@ -209,13 +254,19 @@ def _codings(scope: str) -> Elm:
             },
         },
     }
-    return {
+    elm: Elm = {
         "type": "Union",
         "operand": [
-            {"type": "Coalesce", "operand": [_prop("code.coding", scope=scope), empty]},
+            {"type": "Coalesce", "operand": [_prop("code.coding", source=condition), empty]},
             {"type": "Coalesce", "operand": [histology, empty]},
         ],
     }
+    cql = (
+        "Coalesce(C.code.coding, {}) union Coalesce(Flatten(C.extension E\n"
+        f"    where E.url.value = {_quote(url)}\n"
+        "    return E.valueCodeableConcept.coding), {})"
+    )
+    return _Define("Codings", cql, elm, ("C", "Condition"))
 
 
 def _condition(name: str, spec: ConditionFact) -> _Define:
@@ -228,13 +279,18 @@ def _condition(name: str, spec: ConditionFact) -> _Define:
         test = {"type": "And", "operand": [test, {"type": "Not", "operand": excluded}]}
         cql_test += f" and not ({excluded_words})"
     charted: Elm = {"type": "ExpressionRef", "name": "ChartedConditions"}
-    found = _exists(_query(charted, "C", _exists(_query(_codings("C"), "X", test))))
+    codings: Elm = {
+        "type": "FunctionRef",
+        "name": "Codings",
+        "operand": [{"type": "AliasRef", "name": "C"}],
+    }
+    found = _exists(_query(charted, "C", _exists(_query(codings, "X", test))))
     absent = _boolean(False) if spec.absent == "false" else _null()
     elm = _if(_exists(charted), _if(found, _boolean(True), absent), _null())
     absent_word = "false" if spec.absent == "false" else "null"
     cql = (
-        "if exists ChartedConditions then\n"
-        "    if exists (ChartedConditions C where exists (Codings(C) X\n"
+        'if exists "ChartedConditions" then\n'
+        '    if exists ("ChartedConditions" C where exists ("Codings"(C) X\n'
         "      where "
         + cql_test.replace("Code", "Upper(ReplaceMatches(X.code.value, '\\\\.', ''))")
         + "))\n"
@@ -269,7 +325,12 @@ def _library_name(policy: Policy) -> str:
 def compile_policy(policy: Policy) -> CqlLibrary:
     """The library of one policy: a define per fact the chart can settle (named as the fact),
     the others listed as not compiled."""
-    defines: list[_Define] = [_patient_define(), _charted_conditions()]
+    defines: list[_Define] = [
+        _patient_define(),
+        _known_systems_define(),
+        _codings_define(),
+        _charted_conditions(),
+    ]
     names: dict[str, str] = {}
     skipped: list[str] = []
     for name, spec in policy.facts.items():
@@ -290,21 +351,13 @@ def compile_policy(policy: Policy) -> CqlLibrary:
         "",
         'parameter "ServiceDate" Date',
         "",
-        f"define KnownSystems: {_cql_list(_known_systems())}",
-        "",
-        "// A Condition's codings: its code's and its tumour histology's (mCODE).",
-        "define function Codings(C FHIR.Condition):",
-        "  Coalesce(C.code.coding, {}) union Coalesce(Flatten(C.extension E",
-        f"    where E.url.value = {_quote(code_table().extensions['histology'])}",
-        "    return E.valueCodeableConcept.coding), {})",
-        "",
         "context Patient",
         "",
     ]
     for define in defines:
         if define.name == "Patient":
             continue
-        lines.append(f'define "{define.name}":\n  {define.cql}\n')
+        lines.append(define.text())
     if skipped:
         lines.append("// Not pre-filled by this library (asked on the form): " + ", ".join(skipped))
     elm = {
@@ -330,17 +383,7 @@ def compile_policy(policy: Policy) -> CqlLibrary:
                 ]
             },
             "contexts": {"def": [{"name": "Patient"}]},
-            "statements": {
-                "def": [
-                    {
-                        "name": d.name,
-                        "context": "Patient",
-                        "accessLevel": "Public",
-                        "expression": d.elm,
-                    }
-                    for d in defines
-                ]
-            },
+            "statements": {"def": [d.statement() for d in defines]},
         }
     }
     return CqlLibrary(
