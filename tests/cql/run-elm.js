@@ -32,7 +32,7 @@ async function main() {
     const byPatient = Object.values(outcome.patientResults)[0] || {};
     const values = {};
     for (const [name, value] of Object.entries(byPatient)) {
-      if (name === 'Patient' || name === 'ChartedConditions' || name === 'KnownSystems') continue;
+      if (['Patient', 'ChartedConditions', 'KnownSystems', 'ObservationRecords'].includes(name)) continue;
       values[name] = plain(value);
     }
     results.push(values);

@@ -133,13 +133,12 @@ def compare(policy_id: str, patients: list[tuple[list[dict[str, Any]], dt.date]]
 
 @pytest.mark.parametrize("name", sorted(CHARTS))
 def test_the_examples_agree(name: str) -> None:
-    chart = [r for r in resources(CHARTS[name]()) if r["resourceType"] in ("Patient", "Condition")]
+    read = ("Patient", "Condition", "Observation")
+    chart = [r for r in resources(CHARTS[name]()) if r["resourceType"] in read]
     unknown_site = [
-        r
-        for r in resources(remove_condition(CHARTS[name](), "C78"))
-        if r["resourceType"] in ("Patient", "Condition")
+        r for r in resources(remove_condition(CHARTS[name](), "C78")) if r["resourceType"] in read
     ]
-    no_conditions = [r for r in chart if r["resourceType"] == "Patient"]
+    no_conditions = [r for r in chart if r["resourceType"] != "Condition"]
     patients = [
         (chart, dt.date(2026, 12, 1)),
         (unknown_site, dt.date(2026, 12, 1)),
@@ -155,6 +154,7 @@ def test_the_examples_agree(name: str) -> None:
 # --- made-up patients ----------------------------------------------------------------------
 
 ICD10 = ["http://hl7.org/fhir/sid/icd-10-cm", "urn:oid:2.16.840.1.113883.6.90", "icd-10-cm"]
+LOINC = ["http://loinc.org", "http://loinc.org", "urn:oid:2.16.840.1.113883.6.1"]
 ICDO3 = ["http://terminology.hl7.org/CodeSystem/icd-o-3"]
 SNOMED = ["http://snomed.info/sct"]
 
@@ -243,7 +243,75 @@ def patient(draw: st.DrawFn, policy_id: str) -> tuple[list[dict[str, Any]], dt.d
                 }
             ]
         found.append(condition)
+    loinc = _observation_codes(policy_id)
+    for index in range(draw(st.integers(0, 4))):
+        found.append(draw(observation(index, loinc, day)))
     return found, day
+
+
+def _observation_codes(policy_id: str) -> list[str]:
+    compiled = SHIPPED.get(policy_id)
+    assert compiled is not None
+    codes = {"8302-2", "29463-7"}
+    for spec in compiled.policy.facts.values():
+        if spec.kind == "observation":
+            codes |= set(getattr(spec, "codes", []))
+    return sorted(codes)
+
+
+SNOMED_RESULTS = ["260385009", "10828004", "82334004", "123456"]
+
+
+@st.composite
+def observation(draw: st.DrawFn, index: int, loinc: list[str], day: dt.date) -> dict[str, Any]:
+    """An Observation coded in LOINC (sometimes after a SNOMED CT coding), of any status, with
+    a value of any kind the mapping reads (or not), dated in any of the ways FHIR has."""
+    codings = [{"system": draw(st.sampled_from(LOINC)), "code": draw(st.sampled_from(loinc))}]
+    if draw(st.integers(0, 3)) == 0:
+        codings.insert(0, {"system": SNOMED[0], "code": "252465000"})
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": f"obs-{index}",
+        "status": draw(
+            st.sampled_from(
+                ["final", "final", "amended", "preliminary", "entered-in-error", "cancelled"]
+            )
+        ),
+        "code": {"coding": codings},
+        "subject": {"reference": "Patient/pat-1"},
+    }
+    kind = draw(
+        st.sampled_from(["quantity", "quantity", "coded", "boolean", "integer", "string", "none"])
+    )
+    if kind == "quantity":
+        quantity: dict[str, Any] = {
+            "value": draw(st.sampled_from([-2.7, -2.5, -1.0, 0, 1.5, 9.4, 10.2, 2]))
+        }
+        unit = draw(st.sampled_from([None, "{T-score}", "mg/dL"]))
+        if unit is not None:
+            quantity |= {"unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+        if draw(st.integers(0, 7)) == 0:
+            quantity["comparator"] = "<"
+        resource["valueQuantity"] = quantity
+    elif kind == "coded":
+        system = draw(st.sampled_from([SNOMED[0], "http://loinc.org"]))
+        code = draw(st.sampled_from([*SNOMED_RESULTS, "LA6577-6"]))
+        resource["valueCodeableConcept"] = {"coding": [{"system": system, "code": code}]}
+    elif kind == "boolean":
+        resource["valueBoolean"] = draw(st.booleans())
+    elif kind == "integer":
+        resource["valueInteger"] = draw(st.integers(-5, 5))
+    elif kind == "string":
+        resource["valueString"] = draw(st.sampled_from(["negative", "see report", "x" * 201]))
+    when = draw(st.sampled_from(["dateTime", "period", "issued", "none"]))
+    on = day - dt.timedelta(days=draw(st.integers(-40, 800)))
+    if when == "dateTime":
+        resource["effectiveDateTime"] = on.isoformat()
+    elif when == "period":
+        resource["effectivePeriod"] = {"start": on.isoformat()}
+    elif when == "issued":
+        resource["issued"] = f"{on.isoformat()}T10:00:00Z"
+    return resource
 
 
 @pytest.mark.parametrize("name", [*sorted(CHARTS), "denosumab"])

@@ -15,6 +15,9 @@ with the reference engine and compare):
   one of the `X.*` stems (and is not excluded); when none does, false if the policy says the
   absence is "false", else null; null when no Condition with a coding in a known system is
   there at all.
+- `observation` without a unit: the latest readable Observation (not entered in error nor
+  cancelled) whose LOINC-first coding is one of the codes, dated within `within_days` when
+  given; its value as the mapping reads it (a well-known coded result as its word).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 from priorauth.adapters.fhir.codes import code_table
 from priorauth.clinical.systems import URIS
-from priorauth.policy.model import AgeFact, ConditionFact, Policy
+from priorauth.policy.model import AgeFact, ConditionFact, ObservationFact, Policy
 
 __all__ = ["CqlLibrary", "compile_policy"]
 
@@ -48,6 +48,10 @@ def _string(value: str) -> Elm:
 
 def _boolean(value: bool) -> Elm:
     return {"type": "Literal", "valueType": f"{_SYSTEM}Boolean", "value": str(value).lower()}
+
+
+def _integer(value: int) -> Elm:
+    return {"type": "Literal", "valueType": f"{_SYSTEM}Integer", "value": str(value)}
 
 
 def _null() -> Elm:
@@ -318,6 +322,278 @@ def _age(name: str) -> _Define:
     return _Define(name, cql, elm)
 
 
+# --- observations --------------------------------------------------------------------------
+
+_SKIPPED_OBSERVATION = ("entered-in-error", "cancelled")
+_VALUE_TEXT_MAX = 200
+_MIN_DATE: Elm = {"type": "Date", "year": _integer(1), "month": _integer(1), "day": _integer(1)}
+
+
+def _is(operand: Elm, fhir_type: str) -> Elm:
+    return {
+        "type": "Is",
+        "operand": operand,
+        "isTypeSpecifier": {"type": "NamedTypeSpecifier", "name": f"{_FHIR}{fhir_type}"},
+    }
+
+
+def _case(items: list[tuple[Elm, Elm]], otherwise: Elm) -> Elm:
+    return {
+        "type": "Case",
+        "caseItem": [{"when": when, "then": then} for when, then in items],
+        "else": otherwise,
+    }
+
+
+def _not_null(operand: Elm) -> Elm:
+    return {"type": "Not", "operand": {"type": "IsNull", "operand": operand}}
+
+
+def _date_from(operand: Elm) -> Elm:
+    return {"type": "DateFrom", "operand": operand}
+
+
+def _first(source: Elm) -> Elm:
+    return {"type": "First", "source": source}
+
+
+def _chosen_coding(observation: Elm) -> Elm:
+    """The coding the FHIR mapping reads an observation by: its first LOINC coding with a
+    code, else its first coding with a code in a known system."""
+
+    def first_in(names: list[str]) -> Elm:
+        return _first(
+            _query(
+                _prop("code.coding", source=observation),
+                "X",
+                {
+                    "type": "And",
+                    "operand": [
+                        _in(_prop("system.value", scope="X"), names),
+                        _not_null(_prop("code.value", scope="X")),
+                    ],
+                },
+            )
+        )
+
+    return {"type": "Coalesce", "operand": [first_in(_uris("loinc")), first_in(_known_systems())]}
+
+
+def _coded_word(coding: Elm) -> Elm:
+    """A coded value as the mapping words it: a well-known result as its word, else its code."""
+    system, code = _prop("system.value", source=coding), _prop("code.value", source=coding)
+    items: list[tuple[Elm, Elm]] = []
+    for uri, words in code_table().coded_words.items():
+        for known, word in words.items():
+            test = {
+                "type": "And",
+                "operand": [
+                    {"type": "Equal", "operand": [system, _string(uri)]},
+                    {"type": "Equal", "operand": [code, _string(known)]},
+                ],
+            }
+            items.append((test, _string(word)))
+    clipped: Elm = {
+        "type": "Substring",
+        "stringToSub": code,
+        "startIndex": _integer(0),
+        "length": _integer(_VALUE_TEXT_MAX),
+    }
+    return _case(items, clipped)
+
+
+def _observation_records() -> _Define:
+    """Each observation the mapping reads: its coding, date, value and whether the value is
+    one the contract carries."""
+    retrieve: Elm = {
+        "type": "Retrieve",
+        "dataType": f"{_FHIR}Observation",
+        "templateId": "http://hl7.org/fhir/StructureDefinition/Observation",
+    }
+    o: Elm = {"type": "AliasRef", "name": "O"}
+    value = _prop("value", scope="O")
+    coded = _first(
+        _query(_prop("value.coding", scope="O"), "V", _not_null(_prop("code.value", scope="V")))
+    )
+    readable = _case(
+        [
+            (
+                _is(value, "Quantity"),
+                {
+                    "type": "And",
+                    "operand": [
+                        _not_null(_prop("value.value.value", scope="O")),
+                        {"type": "IsNull", "operand": _prop("value.comparator.value", scope="O")},
+                    ],
+                },
+            ),
+            (_is(value, "CodeableConcept"), _not_null(coded)),
+            (_is(value, "boolean"), _boolean(True)),
+            (_is(value, "integer"), _boolean(True)),
+            (
+                _is(value, "string"),
+                {
+                    "type": "LessOrEqual",
+                    "operand": [
+                        {"type": "Length", "operand": _prop("value.value", scope="O")},
+                        _integer(_VALUE_TEXT_MAX),
+                    ],
+                },
+            ),
+        ],
+        _boolean(False),
+    )
+    reading = _case(
+        [
+            (_is(value, "Quantity"), _prop("value.value.value", scope="O")),
+            (_is(value, "CodeableConcept"), _coded_word(coded)),
+        ],
+        _prop("value.value", scope="O"),
+    )
+    effective = _prop("effective", scope="O")
+    date = _case(
+        [
+            (_is(effective, "dateTime"), _date_from(_prop("effective.value", scope="O"))),
+            (
+                {
+                    "type": "And",
+                    "operand": [
+                        _is(effective, "Period"),
+                        _not_null(_prop("effective.start.value", scope="O")),
+                    ],
+                },
+                _date_from(_prop("effective.start.value", scope="O")),
+            ),
+            (_is(effective, "instant"), _date_from(_prop("effective.value", scope="O"))),
+        ],
+        _date_from(_prop("issued.value", scope="O")),
+    )
+    kept = {
+        "type": "Not",
+        "operand": _in(_prop("status.value", scope="O"), list(_SKIPPED_OBSERVATION)),
+    }
+    rows: Elm = {
+        "type": "Query",
+        "source": [{"alias": "O", "expression": retrieve}],
+        "relationship": [],
+        "where": kept,
+        "return": {
+            "distinct": False,
+            "expression": {
+                "type": "Tuple",
+                "element": [
+                    {"name": "coding", "value": _chosen_coding(o)},
+                    {"name": "date", "value": date},
+                    {"name": "value", "value": reading},
+                    {"name": "readable", "value": readable},
+                ],
+            },
+        },
+    }
+    where = {
+        "type": "And",
+        "operand": [
+            _not_null(_prop("coding", scope="R")),
+            {"type": "IsTrue", "operand": _prop("readable", scope="R")},
+        ],
+    }
+    coded_text = "First(O.value.coding V where V.code.value is not null)"
+    words = "\n".join(
+        f"                    when {coded_text}.system.value = {_quote(uri)}"
+        f" and {coded_text}.code.value = {_quote(known)} then {_quote(word)}"
+        for uri, table in code_table().coded_words.items()
+        for known, word in table.items()
+    )
+    cql = (
+        "([Observation] O\n"
+        f"    where not (O.status.value in {_cql_list(list(_SKIPPED_OBSERVATION))})\n"
+        "    return Tuple {\n"
+        "      coding: Coalesce(\n"
+        f"        First(O.code.coding X where X.system.value in {_cql_list(_uris('loinc'))}\n"
+        "          and X.code.value is not null),\n"
+        '        First(O.code.coding X where X.system.value in "KnownSystems"\n'
+        "          and X.code.value is not null)),\n"
+        "      date: case when O.effective is FHIR.dateTime then date from O.effective.value\n"
+        "            when O.effective is FHIR.Period and O.effective.start.value is not null\n"
+        "              then date from O.effective.start.value\n"
+        "            when O.effective is FHIR.instant then date from O.effective.value\n"
+        "            else date from O.issued.value end,\n"
+        "      value: case when O.value is FHIR.Quantity then O.value.value.value\n"
+        "             when O.value is FHIR.CodeableConcept then (case\n"
+        f"{words}\n"
+        f"                    else Substring({coded_text}.code.value, 0, {_VALUE_TEXT_MAX}) end)\n"
+        "             else O.value.value end,\n"
+        "      readable: case\n"
+        "        when O.value is FHIR.Quantity\n"
+        "          then O.value.value.value is not null and O.value.comparator.value is null\n"
+        f"        when O.value is FHIR.CodeableConcept then {coded_text} is not null\n"
+        "        when O.value is FHIR.boolean then true\n"
+        "        when O.value is FHIR.integer then true\n"
+        f"        when O.value is FHIR.string then Length(O.value.value) <= {_VALUE_TEXT_MAX}\n"
+        "        else false end\n"
+        "    }) R\n"
+        "  where R.coding is not null and R.readable is true"
+    )
+    return _Define("ObservationRecords", cql, _query(rows, "R", where))
+
+
+def _observation(name: str, spec: ObservationFact) -> _Define:
+    records: Elm = {"type": "ExpressionRef", "name": "ObservationRecords"}
+    tests: list[Elm] = [
+        _in(_prop("coding.system.value", scope="R"), _uris(spec.system)),
+        _in(_prop("coding.code.value", scope="R"), list(spec.codes)),
+    ]
+    words = [
+        f"R.coding.system.value in {_cql_list(_uris(spec.system))}",
+        f"R.coding.code.value in {_cql_list(list(spec.codes))}",
+    ]
+    if spec.within_days is not None:
+        since = {
+            "type": "Subtract",
+            "operand": [
+                {"type": "ParameterRef", "name": "ServiceDate"},
+                {"type": "Quantity", "value": spec.within_days, "unit": "day"},
+            ],
+        }
+        tests.append(_not_null(_prop("date", scope="R")))
+        tests.append({"type": "GreaterOrEqual", "operand": [_prop("date", scope="R"), since]})
+        words.append(f'R.date >= "ServiceDate" - {spec.within_days} days')
+    where = tests[0]
+    for test in tests[1:]:
+        where = {"type": "And", "operand": [where, test]}
+    ordered: Elm = {
+        "type": "Query",
+        "source": [{"alias": "R", "expression": records}],
+        "relationship": [],
+        "where": where,
+        "return": {
+            "distinct": False,
+            "expression": {
+                "type": "Tuple",
+                "element": [
+                    {
+                        "name": "key",
+                        "value": {
+                            "type": "Coalesce",
+                            "operand": [_prop("date", scope="R"), _MIN_DATE],
+                        },
+                    },
+                    {"name": "value", "value": _prop("value", scope="R")},
+                ],
+            },
+        },
+        "sort": {"by": [{"type": "ByColumn", "direction": "asc", "path": "key"}]},
+    }
+    elm = _prop("value", source={"type": "Last", "source": ordered})
+    cql = (
+        '(Last(("ObservationRecords" R\n'
+        "      where " + "\n        and ".join(words) + "\n"
+        "      return Tuple { key: Coalesce(R.date, @0001-01-01), value: R.value })\n"
+        "    sort by key)).value"
+    )
+    return _Define(name, cql, elm)
+
+
 def _library_name(policy: Policy) -> str:
     return "".join(part.title() for part in re.split(r"[^a-z0-9]+", policy.id)) + "Prepopulation"
 
@@ -338,6 +614,10 @@ def compile_policy(policy: Policy) -> CqlLibrary:
             defines.append(_age(name))
         elif isinstance(spec, ConditionFact) and not spec.statuses:
             defines.append(_condition(name, spec))
+        elif isinstance(spec, ObservationFact) and spec.unit is None:
+            if not any(d.name == "ObservationRecords" for d in defines):
+                defines.append(_observation_records())
+            defines.append(_observation(name, spec))
         else:
             skipped.append(name)
             continue
