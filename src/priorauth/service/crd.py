@@ -129,7 +129,7 @@ class CrdService:
                     if found.resource.get_resource_type() == "MedicationRequest":
                         call.targets.append(found)
         if call.hook == "appointment-book":
-            call.targets = [_appointment_order(call, t) for t in call.targets]
+            call.targets = [cds.appointment_order(call, t) for t in call.targets]
         now = self.service.clock()
         decided: list[_Decided] = []
         for target in call.targets:
@@ -405,50 +405,6 @@ class CrdService:
                 ],
             },
         )
-
-
-def _appointment_order(call: cds.HookCall, appointment: Located) -> Located:
-    """The drug an appointment is booked for, as a MedicationRequest the mapping reads: the
-    codes of its service types and of the requests it is based on."""
-    raw = appointment.raw
-    codings: list[dict[str, Any]] = []
-    for concept in raw.get("serviceType") or ():
-        if isinstance(concept, dict):
-            codings += [c for c in concept.get("coding") or () if isinstance(c, dict)]
-    for based in raw.get("basedOn") or ():
-        found = call.chart.get(based.get("reference")) if isinstance(based, dict) else None
-        if found is not None:
-            concept = found.raw.get("code") or found.raw.get("medicationCodeableConcept") or {}
-            codings += [c for c in concept.get("coding") or () if isinstance(c, dict)]
-    requester = None
-    for participant in raw.get("participant") or ():
-        actor = participant.get("actor", {}) if isinstance(participant, dict) else {}
-        reference = actor.get("reference", "") if isinstance(actor, dict) else ""
-        if reference.startswith(("Practitioner/", "PractitionerRole/")):
-            requester = {"reference": reference}
-            break
-    order: dict[str, Any] = {
-        "resourceType": "MedicationRequest",
-        "id": appointment.resource.id or "appointment",
-        "status": "draft",
-        "intent": "order",
-        "medicationCodeableConcept": {"coding": codings} if codings else {"text": "unknown"},
-        "subject": {"reference": f"Patient/{call.patient_id}"},
-    }
-    if requester:
-        order["requester"] = requester
-    start = raw.get("start")
-    if isinstance(start, str):
-        order["dosageInstruction"] = [
-            {"timing": {"repeat": {"boundsPeriod": {"start": start[:10]}}}}
-        ]
-    from fhir.resources.R4B.medicationrequest import MedicationRequest
-
-    model = MedicationRequest.model_validate(order)
-    located = Located(model, appointment.path, f"MedicationRequest/{model.id}", order, None)
-    call.chart.resources.append(located)
-    # The answer goes on the Appointment: keep it as the target's raw resource.
-    return Located(model, appointment.path, located.key, raw, None)
 
 
 def _card_id(*parts: str) -> str:

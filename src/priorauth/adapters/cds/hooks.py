@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+
 from priorauth.adapters.cds.chart import Chart
 from priorauth.adapters.fhir.bundle import Located
-from priorauth.adapters.fhir.problems import Problem
+from priorauth.adapters.fhir.problems import IssueCode, Problem
 
 __all__ = [
     "COVERAGE_INFORMATION",
@@ -24,6 +26,7 @@ __all__ = [
     "PREFETCH",
     "CoverageAnswer",
     "HookCall",
+    "appointment_order",
     "discovery",
     "read_hook",
     "render_template",
@@ -175,8 +178,8 @@ class HookCall:
     context: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _problem(path: str, message: str, code: str = "required") -> Problem:
-    return Problem(path, "error", message, code)  # type: ignore[arg-type]
+def _problem(path: str, message: str, code: IssueCode = "required") -> Problem:
+    return Problem(path, "error", message, code)
 
 
 def _text(value: object, limit: int = 256) -> str | None:
@@ -325,3 +328,45 @@ def render_template(template: str, call: HookCall) -> str | None:
 
     rendered = _TOKEN.sub(fill, template)
     return None if missing else rendered
+
+
+def appointment_order(call: HookCall, appointment: Located) -> Located:
+    """The drug an appointment is booked for, as a MedicationRequest the mapping reads: the
+    codes of its service types and of the requests it is based on."""
+    raw = appointment.raw
+    codings: list[dict[str, Any]] = []
+    for concept in raw.get("serviceType") or ():
+        if isinstance(concept, dict):
+            codings += [c for c in concept.get("coding") or () if isinstance(c, dict)]
+    for based in raw.get("basedOn") or ():
+        found = call.chart.get(based.get("reference")) if isinstance(based, dict) else None
+        if found is not None:
+            concept = found.raw.get("code") or found.raw.get("medicationCodeableConcept") or {}
+            codings += [c for c in concept.get("coding") or () if isinstance(c, dict)]
+    requester = None
+    for participant in raw.get("participant") or ():
+        actor = participant.get("actor", {}) if isinstance(participant, dict) else {}
+        reference = actor.get("reference", "") if isinstance(actor, dict) else ""
+        if reference.startswith(("Practitioner/", "PractitionerRole/")):
+            requester = {"reference": reference}
+            break
+    order: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "id": appointment.resource.id or "appointment",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": codings} if codings else {"text": "unknown"},
+        "subject": {"reference": f"Patient/{call.patient_id}"},
+    }
+    if requester:
+        order["requester"] = requester
+    start = raw.get("start")
+    if isinstance(start, str):
+        order["dosageInstruction"] = [
+            {"timing": {"repeat": {"boundsPeriod": {"start": start[:10]}}}}
+        ]
+    model = MedicationRequest.model_validate(order)
+    located = Located(model, appointment.path, f"MedicationRequest/{model.id}", order, None)
+    call.chart.resources.append(located)
+    # The answer goes on the Appointment: keep it as the target's raw resource.
+    return Located(model, appointment.path, located.key, raw, None)
