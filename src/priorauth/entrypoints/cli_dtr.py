@@ -3,10 +3,13 @@
 An analyst writing a policy sees the questions the form will ask and the pre-population logic
 before any server runs:
 
-    priorauth dtr questionnaire policies/ixempra.yaml
-    priorauth dtr questionnaire policies/ixempra.yaml --ask metastatic
-    priorauth dtr cql policies/ixempra.yaml
-    priorauth dtr elm policies/ixempra.yaml > ixempra.elm.json
+    priorauth dtr questionnaire policies/my-drug.yaml
+    priorauth dtr questionnaire policies/my-drug.yaml --ask metastatic
+    priorauth dtr cql policies/my-drug.yaml
+    priorauth dtr elm policies/my-drug.yaml > my-drug.elm.json
+
+The FHIR and CQL adapters are imported by the commands themselves: `priorauth` starts without
+fhir.resources.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from priorauth.adapters.cql import compile_policy
-from priorauth.adapters.fhir import dtr
 from priorauth.catalog import load_policy
 from priorauth.errors import PolicyError
 from priorauth.policy.model import Policy
@@ -33,7 +34,7 @@ dtr_app = typer.Typer(
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PolicyFile = Annotated[
-    Path, typer.Argument(help="A policy file, e.g. policies/ixempra.yaml", show_default=False)
+    Path, typer.Argument(help="A policy file, e.g. policies/my-drug.yaml", show_default=False)
 ]
 Base = Annotated[str, typer.Option("--base", help="The FHIR base URL the canonicals are under.")]
 
@@ -68,6 +69,8 @@ def questionnaire(
     base: Base = "http://127.0.0.1:8000/fhir",
 ) -> None:
     """Print the SDC Questionnaire generated from the policy, as FHIR JSON."""
+    from priorauth.adapters.fhir import dtr
+
     policy = _policy(file)
     order = dtr.ask_order(policy)
     unknown = [a for a in ask or () if a not in order]
@@ -83,10 +86,14 @@ def questionnaire(
 @dtr_app.command("cql")
 def cql(file: PolicyFile) -> None:
     """Print the CQL library generated from the policy's facts."""
+    from priorauth.adapters.cql import compile_policy
+
     typer.echo(compile_policy(_policy(file)).cql)
 
 
 @dtr_app.command("elm")
 def elm(file: PolicyFile) -> None:
     """Print the ELM JSON of that library (what a CQL engine such as cql-execution runs)."""
+    from priorauth.adapters.cql import compile_policy
+
     typer.echo(compile_policy(_policy(file)).elm_json)
