@@ -562,3 +562,13 @@ def test_a_slow_ehr_is_read_within_the_calls_time(
     assert coverage(answer.json())["pa-needed"] != "satisfied"
     (card,) = [c for c in answer.json()["cards"] if "could not be read" in c["summary"]]
     assert "time for reading the chart ran out" in card["detail"]
+
+
+def test_a_dispatched_order_nobody_can_read_is_named_on_a_card(client: TestClient) -> None:
+    body = hook_call(CHARTS["ixempra"](), "order-dispatch")
+    body["prefetch"].pop("dispatchedOrders")
+    answer = call(client, body, "/cds-services/priorauth-order-dispatch")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["systemActions"] == []
+    (card,) = [c for c in answer.json()["cards"] if c["indicator"] == "warning"]
+    assert "MedicationRequest/order-1" in card["detail"]

@@ -486,6 +486,18 @@ def _response(
                     "source": source,
                 }
             )
+    if call.unresolved:
+        cards.append(
+            {
+                "uuid": _card_id(call.hook_instance, "unresolved"),
+                "summary": "Coverage not checked for an order the plan could not read",
+                "detail": "Not in the call nor readable from the EHR: "
+                + ", ".join(call.unresolved)
+                + ". Send it in prefetch, or give fhirServer and fhirAuthorization.",
+                "indicator": "warning",
+                "source": source,
+            }
+        )
     if fetched.failed and any(d.answer for d in decided):
         cards.append(
             {
