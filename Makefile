@@ -33,7 +33,13 @@ $(AXE): tests/browser/package-lock.json
 	@if command -v npm >/dev/null; then npm ci --prefix tests/browser --silent --no-audit --no-fund && touch $@; \
 	else echo "npm not found: the browser tests' accessibility checks will skip"; fi
 
-test: $(STAMP) $(AXE)
+# The reference CQL engine the ELM cross-check runs (tests/cql; npm, from its lockfile).
+CQL_STAMP := tests/cql/node_modules/.installed
+$(CQL_STAMP): tests/cql/package.json tests/cql/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/cql --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the ELM cross-check is skipped (.ci/install-node installs it)"; fi
+
+test: $(STAMP) $(AXE) $(CQL_STAMP)
 	$(BIN)/python -m pytest
 
 check: $(STAMP)

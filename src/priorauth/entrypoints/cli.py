@@ -35,6 +35,7 @@ from priorauth.engine.determination import Determination
 from priorauth.engine.request import Request
 from priorauth.engine.safety import check_classes
 from priorauth.entrypoints.cli_batch import register as register_batch_commands
+from priorauth.entrypoints.cli_dtr import dtr_app
 from priorauth.entrypoints.cli_service import register as register_service_commands
 from priorauth.entrypoints.render import determination_panel, policy_tree
 from priorauth.errors import InvalidRequest, PolicyError, PolicyIssue
@@ -57,6 +58,7 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Show, check or test policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+app.add_typer(dtr_app, name="dtr")
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

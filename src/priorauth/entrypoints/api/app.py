@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from priorauth._version import __version__
+from priorauth.entrypoints.api.crd import add_crd_dtr
 from priorauth.entrypoints.api.fhir import fhir_router
 from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
 from priorauth.entrypoints.web import web_router
@@ -460,6 +461,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
 
     app.include_router(fhir_router(PasService(service)))
     app.include_router(web_router(service))
+    add_crd_dtr(app, service)
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     app.add_middleware(AccessLog)
     return app
