@@ -6,6 +6,7 @@ can be held to the same engine's decision."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -45,10 +46,33 @@ def ixempra_chart() -> dict[str, Any]:
     return data
 
 
+def _moved(value: Any, days: int, key: str = "") -> Any:
+    """Every date and date-time in a bundle moved by `days` (birth dates stay)."""
+    if isinstance(value, dict):
+        return {k: _moved(v, days, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, days, key) for v in value]
+    if isinstance(value, str) and key != "birthDate" and len(value) >= 10:
+        try:
+            day = dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+        return (day + dt.timedelta(days=days)).isoformat() + value[10:]
+    return value
+
+
+def infliximab_chart() -> dict[str, Any]:
+    """The PAS tests' infliximab induction (first dose 2026-03-09), moved so that the order
+    starts on 2026-11-30, within the service-date window of the hook's day (2026-11-25)."""
+    days = (dt.date(2026, 11, 30) - dt.date(2026, 3, 9)).days
+    moved: dict[str, Any] = _moved(infliximab_induction(), days)
+    return moved
+
+
 CHARTS = {
     "ixempra": ixempra_chart,
     "eribulin": eribulin_liposarcoma,
-    "infliximab": infliximab_induction,
+    "infliximab": infliximab_chart,
 }
 
 
