@@ -82,6 +82,28 @@ def coverage_answer(
             None,
         )
     billing = _billing(determination)
+    exemption = determination.exemption
+    if exemption is not None:
+        # A gold card: the prescriber needs no prior authorization for this service now.
+        return OrderAnswer(
+            CoverageAnswer(
+                covered="covered",
+                pa_needed="no-auth",
+                assertion_id=ident,
+                date=date,
+                reason=(
+                    f"Gold card: the prescriber (NPI {exemption.npi}) is exempt from prior "
+                    f"authorization for {exemption.service} through "
+                    f"{exemption.effective_through.isoformat()}"
+                ),
+                reason_code="gold-card",
+                billing_code=billing,
+                coverage=coverage,
+            ),
+            (),
+            (),
+            compiled.policy.id,
+        )
     if determination.outcome == "approved":
         authorization = determination.authorization
         return OrderAnswer(

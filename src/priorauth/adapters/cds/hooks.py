@@ -121,6 +121,8 @@ class CoverageAnswer:
     info_needed: str | None = None
     questionnaire: str | None = None
     reason: str | None = None
+    # A coded reason beside the text (CRD's temporary code system), e.g. `gold-card`.
+    reason_code: str | None = None
     billing_code: dict[str, str] | None = None
     satisfied_pa_id: str | None = None
     expiry_date: str | None = None
@@ -146,7 +148,10 @@ class CoverageAnswer:
         if self.billing_code:
             parts.append({"url": "billingCode", "valueCoding": self.billing_code})
         if self.reason:
-            parts.append({"url": "reason", "valueCodeableConcept": {"text": self.reason}})
+            concept: dict[str, Any] = {"text": self.reason}
+            if self.reason_code:
+                concept["coding"] = [{"system": INFO_NEEDED_SYSTEM, "code": self.reason_code}]
+            parts.append({"url": "reason", "valueCodeableConcept": concept})
         if self.questionnaire:
             parts.append({"url": "questionnaire", "valueCanonical": self.questionnaire})
         parts.append({"url": "date", "valueDate": self.date})
