@@ -26,6 +26,7 @@ IssueCode = Literal[
     "duplicate",
     "informational",
     "not-supported",
+    "too-long",
 ]
 
 

@@ -17,12 +17,14 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from priorauth import sizes
 from priorauth._version import __version__
 from priorauth.entrypoints.api.fhir import fhir_router
+from priorauth.entrypoints.api.guards import NoNulInUrl
 from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
 from priorauth.errors import FieldProblem
 from priorauth.service.errors import (
@@ -33,6 +35,7 @@ from priorauth.service.metrics import metrics_csv
 from priorauth.service.pas import PasService
 from priorauth.service.people import Actor
 from priorauth.service.workflow import Decision, ModifiedRegimen, PriorAuthService
+from priorauth.sizes import no_nul
 
 __all__ = ["create_app"]
 
@@ -45,8 +48,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CaseId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0-9a-f]+$")]
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+# Text fields and names stored in columns: never a NUL, never longer than the column
+# (priorauth.sizes).
+Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(no_nul)]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=sizes.MEMBER_ID, pattern=r"^[A-Za-z0-9._:-]+$")
+]
 
 
 class _Body(BaseModel):
@@ -78,8 +85,14 @@ class DecisionBody(_Body):
 
     action: Literal["approve", "approve-modified", "deny", "request-info"]
     reason: Text | None = None
-    criterion: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    dose_rule: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    criterion: (
+        Annotated[str, Field(min_length=1, max_length=sizes.CRITERION), AfterValidator(no_nul)]
+        | None
+    ) = None
+    dose_rule: (
+        Annotated[str, Field(min_length=1, max_length=sizes.DOSE_RULE), AfterValidator(no_nul)]
+        | None
+    ) = None
     regimen: ModifiedRegimen | None = None
 
 
@@ -288,7 +301,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
     def find(
         caller: Caller,
         request_id: Annotated[
-            str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+            str, Query(min_length=1, max_length=sizes.REQUEST_ID, pattern=r"^[A-Za-z0-9._:-]+$")
         ],
     ) -> Response:
         """The cases with the request_id their submitter gave (a submitter sees its own
@@ -330,7 +343,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
     @app.get("/v1/queue", tags=["review"], responses=_ERRORS, response_model=list[dict[str, Any]])
     def queue(
         caller: Caller,
-        queue: Annotated[str | None, Query(max_length=32)] = None,
+        queue: Annotated[str | None, Query(max_length=sizes.QUEUE)] = None,
         status: Annotated[
             Literal["pended", "information-requested", "appealed"] | None, Query()
         ] = None,
@@ -385,7 +398,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
     )
     def authorizations(
         caller: Caller,
-        member_id: Annotated[str, Query(min_length=1, max_length=64)],
+        member_id: Annotated[str, Query(min_length=1, max_length=sizes.MEMBER_ID)],
     ) -> Response:
         """A member's authorizations; a continuation names the one it continues."""
         return Json(service.authorizations(caller, member_id))
@@ -404,7 +417,8 @@ def create_app(service: PriorAuthService) -> FastAPI:
         response_model=dict[str, Any],
     )
     def policy(
-        policy_id: Annotated[str, Path(min_length=1, max_length=100)], caller: Caller
+        policy_id: Annotated[str, Path(min_length=1, max_length=sizes.POLICY_ID)],
+        caller: Caller,
     ) -> Response:
         """One policy's versions, each with its content hash and YAML text."""
         return Json(service.policy_detail(policy_id))
@@ -439,5 +453,6 @@ def create_app(service: PriorAuthService) -> FastAPI:
 
     app.include_router(fhir_router(PasService(service)))
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    app.add_middleware(NoNulInUrl)
     app.add_middleware(AccessLog)
     return app
