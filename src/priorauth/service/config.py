@@ -12,9 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DEFAULT_CLOCKS", "DEFAULT_DATABASE_URL", "Settings"]
+__all__ = ["DEFAULT_CLOCKS", "DEFAULT_DATABASE_URL", "DEFAULT_RATE_LIMIT", "Settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///var/priorauth.db"
+# The calls each account may make when PRIORAUTH_RATE_LIMIT is not set (per worker process):
+# far above what a clinic's systems send, low enough that one runaway client cannot starve the
+# others. PRIORAUTH_RATE_LIMIT=off turns limiting off.
+DEFAULT_RATE_LIMIT = "50/second;1500/minute"
 
 # Hours to decide, by line of business and urgency. Medicare Advantage: standard 7 calendar days,
 # expedited 72 hours (42 CFR 422.568, 422.572). The drug-specific clocks (72 h / 24 h) are not
@@ -38,7 +42,10 @@ class Settings:
     # so an endpoint anywhere else is refused; loopback only unless configured.
     subscription_hosts: frozenset[str] = frozenset({"127.0.0.1", "localhost", "::1"})
     # Calls each account may make, e.g. "20/second;1000/hour" (service.throttle); None: no limit.
+    # (from_env gives DEFAULT_RATE_LIMIT unless PRIORAUTH_RATE_LIMIT says otherwise.)
     rate_limit: str | None = None
+    # Active FHIR subscriptions one organization may hold.
+    max_subscriptions: int = 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -67,7 +74,8 @@ class Settings:
                 )
                 if h.strip()
             ),
-            rate_limit=_rate_limit(env.get("PRIORAUTH_RATE_LIMIT")),
+            rate_limit=_rate_limit(env.get("PRIORAUTH_RATE_LIMIT", DEFAULT_RATE_LIMIT)),
+            max_subscriptions=int(env.get("PRIORAUTH_MAX_SUBSCRIPTIONS", 20)),
         )
 
     def clock(self, line_of_business: str, urgency: str) -> dt.timedelta:
@@ -80,7 +88,7 @@ class Settings:
 
 def _rate_limit(text: str | None) -> str | None:
     """The rate limit as given, once it is known to read (ValueError saying what is expected)."""
-    if not text:
+    if not text or text.strip().lower() in ("off", "none"):
         return None
     from priorauth.service.throttle import parse_rate_limit
 

@@ -24,7 +24,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from priorauth.adapters import fhir
@@ -612,8 +612,25 @@ class PasService:
         resource = dict(request.resource)
         resource["id"] = subscription_id
         resource["status"] = "active"
+        limit = self.service.settings.max_subscriptions
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            held = uow.session.scalar(
+                select(func.count())
+                .select_from(SubscriptionRow)
+                .where(
+                    SubscriptionRow.organization == organization,
+                    SubscriptionRow.status == "active",
+                )
+            )
+            if (held or 0) >= limit:
+                return _problem(
+                    422,
+                    "Subscription",
+                    f"an organization holds at most {limit} active subscriptions "
+                    "(PRIORAUTH_MAX_SUBSCRIPTIONS)",
+                    "business-rule",
+                )
             now = self.service.clock()
             uow.session.add(
                 SubscriptionRow(

@@ -52,6 +52,7 @@ from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Una
 from priorauth.service.metrics import compute_metrics
 from priorauth.service.overlay import overlay
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
+from priorauth.service.refusals import record_refusal
 from priorauth.service.throttle import Throttle
 from priorauth.service.uow import UnitOfWork
 
@@ -507,8 +508,16 @@ class PriorAuthService:
 
     def _visible_case(self, uow: UnitOfWork, actor: Actor, case_id: str) -> CaseRow:
         case = uow.session.scalar(select(CaseRow).where(CaseRow.case_id == case_id))
-        # Another organization's case answers exactly like a case that does not exist.
-        if case is None or (actor.role == "submitter" and case.organization != actor.organization):
+        # Another organization's case answers exactly like a case that does not exist, and the
+        # attempt is on the record (service.refusals).
+        if (
+            case is not None
+            and actor.role == "submitter"
+            and case.organization != actor.organization
+        ):
+            record_refusal(uow, actor, case.case_id, self.clock())
+            case = None
+        if case is None:
             raise NotFound("no such request")
         return case
 
@@ -657,11 +666,16 @@ class PriorAuthService:
             )
         ]
         view["history"] = [
-            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "event": e.id}
-            for e in uow.session.scalars(
-                select(AuditEventRow)
-                .where(AuditEventRow.case_id == case.case_id)
-                .order_by(AuditEventRow.id)
+            # Numbered within the case: the global event ids would tell a submitter how much
+            # the service does for everyone else.
+            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "number": number}
+            for number, e in enumerate(
+                uow.session.scalars(
+                    select(AuditEventRow)
+                    .where(AuditEventRow.case_id == case.case_id)
+                    .order_by(AuditEventRow.id)
+                ),
+                start=1,
             )
         ]
         return view

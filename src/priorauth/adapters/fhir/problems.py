@@ -27,6 +27,7 @@ IssueCode = Literal[
     "informational",
     "not-supported",
     "too-long",
+    "business-rule",
 ]
 
 

@@ -268,9 +268,10 @@ def create_app(service: PriorAuthService) -> FastAPI:
         """Readiness: the database answers and the policies are loaded."""
         return {"status": "ready", **service.ready()}
 
-    @app.post("/v1/noop", tags=["health"])
-    async def noop(request: Request) -> dict[str, bool]:
-        """Reads the body and does nothing: the baseline for the load benchmark."""
+    @app.post("/v1/noop", tags=["health"], responses=_ERRORS)
+    async def noop(request: Request, caller: Caller) -> dict[str, bool]:
+        """Checks the token, reads the body and does nothing: the baseline for the load
+        benchmark."""
         await request.body()
         return {"ok": True}
 

@@ -1,0 +1,34 @@
+"""Refused reads on the record: a submitter naming another organization's case is answered like
+a case that does not exist, and the attempt is an audit event.
+
+The event names who tried and which case, never what the case holds. It is not attached to the
+case (its `case_id` column stays empty), so the case's owner does not see in its history which
+organization probed it; the operator sees it in the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from priorauth.service.audit import append_event
+from priorauth.service.people import Actor
+from priorauth.service.uow import UnitOfWork
+
+__all__ = ["record_refusal"]
+
+
+def record_refusal(uow: UnitOfWork, actor: Actor, case_id: str, at: dt.datetime) -> None:
+    """Commit a `request.refused` event in `uow` (taking the write lock when it has not: what
+    the transaction read so far is let go first, nothing was written)."""
+    if not uow.locked:
+        uow.rollback()
+        uow.lock_writes()
+    append_event(
+        uow.session,
+        actor.name,
+        "request.refused",
+        None,
+        {"case": case_id, "organization": actor.organization, "role": actor.role},
+        at,
+    )
+    uow.commit()
