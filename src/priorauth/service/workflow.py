@@ -41,7 +41,7 @@ from priorauth.catalog import PolicySet, default_policy_dir
 from priorauth.engine.compiled import policy_hash, safety_hash
 from priorauth.engine.determination import Authorization, CriterionResult, Determination
 from priorauth.engine.request import Dose, Request, Schedule, parse_request
-from priorauth.errors import FieldProblem, InvalidRequest, PolicyError
+from priorauth.errors import FieldProblem, InvalidRequest, PolicyError, PolicyIssue
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
 from priorauth.policy.safety_loader import load_safety_text
@@ -49,6 +49,7 @@ from priorauth.policy.safety_model import SafetyData
 from priorauth.service.audit import ChainBreak, append_event, verify_chain
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from priorauth.service.integrity import determination_digest
 from priorauth.service.metrics import compute_metrics
 from priorauth.service.overlay import overlay
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
@@ -179,7 +180,9 @@ class PriorAuthService:
         self.database = database
         self.settings = settings
         self.clock = clock
-        loaded = _load_policies(settings.policy_dir or default_policy_dir())
+        loaded, self.skipped_policies = _load_policies(
+            settings.policy_dir or default_policy_dir(), settings.skip_bad_policies
+        )
         self._loaded = loaded
         self.policies = PolicySet(
             (p.policy for p in loaded),
@@ -385,6 +388,8 @@ class PriorAuthService:
                 "reasons": list(determination.reasons),
                 "policy": determination.policy.content_hash if determination.policy else None,
                 "as_of": as_of.isoformat(),
+                # What `audit verify` checks the stored determination against.
+                "determination": determination_digest(latest),
             },
             now,
         )
@@ -735,6 +740,7 @@ class PriorAuthService:
                     "fields": sorted(patch),
                     "outcome": determination.outcome,
                     "reasons": list(determination.reasons),
+                    "determination": determination_digest(latest),
                 },
                 now,
             )
@@ -1382,19 +1388,33 @@ def _a_year_on(start: dt.date) -> dt.date:
         return dt.date.max
 
 
-def _load_policies(folder: Path) -> list[_LoadedPolicy]:
+def _load_policies(folder: Path, skip_bad: bool) -> tuple[list[_LoadedPolicy], list[PolicyError]]:
+    """The policies of a folder. A file that does not load raises its PolicyError, or, with
+    `skip_bad`, is left out and returned among the problems."""
     files = sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(".data.yaml"))
     loaded = []
+    skipped = []
     for path in files:
+        try:
+            loaded.append(_load_policy_file(folder, path))
+        except PolicyError as exc:
+            if not skip_bad:
+                raise
+            skipped.append(exc)
+    return loaded, skipped
+
+
+def _load_policy_file(folder: Path, path: Path) -> _LoadedPolicy:
+    try:
         text = path.read_text(encoding="utf-8")
         policy = load_policy_text(text, str(path))
         if policy.safety is None:
-            loaded.append(_LoadedPolicy(policy, text, policy_hash(policy)))
-            continue
+            return _LoadedPolicy(policy, text, policy_hash(policy))
         safety_path = folder / policy.safety
         safety_text = safety_path.read_text(encoding="utf-8")
         data = load_safety_text(safety_text, str(safety_path))
-        loaded.append(
-            _LoadedPolicy(policy, text, policy_hash(policy), safety_text, data, safety_hash(data))
-        )
-    return loaded
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        issue = PolicyIssue("unreadable", "read", "", None, "error", reason)
+        raise PolicyError(str(path), [issue]) from exc
+    return _LoadedPolicy(policy, text, policy_hash(policy), safety_text, data, safety_hash(data))

@@ -25,6 +25,12 @@ from priorauth import sizes
 from priorauth._version import __version__
 from priorauth.entrypoints.api.fhir import fhir_router
 from priorauth.entrypoints.api.guards import NoNulInUrl
+from priorauth.entrypoints.api.prometheus import (
+    PROMETHEUS_TEXT,
+    CountRequests,
+    RequestMetrics,
+    render_metrics,
+)
 from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
 from priorauth.errors import FieldProblem
 from priorauth.service.errors import (
@@ -268,6 +274,21 @@ def create_app(service: PriorAuthService) -> FastAPI:
         """Readiness: the database answers and the policies are loaded."""
         return {"status": "ready", **service.ready()}
 
+    request_metrics = RequestMetrics()
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    def prometheus() -> PlainTextResponse:
+        """Prometheus text format: requests by route and status, latencies, open cases per
+        queue, overdue cases, the notification outbox (counts only, no identifiers)."""
+        return PlainTextResponse(
+            render_metrics(service, request_metrics), media_type=PROMETHEUS_TEXT
+        )
+
     @app.post("/v1/noop", tags=["health"], responses=_ERRORS)
     async def noop(request: Request, caller: Caller) -> dict[str, bool]:
         """Checks the token, reads the body and does nothing: the baseline for the load
@@ -456,4 +477,5 @@ def create_app(service: PriorAuthService) -> FastAPI:
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     app.add_middleware(NoNulInUrl)
     app.add_middleware(AccessLog)
+    app.add_middleware(CountRequests, metrics=request_metrics)
     return app
