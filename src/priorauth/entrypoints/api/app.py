@@ -17,12 +17,13 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from priorauth import sizes
 from priorauth._version import __version__
+from priorauth.engine.request import Request as RequestContract
 from priorauth.entrypoints.api.fhir import fhir_router
 from priorauth.entrypoints.api.guards import NoNulInUrl
 from priorauth.entrypoints.api.prometheus import (
@@ -62,6 +63,12 @@ Identifier = Annotated[
 ]
 
 
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("a request is a JSON object")
+    return value
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -71,9 +78,11 @@ class Submission(_Body):
 
     member_id: Identifier
     line_of_business: Identifier = "medicare-advantage"
-    request: dict[str, Any] = Field(
-        description="The prior-authorization request (`priorauth schema request`)."
-    )
+    # Published as the request contract, so clients and fuzzers see every field; checked by
+    # the service (parse_request), which names each field at fault the same way for every API.
+    request: Annotated[
+        dict[str, Any], PlainValidator(_json_object, json_schema_input_type=RequestContract)
+    ] = Field(description="The prior-authorization request (`priorauth schema request`).")
 
 
 class Information(_Body):
