@@ -11,15 +11,17 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import String
+from typer.testing import CliRunner
 
 from priorauth import sizes
 from priorauth.adapters.store import Base
 from priorauth.engine.request import Request
 from priorauth.entrypoints.api.app import DecisionBody, Submission
+from priorauth.entrypoints.cli import app as cli
 from tests.conftest import example
 from tests.integration.test_fhir_api import bundle, post
 from tests.integration.test_fhir_subscriptions import subscription
-from tests.service_fixtures import auth
+from tests.service_fixtures import Env, auth
 
 NUL = "\x00"
 
@@ -142,3 +144,16 @@ def test_the_contract_lengths_are_the_column_lengths() -> None:
     assert columns["reviews.dose_rule"] == _schema_max(decision, "dose_rule")
     assert columns["fhir_claims.claim_identifier"] == sizes.CLAIM_IDENTIFIER
     assert columns["fhir_subscriptions.endpoint"] == sizes.SUBSCRIPTION_ENDPOINT
+
+
+def test_account_fields_longer_than_their_columns_are_refused_in_one_line(env: Env) -> None:
+    runner = CliRunner()
+    url = ["--database-url", env.url]
+    for args, field in (
+        (["users", "add", "n" * (sizes.ACCOUNT_NAME + 1), "--role", "admin"], "name"),
+        (["users", "add", "a", "--role", "submitter", "--organization", "o" * 201], "organization"),
+        (["users", "add", "x\x00y", "--role", "admin"], "name"),
+    ):
+        result = runner.invoke(cli, [*args, *url])
+        assert result.exit_code == 2, result.output
+        assert field in result.output and "Traceback" not in result.output

@@ -53,7 +53,7 @@ from priorauth.service.integrity import determination_digest
 from priorauth.service.metrics import compute_metrics
 from priorauth.service.overlay import overlay
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
-from priorauth.service.refusals import record_refusal
+from priorauth.service.refusals import account_field_problems, record_refusal
 from priorauth.service.throttle import Throttle
 from priorauth.service.uow import UnitOfWork
 
@@ -255,6 +255,9 @@ class PriorAuthService:
             problems.append(FieldProblem("organization", "a submitter acts for an organization"))
         if role in ("pharmacist", "medical-director") and not (npi and specialty):
             problems.append(FieldProblem("npi", "a reviewer needs an NPI and a specialty"))
+        problems += account_field_problems(
+            name=name, organization=organization, npi=npi, specialty=specialty
+        )
         if problems:
             raise Invalid(problems)
         token = token or new_token()
