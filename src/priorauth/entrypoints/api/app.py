@@ -33,6 +33,15 @@ from priorauth.entrypoints.api.prometheus import (
     render_metrics,
 )
 from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
+from priorauth.entrypoints.api.views import (
+    AuthorizationView,
+    CaseDetail,
+    CaseSummary,
+    FoundCase,
+    PolicyDetail,
+    PolicyVersionView,
+    QueueItem,
+)
 from priorauth.errors import FieldProblem
 from priorauth.service.errors import (
     Invalid,
@@ -312,7 +321,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         tags=["requests"],
         status_code=201,
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def submit(body: Submission, caller: Caller) -> Response:
         """Submit a request; it is approved at once or pended to a reviewer with a due time.
@@ -327,7 +336,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests",
         tags=["requests"],
         responses=_ERRORS,
-        response_model=list[dict[str, Any]],
+        response_model=list[FoundCase],
     )
     def find(
         caller: Caller,
@@ -343,7 +352,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}",
         tags=["requests"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseDetail,
     )
     def read(case_id: CaseId, caller: Caller) -> Response:
         """A request with its determinations, reviews, appeals and history."""
@@ -353,7 +362,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}/information",
         tags=["requests"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def add_information(case_id: CaseId, body: Information, caller: Caller) -> Response:
         """Add the missing information; the request is decided again at once."""
@@ -363,7 +372,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}/appeal",
         tags=["requests"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def appeal(case_id: CaseId, body: ReasonBody, caller: Caller) -> Response:
         """Appeal a denial or a modified approval; another medical director decides it."""
@@ -371,7 +380,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
 
     # ------------------------------------------------------------------ review
 
-    @app.get("/v1/queue", tags=["review"], responses=_ERRORS, response_model=list[dict[str, Any]])
+    @app.get("/v1/queue", tags=["review"], responses=_ERRORS, response_model=list[QueueItem])
     def queue(
         caller: Caller,
         queue: Annotated[str | None, Query(max_length=sizes.QUEUE)] = None,
@@ -387,7 +396,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}/decision",
         tags=["review"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def decide(case_id: CaseId, body: DecisionBody, caller: Caller) -> Response:
         """A pharmacist's or medical director's decision."""
@@ -413,7 +422,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}/extension",
         tags=["review"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def extend(case_id: CaseId, body: ReasonBody, caller: Caller) -> Response:
         """Extend the decision clock once, with a reason."""
@@ -425,7 +434,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/authorizations",
         tags=["inquiries"],
         responses=_ERRORS,
-        response_model=list[dict[str, Any]],
+        response_model=list[AuthorizationView],
     )
     def authorizations(
         caller: Caller,
@@ -435,7 +444,10 @@ def create_app(service: PriorAuthService) -> FastAPI:
         return Json(service.authorizations(caller, member_id))
 
     @app.get(
-        "/v1/policies", tags=["inquiries"], responses=_ERRORS, response_model=list[dict[str, Any]]
+        "/v1/policies",
+        tags=["inquiries"],
+        responses=_ERRORS,
+        response_model=list[PolicyVersionView],
     )
     def policies(caller: Caller) -> Response:
         """Every policy version loaded, and which are in force."""
@@ -445,7 +457,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/policies/{policy_id}",
         tags=["inquiries"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=PolicyDetail,
     )
     def policy(
         policy_id: Annotated[str, Path(min_length=1, max_length=sizes.POLICY_ID)],
