@@ -18,11 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from priorauth.adapters.store import AuditEventRow, CaseRow, Database, DeterminationRow
 from priorauth.engine.compiled import request_hash
@@ -77,42 +77,108 @@ def verify_trail(
     trusted_key: str | None = None,
 ) -> TrailReport:
     """Check the chain, the checkpoints (stored and `exported`), the determinations and the
-    case states. With `trusted_key` (hex), every checkpoint must be signed by that key."""
+    case states. With `trusted_key` (hex), every checkpoint must be signed by that key.
+
+    Rows are streamed; what is kept in memory is per case (its state and the determination
+    hashes its events recorded), not per event."""
+    exported = list(exported)
     with UnitOfWork(database) as uow:
-        events = list(uow.session.scalars(select(AuditEventRow).order_by(AuditEventRow.id)))
-        determinations = list(
-            uow.session.scalars(select(DeterminationRow).order_by(DeterminationRow.id))
+        session = uow.session
+        trail = _Trail()
+        events = session.scalars(
+            select(AuditEventRow).order_by(AuditEventRow.id).execution_options(yield_per=1000)
         )
-        cases = list(uow.session.scalars(select(CaseRow).order_by(CaseRow.id)))
-    counts = {"events": len(events), "determinations": len(determinations), "cases": len(cases)}
+        try:
+            event_count, chain_break = verify_chain(trail.follow(events))
+        finally:
+            events.close()
+        counts = {"events": event_count, "determinations": 0, "cases": 0}
 
-    def report(checkpoints: int, problem: str | None) -> TrailReport:
-        return TrailReport(checkpoints=checkpoints, problem=problem, **counts)
+        def report(checkpoints: int, problem: str | None) -> TrailReport:
+            return TrailReport(checkpoints=checkpoints, problem=problem, **counts)
 
-    _, chain_break = verify_chain(events)
-    if chain_break is not None:
-        return report(0, f"event {chain_break.event_id}: {chain_break.problem}")
-    hashes = {event.id: event.hash for event in events}
-    stored = []
-    for event in events:
-        if event.action == CHECKPOINT_ACTION:
+        if chain_break is not None:
+            return report(0, f"event {chain_break.event_id}: {chain_break.problem}")
+        if trail.problem is not None:
+            return report(0, trail.problem)
+        every = [("stored", c) for c in trail.checkpoints] + [("exported", c) for c in exported]
+        wanted = {c.event_id for _, c in every}
+        hashes: dict[int, str] = {
+            row.id: row.hash
+            for row in session.execute(
+                select(AuditEventRow.id, AuditEventRow.hash).where(AuditEventRow.id.in_(wanted))
+            )
+        }
+        last = session.scalar(select(func.max(AuditEventRow.id))) or 0
+        for origin, checkpoint in every:
+            problem = _checkpoint_problem(checkpoint, hashes, last, trusted_key)
+            if problem is not None:
+                return report(len(every), f"{origin} checkpoint of {checkpoint.at}: {problem}")
+        case_ids: dict[int, str] = {
+            row.id: row.case_id for row in session.execute(select(CaseRow.id, CaseRow.case_id))
+        }
+        determinations = session.scalars(
+            select(DeterminationRow).order_by(DeterminationRow.id).execution_options(yield_per=500)
+        )
+        try:
+            problem = _determination_problem(determinations, case_ids, trail.digests, counts)
+        finally:
+            determinations.close()
+        if problem is None:
+            cases = session.scalars(
+                select(CaseRow).order_by(CaseRow.id).execution_options(yield_per=1000)
+            )
             try:
-                stored.append(("stored", Checkpoint.from_mapping(json.loads(event.detail_json))))
-            except ValueError as exc:
-                return report(len(stored), f"event {event.id}: unreadable checkpoint: {exc}")
-    every = stored + [("exported", checkpoint) for checkpoint in exported]
-    for origin, checkpoint in every:
-        problem = _checkpoint_problem(checkpoint, hashes, trusted_key)
-        if problem is not None:
-            return report(len(every), f"{origin} checkpoint of {checkpoint.at}: {problem}")
-    problem = _determination_problem(events, determinations, cases)
-    if problem is None:
-        problem = _case_problem(events, cases)
+                problem = _case_problem(cases, trail, counts)
+            finally:
+                cases.close()
     return report(len(every), problem)
 
 
+class _Trail:
+    """What the checks after the chain need from the events, gathered as they stream past."""
+
+    def __init__(self) -> None:
+        self.checkpoints: list[Checkpoint] = []
+        self.digests: dict[str, list[str]] = defaultdict(list)
+        self.status: dict[str, str] = {}
+        self.extended: set[str] = set()
+        self.problem: str | None = None
+
+    def follow(self, events: Iterable[AuditEventRow]) -> Iterator[AuditEventRow]:
+        for event in events:
+            self._note(event)
+            yield event
+
+    def _note(self, event: AuditEventRow) -> None:
+        if event.action == CHECKPOINT_ACTION:
+            try:
+                self.checkpoints.append(Checkpoint.from_mapping(json.loads(event.detail_json)))
+            except ValueError as exc:
+                self.problem = self.problem or f"event {event.id}: unreadable checkpoint: {exc}"
+            return
+        if event.case_id is None:
+            return
+        if event.action == "request.extended":
+            self.extended.add(event.case_id)
+        moved = STATUS_AFTER.get(event.action)
+        if moved is None:
+            return
+        try:
+            detail = json.loads(event.detail_json)
+        except ValueError:
+            self.problem = self.problem or f"event {event.id}: its detail does not read"
+            return
+        after = moved(detail)
+        if after is not None:
+            self.status[event.case_id] = after
+        digest = detail.get("determination")
+        if isinstance(digest, str):
+            self.digests[event.case_id].append(digest)
+
+
 def _checkpoint_problem(
-    checkpoint: Checkpoint, hashes: Mapping[int, str], trusted_key: str | None
+    checkpoint: Checkpoint, hashes: Mapping[int, str], last: int, trusted_key: str | None
 ) -> str | None:
     if trusted_key is not None and checkpoint.public_key != trusted_key:
         return "signed by another key than the configured one"
@@ -123,7 +189,7 @@ def _checkpoint_problem(
     if checkpoint.event_id not in hashes:
         return (
             f"signed event {checkpoint.event_id}, which is missing "
-            f"(the trail ends at event {max(hashes, default=0)}: events were deleted)"
+            f"(the trail ends at event {last}: events were deleted)"
         )
     if hashes[checkpoint.event_id] != checkpoint.hash:
         return (
@@ -134,18 +200,14 @@ def _checkpoint_problem(
 
 
 def _determination_problem(
-    events: list[AuditEventRow], determinations: list[DeterminationRow], cases: list[CaseRow]
+    determinations: Iterable[DeterminationRow],
+    case_ids: Mapping[int, str],
+    recorded: Mapping[str, list[str]],
+    counts: dict[str, int],
 ) -> str | None:
-    case_ids = {case.id: case.case_id for case in cases}
-    recorded: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        if event.case_id is None or event.action not in STATUS_AFTER:
-            continue
-        digest = json.loads(event.detail_json).get("determination")
-        if isinstance(digest, str):
-            recorded[event.case_id].append(digest)
     seen: dict[str, int] = defaultdict(int)
     for row in determinations:
+        counts["determinations"] += 1
         where = f"determination {row.id}"
         try:
             document = json.loads(row.determination_json)
@@ -181,27 +243,16 @@ def _determination_problem(
     return None
 
 
-def _case_problem(events: list[AuditEventRow], cases: list[CaseRow]) -> str | None:
-    status: dict[str, str] = {}
-    extended: set[str] = set()
-    for event in events:
-        if event.case_id is None:
-            continue
-        if event.action == "request.extended":
-            extended.add(event.case_id)
-        moved = STATUS_AFTER.get(event.action)
-        if moved is not None:
-            after = moved(json.loads(event.detail_json))
-            if after is not None:
-                status[event.case_id] = after
+def _case_problem(cases: Iterable[CaseRow], trail: _Trail, counts: dict[str, int]) -> str | None:
     for case in cases:
-        expected = status.get(case.case_id)
+        counts["cases"] += 1
+        expected = trail.status.get(case.case_id)
         if expected is None:
             return f"case {case.case_id}: no audit event records its submission"
         if case.status != expected:
             return (
                 f"case {case.case_id}: its status is {case.status!r}, its events say {expected!r}"
             )
-        if case.extended != (case.case_id in extended):
+        if case.extended != (case.case_id in trail.extended):
             return f"case {case.case_id}: its extension does not match its events"
     return None
