@@ -1,7 +1,8 @@
 """Load benchmark: submissions per second and latency, next to a no-op endpoint of the same server.
 
 Starts `priorauth serve` on a free loopback port (a fresh SQLite file unless --database-url is
-given), then drives it with an async HTTP client: first POST /v1/noop (reads the body, returns),
+given), then drives it with an async HTTP client: first POST /v1/noop (checks the bearer token,
+reads the body, returns),
 then POST /v1/requests with unique request ids (evaluated, committed durably, audited). Every
 loop is bounded by a count and a time limit; only 127.0.0.1 is ever contacted.
 
