@@ -2,9 +2,9 @@
 
 Starts `priorauth serve` on a free loopback port (a fresh SQLite file unless --database-url is
 given), then drives it with an async HTTP client: first POST /v1/noop (checks the bearer token,
-reads the body, returns),
-then POST /v1/requests with unique request ids (evaluated, committed durably, audited). Every
-loop is bounded by a count and a time limit; only 127.0.0.1 is ever contacted.
+reads the body, returns), then POST /v1/requests with unique request ids (evaluated, committed
+durably, audited). Every loop is bounded by a count and a time limit; only 127.0.0.1 is ever
+contacted. The server runs with PRIORAUTH_RATE_LIMIT=off: one account drives it.
 
     python benchmarks/load.py --requests 2000 --concurrency 16 --rounds 5 --seconds 15
 """
