@@ -92,3 +92,22 @@ def test_a_rate_limit_is_on_unless_turned_off() -> None:
     assert Settings.from_env({}).rate_limit == DEFAULT_RATE_LIMIT
     assert Settings.from_env({"PRIORAUTH_RATE_LIMIT": "off"}).rate_limit is None
     assert Settings.from_env({"PRIORAUTH_MAX_SUBSCRIPTIONS": "3"}).max_subscriptions == 3
+
+
+def test_a_refused_read_of_another_organizations_subscription_is_an_audit_event(
+    client: TestClient, env: Env
+) -> None:
+    created = post(client, "Subscription", subscription("http://127.0.0.1:9/hook")).json()
+    url = f"/fhir/Subscription/{created['id']}"
+    refused = client.get(url, headers=auth("other-clinic"))
+    missing = client.get("/fhir/Subscription/0123456789abcdef", headers=auth("other-clinic"))
+    assert refused.status_code == missing.status_code == 404
+    assert refused.json() == missing.json()
+    with env.service.database.engine.connect() as connection:
+        last = connection.execute(
+            text("SELECT actor, action, detail_json FROM audit_events ORDER BY id DESC LIMIT 1")
+        ).one()
+    assert (last.actor, last.action) == ("other-clinic", "fhir.subscription.refused")
+    assert json.loads(last.detail_json)["subscription"] == created["id"]
+    assert client.get(url, headers=auth("clinic")).status_code == 200
+    assert env.service.verify_audit()[1] is None

@@ -114,6 +114,10 @@ def test_a_policy_file_that_does_not_load_is_named_and_stops_the_start(tmp_path:
         cli, ["serve", "--database-url", url, "--port", str(devserver.free_port())], env=env
     )
     _one_line_error(result, "broken.yaml", "--skip-bad-policies")
+    # The accounts and audit commands go on, naming the file they left out.
+    listed = runner.invoke(cli, ["users", "list", "--database-url", url], env=env)
+    assert listed.exit_code == 0 and "warning: left out policy file" in listed.output
+    assert "broken.yaml" in listed.output
     with pytest.raises(PolicyError, match=r"broken\.yaml"):
         open_service(Settings(database_url=url, policy_dir=folder))
     service = open_service(Settings(database_url=url, policy_dir=folder, skip_bad_policies=True))

@@ -92,7 +92,11 @@ def _stop(message: str) -> NoReturn:
 def _service(database_url: str | None) -> Iterator[PriorAuthService]:
     """The service for one command. A refusal (unknown account, no such request, ...) ends the
     command with one line and exit 2."""
-    service = _open(_settings(database_url))
+    # The accounts, audit and replay commands work whatever the policy folder holds: a file
+    # that does not load is named and left out (only `serve` refuses to start without it).
+    service = _open(replace(_settings(database_url), skip_bad_policies=True))
+    for problem in service.skipped_policies:
+        err.print(f"warning: left out policy file {one_line(str(problem))}", markup=False)
     try:
         yield service
     except ServiceError as exc:

@@ -54,6 +54,7 @@ from priorauth.engine.determination import Determination
 from priorauth.service.audit import append_event
 from priorauth.service.errors import Conflict, Forbidden
 from priorauth.service.people import Actor
+from priorauth.service.refusals import record_refusal
 from priorauth.service.uow import UnitOfWork
 from priorauth.service.workflow import OPEN_STATUSES, PriorAuthService, canonical
 from priorauth.sizes import MEMBER_ID, nul_paths
@@ -659,11 +660,12 @@ class PasService:
         organization = _require_submitter(actor)
         with UnitOfWork(self.database) as uow:
             row = uow.session.scalar(
-                select(SubscriptionRow).where(
-                    SubscriptionRow.subscription_id == subscription_id,
-                    SubscriptionRow.organization == organization,
-                )
+                select(SubscriptionRow).where(SubscriptionRow.subscription_id == subscription_id)
             )
+            if row is not None and row.organization != organization:
+                # Answered like one that does not exist, and on the record.
+                record_refusal(uow, actor, subscription_id, self.service.clock(), "subscription")
+                row = None
             if row is None:
                 return _problem(404, "Subscription", "no such subscription", "not-found")
             resource: dict[str, Any] = json.loads(row.resource_json)

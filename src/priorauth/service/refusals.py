@@ -20,18 +20,22 @@ from priorauth.service.uow import UnitOfWork
 __all__ = ["account_field_problems", "record_refusal"]
 
 
-def record_refusal(uow: UnitOfWork, actor: Actor, case_id: str, at: dt.datetime) -> None:
-    """Commit a `request.refused` event in `uow` (taking the write lock when it has not: what
-    the transaction read so far is let go first, nothing was written)."""
+def record_refusal(
+    uow: UnitOfWork, actor: Actor, identifier: str, at: dt.datetime, kind: str = "case"
+) -> None:
+    """Commit a `request.refused` event (`fhir.subscription.refused` for a subscription) in
+    `uow`, naming the caller and the `kind` and identifier it asked for; the write lock is
+    taken when the transaction has not (what it read so far is let go, nothing was written)."""
     if not uow.locked:
         uow.rollback()
         uow.lock_writes()
+    action = "request.refused" if kind == "case" else f"fhir.{kind}.refused"
     append_event(
         uow.session,
         actor.name,
-        "request.refused",
+        action,
         None,
-        {"case": case_id, "organization": actor.organization, "role": actor.role},
+        {kind: identifier, "organization": actor.organization, "role": actor.role},
         at,
     )
     uow.commit()
