@@ -5,6 +5,7 @@ rate limit unless an operator turns it off."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -111,3 +112,25 @@ def test_a_refused_read_of_another_organizations_subscription_is_an_audit_event(
     assert json.loads(last.detail_json)["subscription"] == created["id"]
     assert client.get(url, headers=auth("clinic")).status_code == 200
     assert env.service.verify_audit()[1] is None
+
+
+def test_a_continuation_names_the_authorization_number_it_continues_not_a_row_id(
+    client: TestClient,
+) -> None:
+    first = _submit_request(client, "01-approved-every-3-weeks.json", "PA-2025-000042")
+    later = _submit_request(client, "03-continuation-approved.json", None)
+    number = first["authorizations"][0]["authorization_id"]
+    assert later["authorizations"][0]["continues"] == number
+    read = client.get(f"/v1/requests/{later['case_id']}", headers=auth("clinic")).json()
+    assert read["authorizations"][0]["continues"] == number
+
+
+def _submit_request(client: TestClient, name: str, request_id: str | None) -> dict[str, Any]:
+    request = example(name)
+    if request_id:
+        request["request_id"] = request_id
+    body = {"member_id": "M-7", "request": request}
+    response = client.post("/v1/requests", json=body, headers=auth("clinic"))
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer

@@ -396,7 +396,7 @@ class PriorAuthService:
             },
             now,
         )
-        view = self._summary(case, latest, [authorization] if authorization else [])
+        view = self._summary(uow, case, latest, [authorization] if authorization else [])
         return Submitted(view, created=True, determination=determination)
 
     def _evaluate(
@@ -594,16 +594,34 @@ class PriorAuthService:
                 .order_by(AuthorizationRow.id)
             )
         )
-        view = self._summary(case, rows[-1].determination_json if rows else None, authorizations)
+        view = self._summary(
+            uow, case, rows[-1].determination_json if rows else None, authorizations
+        )
         if not full:
             return view
         view.update(self._details(uow, case, rows))
         return view
 
     def _summary(
-        self, case: CaseRow, determination_json: str | None, authorizations: list[AuthorizationRow]
+        self,
+        uow: UnitOfWork,
+        case: CaseRow,
+        determination_json: str | None,
+        authorizations: list[AuthorizationRow],
     ) -> dict[str, Any]:
         """The case as the submit and decision calls answer it."""
+        links = [a.continues_id for a in authorizations if a.continues_id is not None]
+        continued: dict[int, str] = {}
+        if links:
+            continued = {
+                row.id: row.authorization_id
+                for row in uow.session.execute(
+                    select(AuthorizationRow.id, AuthorizationRow.authorization_id).where(
+                        AuthorizationRow.id.in_(links),
+                        AuthorizationRow.organization == case.organization,
+                    )
+                )
+            }
         now = self.clock()
         open_ = case.status in OPEN_STATUSES
         return {
@@ -622,7 +640,10 @@ class PriorAuthService:
             "decided_at": case.decided_at.isoformat() if case.decided_at else None,
             "decided_by": case.decided_by or None,
             "determination": json.loads(determination_json) if determination_json else None,
-            "authorizations": [self._authorization_view(a) for a in authorizations],
+            "authorizations": [
+                self._authorization_view(a, continued.get(a.continues_id or 0))
+                for a in authorizations
+            ],
         }
 
     def _details(
@@ -689,7 +710,7 @@ class PriorAuthService:
         return view
 
     @staticmethod
-    def _authorization_view(a: AuthorizationRow) -> dict[str, Any]:
+    def _authorization_view(a: AuthorizationRow, continues: str | None) -> dict[str, Any]:
         return {
             "authorization_id": a.authorization_id,
             "member_id": a.member_id,
@@ -697,7 +718,8 @@ class PriorAuthService:
             "valid_through": a.valid_through.isoformat(),
             "regimen": json.loads(a.regimen_json),
             "source": a.source,
-            "continues": a.continues_id,
+            # The authorization number it continues (never the row's id, a global count).
+            "continues": continues,
         }
 
     # ---------------------------------------------------------------- add information
@@ -747,7 +769,7 @@ class PriorAuthService:
                 },
                 now,
             )
-            view = self._summary(case, latest, [authorization] if authorization else [])
+            view = self._summary(uow, case, latest, [authorization] if authorization else [])
             uow.commit()
         return view
 
@@ -1040,7 +1062,7 @@ class PriorAuthService:
                 query = query.where(AuthorizationRow.organization == actor.organization)
             rows = list(uow.session.scalars(query.order_by(AuthorizationRow.id)))
             ids = {r.id: r.authorization_id for r in rows}
-            views = [self._authorization_view(r) for r in rows]
+            views = [self._authorization_view(r, None) for r in rows]
             for view, row in zip(views, rows, strict=True):
                 view["continues"] = ids.get(row.continues_id) if row.continues_id else None
                 if row.continues_id and view["continues"] is None:

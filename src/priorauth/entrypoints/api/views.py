@@ -37,7 +37,7 @@ class AuthorizationView(_View):
     valid_through: str
     regimen: dict[str, Any]
     source: str
-    continues: str | int | None = None
+    continues: str | None = None
 
 
 class CaseSummary(_View):
