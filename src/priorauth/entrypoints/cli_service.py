@@ -163,7 +163,7 @@ def serve(
             "demo-md2-token, demo-admin-token)"
         )
     # Subscription notifications are delivered from the outbox while the server runs.
-    worker = OutboxWorker(service.database)
+    worker = OutboxWorker(service.database, allowed_hosts=settings.subscription_hosts)
     worker.start()
     checkpoints = _checkpoint_worker(service, settings, checkpoint_key)
     app = create_app(service)
