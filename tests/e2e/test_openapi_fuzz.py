@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -18,6 +19,7 @@ from priorauth.entrypoints.api import create_app
 from priorauth.service.config import Settings
 from priorauth.service.runtime import open_service
 from tests.conftest import example
+from tests.integration.test_store_properties import accepted_requests
 from tests.service_fixtures import BACKENDS, ROOT, TOKENS, database_url
 
 # Bounded: a few examples per operation and role keep this under a minute on two cores.
@@ -46,6 +48,15 @@ def api_schema(
     service.close()
 
 
+MEMBERS = ["M-1", "M-FUZZ", "A" * 64]
+
+
+def _with_request(generated: tuple[Any, dict[str, Any], str]) -> Any:
+    case, request, member = generated
+    case.body = {"member_id": member, "request": request}
+    return case
+
+
 def _fuzz(api_schema: Any, who: str) -> int:
     """Run every operation with generated cases; returns how many cases were sent."""
     headers = {"Authorization": f"Bearer {TOKENS[who]}"}
@@ -53,7 +64,18 @@ def _fuzz(api_schema: Any, who: str) -> int:
     for result in api_schema.get_all_operations():
         operation = result.ok()
 
-        @given(case=operation.as_strategy())
+        strategy = operation.as_strategy()
+        if (operation.method.upper(), operation.path) == ("POST", "/v1/requests"):
+            # Half the submissions are requests the contract accepts (varied examples), so the
+            # engine, the store and the answers are fuzzed too, not only the 422s.
+            strategy = st.one_of(
+                strategy,
+                st.tuples(strategy, accepted_requests(), st.sampled_from(MEMBERS)).map(
+                    _with_request
+                ),
+            )
+
+        @given(case=strategy)
         @settings(
             max_examples=EXAMPLES,
             deadline=None,
