@@ -9,7 +9,7 @@ In order:
 3. every stored determination: its request hash recomputed from the request it keeps, its
    outcome, reasons and policy columns against its JSON, and the hash of its JSON against the
    hash its audit event recorded (events written before that was recorded are checked for the
-   rest);
+   rest; texts a migration rewrote against the hashes its `request.upgraded` event keeps);
 4. every case's state (status, extended) against the state its events lead to.
 """
 
@@ -121,7 +121,7 @@ def verify_trail(
             select(DeterminationRow).order_by(DeterminationRow.id).execution_options(yield_per=500)
         )
         try:
-            problem = _determination_problem(determinations, case_ids, trail.digests, counts)
+            problem = _determination_problem(determinations, case_ids, trail, counts)
         finally:
             determinations.close()
         if problem is None:
@@ -141,6 +141,8 @@ class _Trail:
     def __init__(self) -> None:
         self.checkpoints: list[Checkpoint] = []
         self.digests: dict[str, list[str]] = defaultdict(list)
+        # Determinations a migration rewrote (request.upgraded): id -> text -> hash after.
+        self.rewritten: dict[int, dict[str, str]] = {}
         self.status: dict[str, str] = {}
         self.extended: set[str] = set()
         self.problem: str | None = None
@@ -159,6 +161,9 @@ class _Trail:
             return
         if event.case_id is None:
             return
+        if event.action == "request.upgraded":
+            self._note_rewrite(event)
+            return
         if event.action == "request.extended":
             self.extended.add(event.case_id)
         moved = STATUS_AFTER.get(event.action)
@@ -175,6 +180,16 @@ class _Trail:
         digest = detail.get("determination")
         if isinstance(digest, str):
             self.digests[event.case_id].append(digest)
+
+    def _note_rewrite(self, event: AuditEventRow) -> None:
+        try:
+            rewritten = json.loads(event.detail_json).get("determinations") or {}
+            for row_id, texts in rewritten.items():
+                self.rewritten[int(row_id)] = {
+                    name: str(hashes["after"]) for name, hashes in texts.items()
+                }
+        except (ValueError, TypeError, AttributeError, KeyError):
+            self.problem = self.problem or f"event {event.id}: its detail does not read"
 
 
 def _checkpoint_problem(
@@ -202,9 +217,10 @@ def _checkpoint_problem(
 def _determination_problem(
     determinations: Iterable[DeterminationRow],
     case_ids: Mapping[int, str],
-    recorded: Mapping[str, list[str]],
+    trail: _Trail,
     counts: dict[str, int],
 ) -> str | None:
+    recorded = trail.digests
     seen: dict[str, int] = defaultdict(int)
     for row in determinations:
         counts["determinations"] += 1
@@ -214,8 +230,18 @@ def _determination_problem(
             request = json.loads(row.request_json)
         except ValueError:
             return f"{where}: its JSON does not read"
-        if request_hash(request) != row.request_hash:
+        rewritten = trail.rewritten.get(row.id, {})
+        if "request" in rewritten:
+            # Converted by a migration: its request_hash is the hash of the body it was made
+            # on, which is gone; the migration's event holds the hash of the converted text.
+            if determination_digest(row.request_json) != rewritten["request"]:
+                return f"{where}: the request it keeps is not the one its migration wrote"
+        elif request_hash(request) != row.request_hash:
             return f"{where}: the request it keeps does not match its request hash"
+        if "determination" in rewritten and (
+            determination_digest(row.determination_json) != rewritten["determination"]
+        ):
+            return f"{where}: it is not the determination its migration wrote"
         policy = document.get("policy") or {}
         columns = {
             "outcome": (row.outcome, document.get("outcome")),
