@@ -5,8 +5,10 @@ have one). The TLS proxy and systemd are left to the reader's machine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +48,15 @@ def _backup_and_restore(url: str, tmp_path: Path) -> str:
         source = make_url(url).database
         assert source is not None
         backup = tmp_path / "backup.db"
-        subprocess.run([_tool("sqlite3"), source, f".backup {backup}"], check=True)
+        program = shutil.which("sqlite3")
+        if program is not None:
+            subprocess.run([program, source, f".backup {backup}"], check=True)
+        else:  # the same online backup API, without the sqlite3 program
+            with (
+                contextlib.closing(sqlite3.connect(source)) as live,
+                contextlib.closing(sqlite3.connect(backup)) as copy,
+            ):
+                live.backup(copy)
         return f"sqlite:///{backup}"
     dump = tmp_path / "priorauth.dump"
     subprocess.run(
