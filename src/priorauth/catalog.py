@@ -9,8 +9,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from priorauth.clinical.drugs import Vocabulary, shipped_vocabulary
 from priorauth.engine.compiled import CompiledPolicy, no_policy_determination
 from priorauth.engine.determination import Determination
+from priorauth.engine.goldcard import ExemptionList
 from priorauth.engine.request import Request, Service, parse_request
 from priorauth.errors import PolicyError, PolicyIssue
 from priorauth.policy.loader import load_policy_text
@@ -18,7 +20,14 @@ from priorauth.policy.model import Policy
 from priorauth.policy.safety_loader import load_safety_text
 from priorauth.policy.safety_model import SafetyData
 
-__all__ = ["PolicySet", "default_policy_dir", "evaluate", "load_policy", "load_safety"]
+__all__ = [
+    "PolicySet",
+    "default_policy_dir",
+    "default_vocabulary",
+    "evaluate",
+    "load_policy",
+    "load_safety",
+]
 
 
 def default_policy_dir() -> Path:
@@ -30,6 +39,11 @@ def default_policy_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "policies"
+
+
+def default_vocabulary() -> Vocabulary:
+    """The drug vocabulary of the default policy folder (its `vocabulary/`), read once."""
+    return shipped_vocabulary(str(default_policy_dir()))
 
 
 def _read(source: Path, code: str = "PA100") -> str:
@@ -61,11 +75,18 @@ class PolicySet:
     `safety` holds the safety data of the policies that name one, by policy id (from_directory
     reads them); a policy that names safety data not given here is an error, so that its
     screens are never silently left out.
+
+    `exemptions` (gold cards, engine.goldcard) are consulted before a request is pended.
     """
 
     def __init__(
-        self, policies: Iterable[Policy], safety: Mapping[str, SafetyData] | None = None
+        self,
+        policies: Iterable[Policy],
+        safety: Mapping[str, SafetyData] | None = None,
+        exemptions: ExemptionList | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
+        self.exemptions = exemptions
         self.policies: list[CompiledPolicy] = []
         self._by_hcpcs: dict[str, CompiledPolicy] = {}
         self._by_ndc_product: dict[str, CompiledPolicy] = {}
@@ -88,7 +109,9 @@ class PolicySet:
                         )
                     ],
                 )
-            compiled = CompiledPolicy(policy, data)
+            if vocabulary is None:
+                vocabulary = default_vocabulary()
+            compiled = CompiledPolicy(policy, data, vocabulary)
             self.policies.append(compiled)
             for drug in policy.drugs:
                 for code in drug.hcpcs:
@@ -118,7 +141,9 @@ class PolicySet:
         index[key] = compiled
 
     @classmethod
-    def from_directory(cls, directory: str | Path | None = None) -> PolicySet:
+    def from_directory(
+        cls, directory: str | Path | None = None, exemptions: ExemptionList | None = None
+    ) -> PolicySet:
         """Every `*.yaml` policy in a directory (default: the shipped policies).
 
         Files ending in `.data.yaml` hold data a policy refers to (its `safety:` file) and are
@@ -137,7 +162,9 @@ class PolicySet:
             for policy in policies
             if policy.safety is not None
         }
-        return cls(policies, safety)
+        own = (folder / "vocabulary").is_dir()
+        vocabulary = shipped_vocabulary(str(folder)) if own else default_vocabulary()
+        return cls(policies, safety, exemptions, vocabulary)
 
     def find(self, service: Service) -> CompiledPolicy | None:
         """The policy that governs the requested service (by its codes, in order), or None."""
@@ -180,7 +207,10 @@ class PolicySet:
         compiled = self.find(parsed.service)
         if compiled is None:
             return no_policy_determination(parsed, as_of, submitted)
-        return compiled.evaluate(parsed, as_of, submitted)
+        determination = compiled.evaluate(parsed, as_of, submitted)
+        if self.exemptions is not None and determination.outcome == "pended":
+            return self.exemptions.apply(parsed, determination)
+        return determination
 
 
 @cache

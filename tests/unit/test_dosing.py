@@ -4,11 +4,12 @@ the choice between indications."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 
-from priorauth import Determination, PolicySet
+from priorauth import Determination, PolicySet, parse_request
 from priorauth.clinical.bsa import body_surface_area, dubois, mosteller
 from priorauth.engine.measures import round_half_up
 from tests.unit.builders import DRUG, REGIMEN, compiled, decide, request
@@ -967,6 +968,11 @@ def test_intervals_in_calendar_months(
 def test_doses_in_a_year_counted_by_calendar_months(start: str, months: int, doses: int) -> None:
     policy = compiled(regimens=[regimen(cycle=None, interval={"min_months": 1})])
     schedule = {"interval_months": months}
-    determination = decide(policy, request(service_schedule=schedule, service_start_date=start))
+    # Received and decided the day it starts: inside the policy's service-date window, and
+    # the period not over by the day decided.
+    data = request(
+        service_schedule=schedule, service_start_date=start, received_at=f"{start}T09:00:00Z"
+    )
+    determination = policy.evaluate(parse_request(data), dt.date.fromisoformat(start), data)
     assert determination.authorization is not None, determination.reasons
     assert determination.authorization.doses == doses

@@ -191,7 +191,7 @@ def test_cli_bad_as_of_date_exits_2() -> None:
     assert "--as-of" in result.output
 
 
-@pytest.mark.parametrize("name", ["request", "determination", "policy"])
+@pytest.mark.parametrize("name", ["request", "determination", "policy", "safety"])
 def test_cli_schemas_are_json_schema(name: str) -> None:
     result = runner.invoke(app, ["schema", name])
     assert result.exit_code == 0
@@ -200,7 +200,7 @@ def test_cli_schemas_are_json_schema(name: str) -> None:
     assert "properties" in schema
 
 
-@pytest.mark.parametrize("name", ["request", "determination", "policy"])
+@pytest.mark.parametrize("name", ["request", "determination", "policy", "safety"])
 def test_published_schemas_are_current(name: str) -> None:
     """docs/schemas/ holds the exported schemas; regenerate with `priorauth schema NAME`."""
     published = EXAMPLES.parent / "docs" / "schemas" / f"{name}.schema.json"

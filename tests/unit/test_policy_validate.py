@@ -453,4 +453,7 @@ def test_cli_validates_the_shipped_policy_folder() -> None:
     result = runner.invoke(app, ["policy", "validate", str(ROOT / "policies")])
     assert result.exit_code == 0, result.output
     assert "warning" not in result.output
-    assert result.output.count(": ok (") == len(SHIPPED) + len(SHIPPED) + 1  # + cases, + data
+    data = sorted((ROOT / "policies").glob("*.data.yaml"))
+    # Each policy, its cases, each safety data file and the drug vocabulary.
+    assert result.output.count(": ok (") == len(SHIPPED) * 2 + len(data) + 1
+    assert "policies/vocabulary/drugs.yaml: ok (drug-vocabulary" in result.output

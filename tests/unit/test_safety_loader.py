@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from priorauth import PolicyError, PolicySet
-from priorauth.catalog import load_policy, load_safety
+from priorauth.catalog import default_vocabulary, load_policy, load_safety
+from priorauth.clinical.drugs import Vocabulary
 from priorauth.engine.compiled import CompiledPolicy, policy_hash
 from priorauth.engine.request import parse_request
 from priorauth.engine.safety import SafetyReviewer
@@ -35,17 +36,12 @@ def test_the_shipped_data_loads_cleanly() -> None:
 MINIMAL = """\
 id: test-safety
 version: "1"
-drug_lists:
-  inhibitors:
-    drugs:
-      - {name: ketoconazole, strength: strong, rxnorm: ["6135"]}
 screens:
   - id: inhibitor
     kind: interaction
     title: "Inhibitor"
     severity: warning
-    drug_list: inhibitors
-    strengths: [strong]
+    classes: [cyp3a4-strong-inhibitors]
     message: "{drug} is an inhibitor"
     source: "test"
 """
@@ -95,20 +91,11 @@ def test_minimal_data_loads() -> None:
         (
             MINIMAL,
             ("{drug} is an inhibitor", "{drug} at {nonsense}"),
-            ("PS303", 14, "screens[0].message"),
+            ("PS303", 9, "screens[0].message"),
         ),
-        (MINIMAL, ("{drug} is an inhibitor", "{drug"), ("PS303", 14, "screens[0].message")),
-        (
-            MINIMAL,
-            ("drug_list: inhibitors", "drug_list: others"),
-            ("PS302", 12, "screens[0].drug_list"),
-        ),
-        (MINIMAL, ("severity: warning", "severity: fatal"), ("PS201", 11, "screens[0].severity")),
-        (
-            MINIMAL,
-            ("strength: strong, rx", "strength: mighty, rx"),
-            ("PS201", 6, "drug_lists.inhibitors"),
-        ),
+        (MINIMAL, ("{drug} is an inhibitor", "{drug"), ("PS303", 9, "screens[0].message")),
+        (MINIMAL, ("severity: warning", "severity: fatal"), ("PS201", 7, "screens[0].severity")),
+        (MINIMAL, ("classes: [cyp3a4", "classes: [CYP3A4"), ("PS201", 8, "screens[0].classes")),
         (MINIMAL, ('version: "1"', "version: [1"), ("PS101", None, "")),
         (LIMITS, ('unit: "10*9/L"', 'unit: "10*9/LL"'), ("PS201", 9, "screens[0].any[0].unit")),
         (LIMITS, ('unit: "10*9/L"', 'unit: "{cells}/uL"'), ("PS201", 9, "screens[0].any[0].unit")),
@@ -147,22 +134,18 @@ def test_problems_have_codes_and_lines(
     assert found[0][2].startswith(path), found
 
 
-def test_a_duplicate_screen_id_and_an_unused_list() -> None:
+def test_a_duplicate_screen_id() -> None:
     text = MINIMAL + MINIMAL.split("screens:\n", 1)[1]
-    assert ("PS301", 16, "screens[1].id") in _codes(text)
-    unused = MINIMAL.replace("drug_list: inhibitors", "drug_list: others").replace(
-        "  inhibitors:", "  others:\n    drugs: [{name: x, strength: weak}]\n  inhibitors:"
-    )
-    assert [c for c, _, _ in _codes(unused)] == ["PS401"]
+    assert ("PS301", 11, "screens[1].id") in _codes(text)
 
 
-def test_a_drug_listed_twice() -> None:
-    text = MINIMAL.replace(
-        '      - {name: ketoconazole, strength: strong, rxnorm: ["6135"]}',
-        "      - {name: ketoconazole, strength: strong}\n"
-        "      - {name: Ketoconazole, strength: weak}",
-    )
-    assert [c for c, _, _ in _codes(text)] == ["PS305"]
+def test_a_class_the_vocabulary_does_not_have() -> None:
+    data = load_safety_text(MINIMAL.replace("cyp3a4-strong-inhibitors", "cyp3a4-inhibitors"))
+    with pytest.raises(PolicyError) as caught:
+        SafetyReviewer(data)
+    issue = caught.value.issues[0]
+    assert (issue.code, issue.path) == ("PS309", "screens[0].classes[0]")
+    assert "did you mean 'cyp3a4-strong-inhibitors'" in issue.message
 
 
 def test_bands_must_widen_and_end_with_the_catch_all() -> None:
@@ -200,17 +183,22 @@ def test_a_resistance_condition_names_a_class() -> None:
 
 
 def test_rxnorm_codes_match_when_names_do_not() -> None:
-    reviewer = SafetyReviewer(load_safety_text(MINIMAL))
+    """The vocabulary reads a medication's RxNorm code first (codes are data: `rxnorm:`)."""
+    shipped = default_vocabulary().data
+    data = shipped.model_copy(update={"rxnorm": {"900001": ["ketoconazole"]}})
+    reviewer = SafetyReviewer(load_safety_text(MINIMAL), Vocabulary(data, [], {}))
     request = base()
-    request["medications"] = [{"name": "Nizoral 200 mg tablet", "code": "6135", "system": "rxnorm"}]
+    request["medications"] = [{"name": "Tablet A 200 mg", "code": "900001", "system": "rxnorm"}]
     parsed = parse_request(request)
     found = reviewer.review(parsed, dosing_for(parsed), None)
     assert [a.code for a in found.alerts] == ["inhibitor"]
-    assert found.alerts[0].message == "Nizoral 200 mg tablet is an inhibitor"
-    # The same code in another system is not an RxNorm code.
-    request["medications"] = [{"name": "Nizoral 200 mg tablet", "code": "6135", "system": "snomed"}]
+    assert found.alerts[0].message == "Tablet A 200 mg is an inhibitor"
+    # The same code in another system is not an RxNorm code, and the name alone is unknown.
+    request["medications"] = [{"name": "Tablet A 200 mg", "code": "900001", "system": "snomed"}]
     parsed = parse_request(request)
-    assert reviewer.review(parsed, dosing_for(parsed), None).alerts == ()
+    found = reviewer.review(parsed, dosing_for(parsed), None)
+    assert found.alerts == ()
+    assert [u.name for u in found.unrecognized] == ["Tablet A 200 mg"]
 
 
 def test_a_limit_in_the_data_file_unit_reads_a_count_given_in_another() -> None:

@@ -25,9 +25,22 @@ def age_in_months(birth_date: dt.date, on: dt.date) -> int:
 
 
 def period_end(start: dt.date, years: int = 0, months: int = 0, days: int = 0) -> dt.date:
-    """The last day of a period that starts on `start` and lasts so many years and months.
+    """The last day of a period that starts on `start` and lasts so many years, months and days.
+
+    The period ends the day before its anniversary (`start` plus the years and months, then the
+    days). An anniversary on a day its month lacks (29 February in a common year, 31 April) is
+    the first day of the next month, so a year from 29 February 2028 ends on 28 February 2029,
+    a year from 1 March 2027 on 29 February 2028, and six months from 31 August on the last day
+    of February. A year is then always 365 or 366 days, and a period that starts the day after
+    another ends leaves no day out and none twice.
 
     >>> period_end(dt.date(2026, 12, 1), years=1)
     datetime.date(2027, 11, 30)
+    >>> period_end(dt.date(2028, 2, 29), years=1)
+    datetime.date(2029, 2, 28)
     """
-    return start + relativedelta(years=years, months=months, days=days) - dt.timedelta(days=1)
+    anniversary = start + relativedelta(years=years, months=months)
+    if anniversary.day != start.day:
+        # relativedelta kept to the month's last day; the anniversary is the day after it.
+        anniversary += dt.timedelta(days=1)
+    return anniversary + dt.timedelta(days=days - 1)

@@ -17,10 +17,19 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Sequence
+from fractions import Fraction
 
 from dateutil.relativedelta import relativedelta
 
-__all__ = ["dose_days", "fewest_days", "gaps", "monthly", "most_in_window", "window_bounds"]
+__all__ = [
+    "dose_days",
+    "doses_per_day",
+    "fewest_days",
+    "gaps",
+    "monthly",
+    "most_in_window",
+    "window_bounds",
+]
 
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -120,3 +129,27 @@ def window_bounds(doses_per_cycle: int, cycle_length: int, window: int) -> tuple
 def gaps(days: Sequence[int]) -> list[int]:
     """The days between consecutive doses."""
     return [later - earlier for earlier, later in itertools.pairwise(days)]
+
+
+def doses_per_day(
+    *,
+    cycle_length: int | None = None,
+    doses_per_cycle: int | None = None,
+    interval: int | None = None,
+    interval_months: int | None = None,
+) -> Fraction | None:
+    """The doses a schedule gives per day in the long run (its dose intensity per unit of
+    dose), or None when the schedule does not say: cycles give their doses over the cycle's
+    length, an interval one dose per interval (a calendar month counted as its fewest days, so
+    the intensity is never understated). An induction is the start, not the long run.
+
+    >>> doses_per_day(cycle_length=28, doses_per_cycle=3), doses_per_day(interval=14)
+    (Fraction(3, 28), Fraction(1, 14))
+    """
+    if cycle_length is not None and doses_per_cycle is not None:
+        return Fraction(doses_per_cycle, cycle_length)
+    if interval is not None:
+        return Fraction(1, interval)
+    if interval_months is not None:
+        return Fraction(1, fewest_days(interval_months))
+    return None

@@ -2,7 +2,8 @@
 
 A medication belongs to a class when one of its codes is the class's, or when one of the
 class's agent names appears as whole words in its name ("Examplumab HCl 50 mg" is
-examplumab; "examplumabol" is not). Case and spacing do not matter.
+examplumab; "examplumabol" is not), or in the name of a product the drug vocabulary finds in
+it (a brand name, a combination: clinical.drugs). Case and spacing do not matter.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from priorauth.clinical.drugs import Vocabulary
 from priorauth.engine.request import Medication
 from priorauth.policy.model import AgentClass
 
@@ -24,7 +26,8 @@ def name_key(name: str) -> str:
 class AgentMatcher:
     """The agents of one or more classes; `agent(...)` names the agent a medication is."""
 
-    def __init__(self, classes: Iterable[AgentClass]) -> None:
+    def __init__(self, classes: Iterable[AgentClass], vocabulary: Vocabulary | None = None) -> None:
+        self._vocabulary = vocabulary
         names: list[str] = []
         self._codes: dict[tuple[str, str], str] = {}
         for agent_class in classes:
@@ -40,11 +43,19 @@ class AgentMatcher:
         )
 
     def in_text(self, text: str) -> str | None:
-        """The agent named in a free-text drug name, or None."""
+        """The agent named in a free-text drug name, or in a product the vocabulary finds in
+        it ("Brandname 40 mg" names the ingredient of that brand), or None."""
         if self._pattern is None:
             return None
         found = self._pattern.search(name_key(text))
-        return found.group(1) if found else None
+        if found is not None:
+            return found.group(1)
+        if self._vocabulary is not None:
+            for product in self._vocabulary.products_in(text):
+                found = self._pattern.search(name_key(product))
+                if found is not None:
+                    return found.group(1)
+        return None
 
     def agent(self, medication: Medication) -> str | None:
         """The agent a medication is (by code first, then by name), or None."""

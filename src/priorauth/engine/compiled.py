@@ -13,6 +13,7 @@ import orjson
 
 from priorauth._version import __version__
 from priorauth.clinical.dates import period_end
+from priorauth.clinical.drugs import Vocabulary
 from priorauth.clinical.schedules import dose_days, monthly
 from priorauth.engine import explain
 from priorauth.engine.answers import answerable, check_answers
@@ -35,9 +36,11 @@ from priorauth.engine.determination import (
 from priorauth.engine.dosing import DosingEvaluator
 from priorauth.engine.facts import CompiledFact, ServiceDate, compile_fact
 from priorauth.engine.kleene import Truth
+from priorauth.engine.plausibility import confirm_implausible
 from priorauth.engine.products import coding_keys, drug_keys
 from priorauth.engine.request import Request, Schedule
 from priorauth.engine.safety import SafetyReviewer
+from priorauth.engine.service_dates import DEFAULT_ROUTE, DEFAULT_RULE, service_date_problem
 from priorauth.policy.model import Approval, Billing, Indication, Policy
 from priorauth.policy.safety_model import SafetyData
 
@@ -132,22 +135,35 @@ class CompiledPolicy:
     """One policy, checked and prepared. Evaluation is pure: same request, same answer.
 
     `safety` is the data file the policy names under `safety:` (catalog.py reads it); without it
-    no safety screen runs.
+    no label screen runs, but the drug vocabulary (the shipped one unless given) still lists the
+    medications it does not know and holds a regimen whose partner it cannot identify.
     """
 
-    def __init__(self, policy: Policy, safety: SafetyData | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        safety: SafetyData | None = None,
+        vocabulary: Vocabulary | None = None,
+    ) -> None:
         self.policy = policy
         self.safety = safety
+        if vocabulary is None:
+            from priorauth.catalog import default_vocabulary
+
+            vocabulary = default_vocabulary()
         self.ref = PolicyRef(
             id=policy.id,
             version=policy.version,
             content_hash=policy_hash(policy),
             safety_hash=safety_hash(safety) if safety is not None else None,
+            vocabulary=vocabulary.version,
         )
-        self._safety = SafetyReviewer(safety)
+        self._safety = SafetyReviewer(safety, vocabulary)
+        self._service_dates = policy.service_dates or DEFAULT_RULE
         self._answerable = answerable(policy)
         self.facts: dict[str, CompiledFact] = {
-            name: compile_fact(name, spec, policy) for name, spec in policy.facts.items()
+            name: compile_fact(name, spec, policy, vocabulary)
+            for name, spec in policy.facts.items()
         }
         self._questions = {
             name: Missing(name, fact.question, fact.fields, ()) for name, fact in self.facts.items()
@@ -205,22 +221,39 @@ class CompiledPolicy:
                 reasons.add("dose-exception")
             if missing:
                 reasons.add("missing-information")
-        # Safety screens: a contraindication or a dose limit holds an otherwise approvable
-        # request for a pharmacist; on a request pended for another reason they ride along.
+                missing = confirm_implausible(missing, request, service.date, facts)
+        # Safety screens: a contraindication, a dose limit or a review holds an otherwise
+        # approvable request for a pharmacist; on a request pended for another reason they ride
+        # along.
         review = self._safety.review(
             request, dosing, dosing.bsa_m2 if dosing else None, service_date=service.date
         )
         if review.holds and not reasons:
             reasons.add("safety-review")
+        # A lab a screen would read whose value is implausible (an ANC of 1.8 /mm3): not a fact,
+        # a question to the requester, as for the policy's own facts.
+        asked = {field for question in missing for field in question.fields}
+        for field, why in review.doubted:
+            if f"{field}.value" not in asked:
+                words = f"{field}.value: {why}; confirm the value and its unit."
+                missing.append(Missing("safety", words, (f"{field}.value", f"{field}.unit"), ()))
+                reasons.add("missing-information")
+        # A retro request, one too far ahead, or one whose period would be past: a person
+        # decides, whatever else is found.
+        dates = service_date_problem(
+            self._service_dates, request, service, as_of, chosen.approval(request)
+        )
+        if dates is not None:
+            reasons.add("service-date")
         ordered = tuple(r for r in REASON_ORDER if r in reasons)
         route = None
         if not ordered and dosing is not None:
             authorization = self._approve(request, chosen.approval(request), service.date, dosing)
             summary = explain.summary((), None, authorization, None, [])
         else:
-            route = self.policy.routing.get(ordered[0], "clinician") if ordered else None
+            route = self._route(ordered[0]) if ordered else None
             summary = explain.summary(
-                ordered, route, None, criteria, missing, tuple(conflicts), review.alerts
+                ordered, route, None, criteria, missing, tuple(conflicts), review.alerts, dates
             )
         return Determination(
             request_id=request.request_id,
@@ -248,7 +281,14 @@ class CompiledPolicy:
             screens_not_run=review.not_run,
             label_indication=review.label_indication,
             guideline=review.guideline,
+            unrecognized=review.unrecognized,
         )
+
+    def _route(self, reason: Reason) -> str:
+        """The queue a request pended for `reason` goes to: the policy's routing, else intake
+        for a service-date question, else a clinician."""
+        default = DEFAULT_ROUTE if reason == "service-date" else "clinician"
+        return self.policy.routing.get(reason, default)
 
     def _pick_indication(
         self, request: Request, facts: Mapping[str, FactResult]

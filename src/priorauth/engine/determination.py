@@ -18,11 +18,12 @@ from typing import Any, Literal, get_args
 from pydantic import TypeAdapter
 
 from priorauth.engine.records import record
-from priorauth.engine.review import GuidelineContext, LabelIndication, ScreenNotRun
+from priorauth.engine.review import GuidelineContext, LabelIndication, ScreenNotRun, Unrecognized
 from priorauth.policy.model import ReasonCode
 
 __all__ = [
     "REASON_ORDER",
+    "SEVERITY_ORDER",
     "Alert",
     "Authorization",
     "Conflict",
@@ -31,6 +32,7 @@ __all__ = [
     "DosingResult",
     "EngineRef",
     "Evidence",
+    "Exemption",
     "FactResult",
     "IndicationResult",
     "Missing",
@@ -180,12 +182,17 @@ class Authorization:
     continues: str | None
 
 
+# Most serious first. A contraindication, a dose limit or a review holds an otherwise
+# approvable request for a pharmacist; a warning rides along.
+SEVERITY_ORDER = {"contraindication": 0, "dose-limit": 1, "review": 2, "warning": 3}
+
+
 @record
 class Alert:
     """A safety finding for the reviewer: code, severity, message, where the rule comes from."""
 
     code: str
-    severity: Literal["contraindication", "dose-limit", "warning"]
+    severity: Literal["contraindication", "dose-limit", "review", "warning"]
     message: str
     source: str
     facts: dict[str, JsonScalar]
@@ -198,12 +205,28 @@ class PolicyRef:
     content_hash: str
     # The hash of the policy's safety data file (policy.safety), when it has one.
     safety_hash: str | None = None
+    # The drug vocabulary the screens read (its id, version and the hash of its files).
+    vocabulary: str | None = None
 
 
 @record
 class EngineRef:
     name: str
     version: str
+
+
+@record
+class Exemption:
+    """Why a request that would have pended is approved without review: its prescriber holds
+    a gold card (an exemption from prior authorization) for the service on the service date."""
+
+    program: Literal["gold-card"]
+    npi: str
+    service: str
+    effective_from: dt.date
+    effective_through: dt.date
+    # What the request would have been pended for, had the prescriber no exemption.
+    would_pend_for: tuple[Reason, ...]
 
 
 @record
@@ -235,6 +258,11 @@ class Determination:
     screens_not_run: tuple[ScreenNotRun, ...] = ()
     label_indication: LabelIndication | None = None
     guideline: GuidelineContext | None = None
+    # Medications and partners the drug vocabulary does not know (see docs/safety.md).
+    unrecognized: tuple[Unrecognized, ...] = ()
+    # Set only when a gold card approved a request that would have pended (engine.goldcard);
+    # left out of the JSON when not set, so other determinations read as they always have.
+    exemption: Exemption | None = None
 
     def explain(self) -> list[str]:
         """The reasoning step by step, in words, built from the evaluated tree (see explain)."""
@@ -244,12 +272,15 @@ class Determination:
 
     def model_dump(self, mode: Literal["json", "python"] = "json") -> dict[str, Any]:
         """The determination as plain data (JSON types by default): the contract."""
-        result: dict[str, Any] = _adapter().dump_python(self, mode=mode)
+        result: dict[str, Any] = _adapter().dump_python(self, mode=mode, exclude=self._unset())
         return result
 
     def model_dump_json(self, indent: int | None = None) -> str:
         """The determination as JSON text; the same determination gives the same bytes."""
-        return _adapter().dump_json(self, indent=indent).decode()
+        return _adapter().dump_json(self, indent=indent, exclude=self._unset()).decode()
+
+    def _unset(self) -> set[str] | None:
+        return None if self.exemption is not None else {"exemption"}
 
     @classmethod
     def model_validate(cls, data: Any) -> Determination:

@@ -21,6 +21,7 @@ from priorauth.engine.determination import (
 __all__ = ["fact_value", "rationale", "summary"]
 
 _REASON_WORDS: dict[str, str] = {
+    "service-date": "the service start date is outside what software decides",
     "not-covered-indication": "not a covered indication",
     "criteria-not-met": "a criterion is not met",
     "missing-information": "information is missing",
@@ -80,8 +81,10 @@ def summary(
     missing: list[Missing],
     conflicts: tuple[Conflict, ...] = (),
     alerts: tuple[Alert, ...] = (),
+    service_dates: str | None = None,
 ) -> str:
-    """One line a reviewer can read first."""
+    """One line a reviewer can read first. `service_dates` says why the service's start date
+    is not one software decides (engine.service_dates), when it is not."""
     if not reasons and authorization is not None:
         return (
             f"Approved {authorization.valid_from.isoformat()} through "
@@ -96,6 +99,8 @@ def summary(
     if "criteria-not-met" in reasons and criteria is not None:
         ids = ", ".join(n.id for n in _failed(criteria))
         parts[reasons.index("criteria-not-met")] = f"criterion {ids} not met"
+    if "service-date" in reasons and service_dates is not None:
+        parts[reasons.index("service-date")] = service_dates
     if "missing-information" in reasons:
         parts[reasons.index("missing-information")] = f"{len(missing)} question(s) to answer"
     if "safety-review" in reasons:
@@ -141,7 +146,10 @@ def rationale(determination: Determination) -> list[str]:
     for alert in d.alerts:
         lines.append(f"Alert {alert.code} ({alert.severity}): {alert.message} [{alert.source}]")
     for skipped in d.screens_not_run:
-        lines.append(f"Not screened: {skipped.screen} (needs {', '.join(skipped.fields)})")
+        why = skipped.reason or f"needs {', '.join(skipped.fields)}"
+        lines.append(f"Not screened: {skipped.screen}: {why}")
+    for unknown in d.unrecognized:
+        lines.append(f"Not in the drug vocabulary: {unknown.field} {unknown.name!r}")
     label = d.label_indication
     if label is not None:
         status = next((c.status for c in label.indications if c.id == label.requested), None)

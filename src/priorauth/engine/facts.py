@@ -18,6 +18,8 @@ from dateutil.relativedelta import relativedelta
 
 from priorauth.clinical.codes import CodeSet, normalize_ndc
 from priorauth.clinical.dates import age_in_months, age_in_years
+from priorauth.clinical.drugs import Vocabulary
+from priorauth.clinical.observations import ULN
 from priorauth.engine import measures
 from priorauth.engine.agents import AgentMatcher, name_key
 from priorauth.engine.determination import Conflict, Evidence, FactResult
@@ -199,6 +201,12 @@ def _observation(make: _Maker, spec: ObservationFact) -> Callable[[Request, Serv
             return make(None, (), f"no observation {', '.join(spec.codes)} given")
         if isinstance(found, str):
             return make(None, (), found)
+        if spec.unit != ULN:
+            # A value implausible for its unit and the patient is not a fact: it is asked.
+            doubt = measures.implausible_observation(request, found[1], service.date)
+            if doubt is not None:
+                reading = measures.quantity(*found, None)
+                return make(None, reading.evidence, doubt)
         reading = measures.quantity(*found, spec.unit)
         return make(reading.value, reading.evidence, reading.note)
 
@@ -446,9 +454,12 @@ def _answer(make: _Maker, spec: AnswerFact) -> Callable[[Request, ServiceDate], 
     return derive
 
 
-def compile_fact(name: str, spec: FactSpec, policy: Policy) -> CompiledFact:
+def compile_fact(
+    name: str, spec: FactSpec, policy: Policy, vocabulary: Vocabulary | None = None
+) -> CompiledFact:
     """The named fact prepared: a function of a request and the service date, and the request
-    fields that would settle the fact when it is unknown."""
+    fields that would settle the fact when it is unknown. With the drug vocabulary, the
+    medication facts know drugs by their brand and combination names too."""
     unit: str | None = None
     if isinstance(spec, AgeFact | ObservationFact):
         unit = spec.unit
@@ -469,10 +480,10 @@ def compile_fact(name: str, spec: FactSpec, policy: Policy) -> CompiledFact:
     elif isinstance(spec, SpecialtyFact):
         derive, fields = _specialty(make, spec), ("practitioners",)
     elif isinstance(spec, MedicationHistoryFact):
-        matcher = AgentMatcher(policy.agent_classes[c] for c in spec.classes)
+        matcher = AgentMatcher((policy.agent_classes[c] for c in spec.classes), vocabulary)
         derive, fields = _history(make, spec, matcher), ("medications",)
     elif isinstance(spec, CurrentMedicationFact):
-        matcher = AgentMatcher(policy.agent_classes[c] for c in spec.classes)
+        matcher = AgentMatcher((policy.agent_classes[c] for c in spec.classes), vocabulary)
         derive, fields = _current(make, spec, matcher), ("medications", "service.with")
     elif isinstance(spec, ProductFact):
         derive, fields = _product(make, spec, policy), ("service.codes",)

@@ -16,14 +16,17 @@ from typing import NamedTuple
 from priorauth.clinical.bsa import FORMULAS
 from priorauth.clinical.dates import age_in_years
 from priorauth.clinical.observations import (
+    ADULT_YEARS,
     BSA,
     CRCL,
     CREATININE,
     HEIGHT,
     KNOWN,
+    PLAUSIBLE_CODES,
     ULN,
     WEIGHT,
     Measure,
+    implausible,
     in_unit,
 )
 from priorauth.clinical.renal import cockcroft_gault
@@ -36,6 +39,8 @@ __all__ = [
     "body_surface_area",
     "body_weight",
     "creatinine_clearance",
+    "doubts",
+    "implausible_observation",
     "latest",
     "round_half_up",
 ]
@@ -105,6 +110,39 @@ def latest(
     return found[-1]
 
 
+def implausible_observation(request: Request, observation: Observation, on: dt.date) -> str | None:
+    """Why one of the request's observations is not plausible for its unit and the patient (aged
+    as on `on`), or None when it is plausible or cannot be judged (clinical.observations).
+
+    The engine reads an implausible value as unknown and asks the requester to confirm it; a
+    safety screen should do the same rather than read it as a fact.
+    """
+    value = observation.value
+    if observation.code not in PLAUSIBLE_CODES or observation.system != "loinc":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    code, number, unit = observation.code, float(value), observation.unit
+    # What is plausible for an adult is plausible for anyone (a child is judged by fewer
+    # ranges), so the age is worked out only for a value an adult could not have.
+    if implausible(code, number, unit, age_years=ADULT_YEARS) is None:
+        return None
+    birth = request.patient.birth_date
+    age = age_in_years(birth, on) if birth is not None and birth <= on else None
+    return implausible(code, number, unit, age_years=age)
+
+
+def doubts(request: Request, on: dt.date) -> dict[str, str]:
+    """Every implausible observation of the request, by its field (`observations[1]`), with
+    why."""
+    found: dict[str, str] = {}
+    for index, observation in enumerate(request.observations):
+        problem = implausible_observation(request, observation, on)
+        if problem is not None:
+            found[f"observations[{index}]"] = problem
+    return found
+
+
 def quantity(index: int, observation: Observation, unit: str | None) -> Reading:
     """An observation's value in `unit` (`{ULN}`: as a multiple of the upper limit of normal),
     or as given when `unit` is None."""
@@ -142,6 +180,9 @@ def _measure(request: Request, measure: Measure, on: dt.date, within_days: int |
     if isinstance(found, str):
         return Reading(None, (), f"{measure.name}: {found}")
     index, observation = found
+    doubt = implausible_observation(request, observation, on)
+    if doubt is not None:
+        return Reading(None, (_observation_evidence(index, observation),), doubt)
     value, unit = observation.value, observation.unit
     if measure.molar_mass is not None and isinstance(value, int | float) and unit is not None:
         # A substance reported by amount (creatinine in umol/L) is read by its molar mass.

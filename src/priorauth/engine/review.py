@@ -17,19 +17,32 @@ __all__ = [
     "LabelIndicationCheck",
     "ScreenNotRun",
     "TherapyFinding",
+    "Unrecognized",
 ]
 
 
 @record
 class ScreenNotRun:
-    """A safety screen that could not run: the request lacks what it reads. Not a finding.
+    """A safety screen that could not run: the request lacks what it reads, or names what the
+    drug vocabulary does not know. Not a finding.
 
     `fields` names what would let it run, in the request's words (`observations[751-8]`,
-    `service.dose`, `patient.pregnant`, `medications`)."""
+    `service.dose`, `patient.pregnant`, `medications`, `service.with[0]`); `reason` says why in
+    words."""
 
     screen: str
     title: str
     fields: tuple[str, ...]
+    reason: str = ""
+
+
+@record
+class Unrecognized:
+    """A medication or an agent given alongside that the drug vocabulary does not know, so no
+    screen could tell what it is: `field` is where it is in the request, `name` as written."""
+
+    field: str
+    name: str
 
 
 @record

@@ -29,10 +29,13 @@ from priorauth.casefiles import (
     policy_file_for,
     run_suite,
 )
-from priorauth.catalog import PolicySet, default_policy_dir, load_policy
+from priorauth.catalog import PolicySet, default_policy_dir, default_vocabulary, load_policy
+from priorauth.clinical.drugs import Vocabulary, load_vocabulary, shipped_vocabulary
 from priorauth.engine.compiled import policy_hash
 from priorauth.engine.determination import Determination
 from priorauth.engine.request import Request
+from priorauth.engine.safety import check_classes
+from priorauth.entrypoints.cli_batch import register as register_batch_commands
 from priorauth.entrypoints.cli_service import register as register_service_commands
 from priorauth.entrypoints.render import determination_panel, policy_tree
 from priorauth.errors import InvalidRequest, PolicyError, PolicyIssue
@@ -43,6 +46,9 @@ from priorauth.policy.safety_model import SafetyData
 from priorauth.policy.testing import Coverage
 
 __all__ = ["app", "main"]
+
+# The drug vocabulary lives in this folder of a policy folder (clinical.drugs).
+VOCABULARY_FOLDER = "vocabulary"
 
 app = typer.Typer(
     help="priorauth: decide prior-authorization requests against drug policies, and explain why.",
@@ -262,8 +268,10 @@ def _validation_targets(paths: list[Path]) -> list[Path]:
     targets: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(path.glob("*.yaml")) + sorted(
-                (path / CASES_FOLDER).glob(f"*{CASES_SUFFIX}")
+            found = (
+                sorted(path.glob("*.yaml"))
+                + sorted((path / VOCABULARY_FOLDER).glob("drugs.yaml"))
+                + sorted((path / CASES_FOLDER).glob(f"*{CASES_SUFFIX}"))
             )
         else:
             found = [path]
@@ -282,10 +290,12 @@ def policy_validate(
 ) -> None:
     """Check policy files through every stage (parse, schema, references, lint).
 
-    A file ending in .data.yaml is checked as a policy's safety data, one ending in .cases.yaml
-    as a policy's test cases (against its policy), and a policy that names safety data or has
-    test cases has those checked too. Prints each finding as FILE:LINE with a stable code and,
-    for a misspelt name, the nearest one allowed; exits 1 if any file has an error.
+    A file ending in .data.yaml is checked as a policy's safety data (and the drug classes its
+    screens name against the drug vocabulary), one ending in .cases.yaml as a policy's test
+    cases (against its policy), vocabulary/drugs.yaml as the drug vocabulary, and a policy that
+    names safety data or has test cases has those checked too. Prints each finding as
+    FILE:LINE with a stable code and, for a misspelt name, the nearest one allowed; exits 1 if
+    any file has an error.
     """
     targets = _validation_targets(paths or [default_policy_dir()])
     checked: set[Path] = set()
@@ -306,6 +316,9 @@ def policy_validate(
             continue
         if file.name.endswith(".data.yaml"):
             errors += _validate_safety(file, text)
+            continue
+        if file.parent.name == VOCABULARY_FOLDER and file.name == "drugs.yaml":
+            errors += _validate_vocabulary(file)
             continue
         result = check_policy_text(text)
         for issue in result.issues:
@@ -361,10 +374,35 @@ def _validate_safety(file: Path, text: str | None = None) -> int:
         _print_issue(file, issue)
     if result.value is None:
         return 1
+    try:
+        check_classes(result.value, _vocabulary_beside(file), str(file))
+    except PolicyError as exc:
+        for issue in exc.issues:
+            _print_issue(file, issue)
+        return 1
     _ok(
         file,
         f"{result.value.id} version {result.value.version}, {len(result.value.screens)} screens",
     )
+    return 0
+
+
+def _vocabulary_beside(file: Path) -> Vocabulary:
+    """The drug vocabulary of a policy folder: its own vocabulary/, else the shipped one."""
+    if (file.parent / VOCABULARY_FOLDER).is_dir():
+        return shipped_vocabulary(str(file.parent))
+    return default_vocabulary()
+
+
+def _validate_vocabulary(file: Path) -> int:
+    """Check the drug vocabulary (drugs.yaml and the name list beside it); 1 on an error."""
+    try:
+        vocabulary = load_vocabulary(file.parent)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            _print_issue(file, issue)
+        return 1
+    _ok(file, f"{vocabulary.version}, {len(vocabulary.classes())} drug classes")
     return 0
 
 
@@ -475,6 +513,7 @@ def schema(
 
 # The service commands (serve, users, audit, replay, metrics) live in their own module.
 register_service_commands(app)
+register_batch_commands(app)
 
 
 def main() -> None:

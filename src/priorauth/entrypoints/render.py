@@ -8,7 +8,12 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from priorauth.engine.determination import Alert, CriterionResult, Determination
+from priorauth.engine.determination import (
+    SEVERITY_ORDER,
+    Alert,
+    CriterionResult,
+    Determination,
+)
 from priorauth.engine.explain import fact_value
 from priorauth.policy.model import Approval, CriterionSpec, Policy
 
@@ -18,6 +23,7 @@ _MARK = {"met": ("✓", "green"), "not-met": ("✗", "red"), "unknown": ("?", "y
 _SEVERITY = {
     "contraindication": ("⛔", "bold red"),
     "dose-limit": ("▲", "bold magenta"),
+    "review": ("?", "bold magenta"),
     "warning": ("!", "yellow"),
 }
 _FLAG = {True: "yes", False: "no", None: "unknown"}
@@ -33,8 +39,7 @@ def _safety(d: Determination) -> list[RenderableType]:
     parts: list[RenderableType] = []
     if d.alerts:
         parts.append(Text("Safety findings", style="bold"))
-        order = {"contraindication": 0, "dose-limit": 1, "warning": 2}
-        alerts: list[Alert] = sorted(d.alerts, key=lambda a: order[a.severity])
+        alerts: list[Alert] = sorted(d.alerts, key=lambda a: SEVERITY_ORDER[a.severity])
         for alert in alerts:
             mark, style = _SEVERITY[alert.severity]
             line = Text(f"{mark} {alert.severity.upper()} ", style=style)
@@ -45,9 +50,12 @@ def _safety(d: Determination) -> list[RenderableType]:
             if read:
                 line.append(f"\n    read: {read}", style="dim")
             parts.append(line)
-    if d.screens_not_run:
-        names = "; ".join(f"{s.screen} (needs {', '.join(s.fields)})" for s in d.screens_not_run)
-        parts.append(Text(f"Not screened (no data): {names}", style="dim"))
+    for skipped in d.screens_not_run:
+        why = skipped.reason or f"needs {', '.join(skipped.fields)}"
+        parts.append(Text(f"Not screened: {skipped.screen}: {why}", style="dim"))
+    if d.unrecognized:
+        names = "; ".join(f"{u.field} {u.name!r}" for u in d.unrecognized)
+        parts.append(Text(f"Not in the drug vocabulary: {names}", style="yellow"))
     label = d.label_indication
     if label is not None:
         flags = ", ".join(

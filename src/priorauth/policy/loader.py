@@ -9,7 +9,8 @@ policy.staged runs them):
                        fact kind is answered with the nearest allowed names
     references  PA3xx  names resolve and fit together (the table below)
     lint        PA4xx  warnings: facts or agent classes never used, questions that do not end
-                       in "?", no routing, ...
+                       in "?", no routing, a retro window longer than an approval period
+                       (PA407), ...
 
 The reference checks:
 
@@ -44,6 +45,7 @@ from priorauth.clinical.units import UnitError, compatible, dimension
 from priorauth.policy.model import (
     AgeFact,
     AnswerFact,
+    Approval,
     CodeRef,
     ConditionFact,
     CriterionSpec,
@@ -405,6 +407,35 @@ def _lint(policy: Policy, warn: Report) -> None:
                 ("drugs", i, "billing", "code"),
                 f"the billing code {drug.billing.code} is not among the drug's HCPCS codes",
             )
+    _lint_service_dates(policy, warn)
+
+
+def _approvals(policy: Policy) -> Iterator[tuple[Path, Approval]]:
+    for i, indication in enumerate(policy.indications):
+        yield ("indications", i, "approval"), indication.approval
+        if indication.continuation is not None:
+            yield ("indications", i, "continuation", "approval"), indication.continuation.approval
+    if policy.continuation is not None:
+        yield ("continuation", "approval"), policy.continuation.approval
+
+
+def _lint_service_dates(policy: Policy, warn: Report) -> None:
+    """A retro window that reaches further back than an approval period lasts: such a request
+    can never be approved (its period would be over), so the window promises what it cannot."""
+    if policy.service_dates is None:
+        return
+    retro = policy.service_dates.retro_days
+    for path, approval in _approvals(policy):
+        # The fewest days the period can last (a month as 28 days, a year as 365).
+        fewest = approval.years * 365 + approval.months * 28 + approval.days
+        if retro >= fewest:
+            warn(
+                "PA407",
+                ("service_dates", "retro_days"),
+                f"retro_days {retro} reaches back further than the approval period at "
+                f"{'.'.join(str(p) for p in path)} lasts: such a request is always pended",
+            )
+            return
 
 
 POLICY_STAGES = Stages(

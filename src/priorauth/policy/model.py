@@ -48,11 +48,13 @@ __all__ = [
     "ProductFact",
     "ReasonCode",
     "Regimen",
+    "ServiceDates",
     "SpecialtyFact",
 ]
 
 # Why a request is pended, most serious first (engine.determination.REASON_ORDER keeps this order).
 ReasonCode = Literal[
+    "service-date",
     "not-covered-indication",
     "criteria-not-met",
     "missing-information",
@@ -578,6 +580,16 @@ class Continuation(_Strict):
     criteria: CriterionSpec | None = None
 
 
+class ServiceDates(_Strict):
+    """How far from the day a request is received its service may start and still be decided
+    by software: at most `retro_days` before it (a retro request further back goes to a
+    person, routed as `service-date`, by default to intake) and at most `ahead_days` after it.
+    A policy that leaves this out gets the defaults below (docs/policies.md)."""
+
+    retro_days: Annotated[int, Field(ge=0, le=366)] = 14
+    ahead_days: Annotated[int, Field(ge=0, le=731)] = 90
+
+
 class HistoryEntry(_Strict):
     type: str
     summary: str
@@ -601,6 +613,9 @@ class Policy(_Strict):
     dosing: Dosing
     continuation: Continuation | None = None
     routing: dict[ReasonCode, str] = {}
+    # Left out: ServiceDates() (its defaults). Optional, so that a policy without it keeps its
+    # content hash.
+    service_dates: ServiceDates | None = None
     # The clinical-review data beside the policy (safety screens, label indications): a file
     # name in the policy's folder, ending in .data.yaml (see policy.safety_model).
     safety: (

@@ -5,9 +5,10 @@ has a path and a line:
 
     parse       PS1xx  the text is YAML and a mapping at the top
     schema      PS2xx  the data fits policy.safety_model.SafetyData
-    references  PS3xx  ids unique, drug lists exist, message placeholders known, bands ordered,
-                       resistance terms defined
-    lint        PS4xx  warnings: a drug list no screen uses
+    references  PS3xx  ids unique, message placeholders known, bands ordered, resistance terms
+                       defined (the drug classes screens name are checked against the drug
+                       vocabulary when the policy set is built: PS309)
+    lint        PS4xx  warnings (none yet)
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import string
 from priorauth.policy.safety_model import (
     AllergyScreen,
     AttestedScreen,
-    BsaCapScreen,
     ConditionScreen,
     InteractionScreen,
     ObservationBandsScreen,
     ObservationLimitsScreen,
+    ObservationResultScreen,
     SafetyData,
 )
 from priorauth.policy.staged import Checked, Path, Report, Stages, check_text, load_text
@@ -35,8 +36,8 @@ PLACEHOLDERS: dict[type, frozenset[str]] = {
     AllergyScreen: frozenset({"substance", "severity"}),
     AttestedScreen: frozenset(),
     InteractionScreen: frozenset({"drug", "strength", "dose", "limit"}),
-    BsaCapScreen: frozenset({"bsa", "mg", "cap_mg", "dose"}),
-    ConditionScreen: frozenset({"code"}),
+    ConditionScreen: frozenset({"code", "dose"}),
+    ObservationResultScreen: frozenset({"found"}),
 }
 
 
@@ -55,7 +56,7 @@ def _references(data: SafetyData, add: Report) -> None:
         messages: list[tuple[str, str | None]] = [("message", screen.message)]
         if isinstance(screen, ObservationBandsScreen):
             messages.append(("not_recommended_message", screen.not_recommended_message))
-        if isinstance(screen, InteractionScreen):
+        if isinstance(screen, InteractionScreen | ConditionScreen):
             messages.append(("otherwise_message", screen.otherwise_message))
         for key, template in messages:
             if template is None:
@@ -69,18 +70,8 @@ def _references(data: SafetyData, add: Report) -> None:
                 names = ", ".join(sorted(f"{{{n}}}" for n in unknown))
                 known = ", ".join(sorted(f"{{{n}}}" for n in allowed)) or "none"
                 add("PS303", (*base, key), f"unknown placeholder {names} (known: {known})")
-        if isinstance(screen, InteractionScreen) and screen.drug_list not in data.drug_lists:
-            add("PS302", (*base, "drug_list"), f"drug list {screen.drug_list!r} is not defined")
         if isinstance(screen, ObservationBandsScreen):
             _bands(screen, base, add)
-    for list_id, drug_list in data.drug_lists.items():
-        listed: set[str] = set()
-        for j, drug in enumerate(drug_list.drugs):
-            for name in (drug.name, *drug.aliases):
-                key = name.casefold()
-                if key in listed:
-                    add("PS305", ("drug_lists", list_id, "drugs", j), f"{name!r} is listed twice")
-                listed.add(key)
     if data.resistance is not None:
         _resistance(data, add)
 
@@ -148,10 +139,7 @@ def _resistance(data: SafetyData, add: Report) -> None:
 
 
 def _lint(data: SafetyData, warn: Report) -> None:
-    used = {s.drug_list for s in data.screens if isinstance(s, InteractionScreen)}
-    for list_id in data.drug_lists:
-        if list_id not in used:
-            warn("PS401", ("drug_lists", list_id), "no screen uses this list")
+    del data, warn  # no warnings yet: the drug classes live in the vocabulary
 
 
 SAFETY_STAGES = Stages(

@@ -24,16 +24,14 @@ __all__ = [
     "AttestedScreen",
     "Band",
     "BandObservation",
-    "BsaCapScreen",
     "ConditionScreen",
-    "DrugEntry",
-    "DrugList",
     "Guideline",
     "InteractionScreen",
     "LabelIndicationSpec",
     "ObservationBandsScreen",
     "ObservationCondition",
     "ObservationLimitsScreen",
+    "ObservationResultScreen",
     "ReceptorCode",
     "Resistance",
     "ResistanceCondition",
@@ -43,7 +41,9 @@ __all__ = [
 ]
 
 # The unit of a lab read as a multiple of its upper limit of normal (observation.uln_multiple).
-Severity = Literal["contraindication", "dose-limit", "warning"]
+# `review`: a pharmacist must look, though the label names no contraindication or dose limit
+# (a warning of the label that calls for a person, a partner that cannot be identified).
+Severity = Literal["contraindication", "dose-limit", "review", "warning"]
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
 Key = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 RxNorm = Annotated[str, Field(pattern=r"^[0-9]{1,10}$")]
@@ -72,23 +72,6 @@ def _observation_unit(unit: str) -> str:
 
 
 ObservationUnit = Annotated[str, AfterValidator(_observation_unit)]
-
-
-class DrugEntry(_Strict):
-    """One drug in a list: its generic name, other names, RxNorm codes and how strong it is."""
-
-    name: Name
-    aliases: list[Name] = []
-    rxnorm: list[RxNorm] = []
-    strength: Literal["strong", "moderate", "weak"]
-    note: str = ""
-
-
-class DrugList(_Strict):
-    """A named list of drugs (e.g. strong CYP3A4 inhibitors), matched case-insensitively."""
-
-    description: str = ""
-    drugs: list[DrugEntry] = Field(min_length=1)
 
 
 class _ScreenBase(_Strict):
@@ -120,7 +103,7 @@ class ObservationCondition(_Strict):
 
 class ObservationLimitsScreen(_ScreenBase):
     """Fires when any condition holds; with `given_with`, only when the requested service is
-    given with one of those agents (service.with)."""
+    given with one of those ingredients (service.with, read through the drug vocabulary)."""
 
     kind: Literal["observation-limits"]
     given_with: list[Name] = []
@@ -164,7 +147,12 @@ class ObservationBandsScreen(_ScreenBase):
     sets the dose; above it the screen has its `severity`. The not-recommended band is worse."""
 
     kind: Literal["observation-bands"]
-    applies_to: Literal["monotherapy"] = "monotherapy"
+    # The bands do not apply when the drug is given with one of these ingredients (another
+    # screen covers that combination); with any other partner, or alone, they do.
+    not_with: list[Name] = []
+    # The band's dose is per dose and, with `per_days`, also the most in any so many days on
+    # average over the requested schedule (dose intensity: a weekly schedule is held to it).
+    per_days: Annotated[int, Field(ge=1, le=366)] | None = None
     observations: dict[Key, BandObservation] = Field(min_length=1)
     bands: list[Band] = Field(min_length=2)
     not_recommended_severity: Severity = "contraindication"
@@ -172,15 +160,23 @@ class ObservationBandsScreen(_ScreenBase):
 
 
 class AllergyScreen(_ScreenBase):
-    """An allergy to one of the substances (by name, or by RxNorm code), of one of the listed
-    severities (`unspecified` for an allergy given without one)."""
+    """An allergy to one of the substances (by name, or by RxNorm code) or to a product of one
+    of the vocabulary's `classes`, of one of the listed severities (`unspecified` for an
+    allergy given without one)."""
 
     kind: Literal["allergy"]
-    substances: list[Name] = Field(min_length=1)
+    substances: list[Name] = []
+    classes: list[Id] = []
     rxnorm: list[RxNorm] = []
     allergy_severity: list[Literal["mild", "moderate", "severe", "unspecified"]] = Field(
         min_length=1
     )
+
+    @model_validator(mode="after")
+    def _something(self) -> AllergyScreen:
+        if not self.substances and not self.classes and not self.rxnorm:
+            raise ValueError(f"screen {self.id}: give substances, classes or rxnorm")
+        return self
 
 
 class AttestedScreen(_ScreenBase):
@@ -191,14 +187,18 @@ class AttestedScreen(_ScreenBase):
 
 
 class InteractionScreen(_ScreenBase):
-    """A current medication or an agent given alongside from a drug list, of the listed
-    strengths. Above `dose_above_mg_per_m2` the screen has its `severity`; at or below it (or
-    with the dose unknown) `otherwise_severity`."""
+    """A medication taken now or an agent given alongside of one of the vocabulary's drug
+    `classes` (e.g. strong CYP3A4 inhibitors). With `dose_above_mg_per_m2` the screen has its
+    `severity` above that dose (per dose, and with `per_days` on average over so many days of
+    the requested schedule), `otherwise_severity` at or below it; without, always `severity`."""
 
     kind: Literal["interaction"]
-    drug_list: Id
-    strengths: list[Literal["strong", "moderate", "weak"]] = Field(min_length=1)
+    classes: list[Id] = Field(min_length=1)
+    # Ingredients of the classes that do not count (the requested drug itself, taken now on a
+    # continuation, is not "another" drug of its class).
+    except_ingredients: list[Name] = []
     dose_above_mg_per_m2: Annotated[float, Field(gt=0)] | None = None
+    per_days: Annotated[int, Field(ge=1, le=366)] | None = None
     otherwise_severity: Severity | None = None
     otherwise_message: str | None = None
 
@@ -212,19 +212,37 @@ class InteractionScreen(_ScreenBase):
         return self
 
 
-class BsaCapScreen(_ScreenBase):
-    """A body surface area above `bsa_above_m2` with a dose in mg above cap x `bsa_above_m2`."""
-
-    kind: Literal["bsa-cap"]
-    bsa_above_m2: Annotated[float, Field(gt=0)]
-    dose_cap_mg_per_m2: Annotated[float, Field(gt=0)]
-
-
 class ConditionScreen(_ScreenBase):
-    """An ICD-10-CM condition matching one of the patterns (`G62.*` a prefix, `E11.9` exact)."""
+    """An ICD-10-CM condition matching one of the patterns (`G62.*` a prefix, `E11.9` exact).
+    With `dose_above_mg_per_kg` the screen has its `severity` above that dose and
+    `otherwise_severity` at or below it (or with the dose in mg/kg unknown)."""
 
     kind: Literal["condition"]
     codes: list[Annotated[str, Field(pattern=ICD10_PATTERN)]] = Field(min_length=1)
+    dose_above_mg_per_kg: Annotated[float, Field(gt=0)] | None = None
+    otherwise_severity: Severity | None = None
+    otherwise_message: str | None = None
+
+    @model_validator(mode="after")
+    def _otherwise(self) -> ConditionScreen:
+        given = (self.otherwise_severity is not None, self.otherwise_message is not None)
+        if self.dose_above_mg_per_kg is not None and given != (True, True):
+            raise ValueError(
+                f"screen {self.id}: a dose limit needs otherwise_severity and otherwise_message"
+            )
+        return self
+
+
+class ObservationResultScreen(_ScreenBase):
+    """The latest result of one of the LOINC `codes` within `within_days` before the service
+    date is one of `results` (compared without regard to case: `positive`, `reactive`). No
+    result in the window: not run."""
+
+    kind: Literal["observation-result"]
+    codes: list[Loinc] = Field(min_length=1)
+    label: Text
+    within_days: Annotated[int, Field(ge=1, le=3660)]
+    results: list[Name] = Field(min_length=1)
 
 
 Screen = Annotated[
@@ -233,8 +251,8 @@ Screen = Annotated[
     | AllergyScreen
     | AttestedScreen
     | InteractionScreen
-    | BsaCapScreen
-    | ConditionScreen,
+    | ConditionScreen
+    | ObservationResultScreen,
     Field(discriminator="kind"),
 ]
 
@@ -297,7 +315,6 @@ class SafetyData(_Strict):
     id: Id
     version: Text
     description: str = ""
-    drug_lists: dict[Id, DrugList] = {}
     screens: list[Screen] = []
     resistance: Resistance | None = None
     guideline: Guideline | None = None

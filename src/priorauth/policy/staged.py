@@ -264,7 +264,12 @@ def _locate(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[Path, A
             current = args[1] if len(args) == 2 else None
         else:
             current = None
-    return tuple(path), _unwrap(current)
+    current = _unwrap(current)
+    if _is_union(current):
+        # An optional part (`continuation: Continuation | None`): the model it holds.
+        models = [_unwrap(a) for a in get_args(current) if _is_model(_unwrap(a))]
+        current = models[0] if len(models) == 1 else current
+    return tuple(path), current
 
 
 def _type_name(annotation: Any) -> str:

@@ -17,7 +17,8 @@ it as of, and what is expected::
 Expectations are checked only where given: `outcome` (or `invalid`, a phrase the refusal of an
 invalid request must contain), `reasons`, `indication`, `criteria` (statuses by the policy's
 ids), `missing` (question ids, exactly), `dosing` (within / outside / unknown), `regimen` (the
-one fitted), `units` and `valid_through` (of the authorization), `conflicts` (facts).
+one fitted), `units` and `valid_through` (of the authorization), `conflicts` (facts), `alerts`
+(the safety findings, `{code: severity}`, exactly).
 
 Coverage counts, for each criteria tree of the policy (each indication's criteria, its
 continuation criteria, the policy's continuation criteria), every node twice: once for `met`
@@ -95,6 +96,8 @@ class Expectation(_Strict):
     units: Annotated[int, Field(ge=0)] | None = None
     valid_through: dt.date | None = None
     conflicts: list[str] | None = None
+    # Safety findings by code, with their severity: exactly these (`{}`: none).
+    alerts: dict[str, Literal["contraindication", "dose-limit", "review", "warning"]] | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Expectation:
@@ -289,9 +292,16 @@ def _differences(expect: Expectation, d: Determination) -> list[str]:
         compare("valid_through", expect.valid_through, through)
     if expect.conflicts is not None:
         compare("conflicts", sorted(expect.conflicts), sorted(c.fact for c in d.conflicts))
+    if expect.alerts is not None:
+        got_alerts = {a.code: a.severity for a in d.alerts}
+        compare("alerts", _pairs(expect.alerts), _pairs(got_alerts))
     if found and expect.outcome is not None and expect.outcome != d.outcome:
         found.append(f"(the engine says: {d.summary})")
     return found
+
+
+def _pairs(alerts: Mapping[str, str]) -> list[str]:
+    return [f"{code} ({severity})" for code, severity in sorted(alerts.items())]
 
 
 def _shown(value: object) -> str:

@@ -65,12 +65,15 @@ class Settings:
     checkpoint_minutes: float = 60
     # "text" or "json" (one JSON object a line) for the service's log.
     log_format: str = "text"
+    # A gold-card exemption list (priorauth goldcard evaluate writes one): consulted before a
+    # request is pended (engine.goldcard). None: no gold cards.
+    goldcard_exemptions: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from PRIORAUTH_* variables (DATABASE_URL, POLICY_DIR, CLOCKS as JSON,
         SUBSCRIPTION_HOSTS as a comma-separated list of host names, RATE_LIMIT like
-        20/second;1000/hour)."""
+        20/second;1000/hour, GOLDCARD_EXEMPTIONS a gold-card exemption list file)."""
         env = os.environ if environ is None else environ
         clocks: dict[str, Mapping[str, float]] = dict(DEFAULT_CLOCKS)
         if env.get("PRIORAUTH_CLOCKS"):
@@ -99,6 +102,9 @@ class Settings:
             audit_key_file=Path(key_file) if key_file else None,
             checkpoint_minutes=_number(env, "PRIORAUTH_CHECKPOINT_MINUTES", 60.0, float),
             log_format=_choice(env, "PRIORAUTH_LOG_FORMAT", ("text", "json")),
+            goldcard_exemptions=Path(env["PRIORAUTH_GOLDCARD_EXEMPTIONS"])
+            if env.get("PRIORAUTH_GOLDCARD_EXEMPTIONS")
+            else None,
         )
 
     def clock(self, line_of_business: str, urgency: str) -> dt.timedelta:
@@ -212,6 +218,14 @@ VARIABLES: tuple[Variable, ...] = (
         "60",
         "Minutes between the signed audit checkpoints `serve` makes (0: only on demand, "
         "`priorauth audit checkpoint`). Needs PRIORAUTH_AUDIT_KEY_FILE.",
+    ),
+    Variable(
+        "PRIORAUTH_GOLDCARD_EXEMPTIONS",
+        "none",
+        "A gold-card exemption list (`priorauth goldcard evaluate` writes one): a request "
+        "that would pend for medical necessity is approved as exempt when its prescriber "
+        "holds an exemption for its policy on the service date (never one pended for "
+        "safety review). See docs/batch.md.",
     ),
     Variable(
         "PRIORAUTH_LOG_FORMAT",

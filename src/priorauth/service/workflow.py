@@ -40,6 +40,7 @@ from priorauth.adapters.store import (
 from priorauth.catalog import PolicySet, default_policy_dir
 from priorauth.engine.compiled import policy_hash, safety_hash
 from priorauth.engine.determination import Authorization, CriterionResult, Determination
+from priorauth.engine.goldcard import ExemptionList, recorded_exemption
 from priorauth.engine.request import Dose, Request, Schedule, parse_request
 from priorauth.errors import FieldProblem, InvalidRequest, PolicyError, PolicyIssue
 from priorauth.policy.loader import load_policy_text
@@ -187,6 +188,7 @@ class PriorAuthService:
         self.policies = PolicySet(
             (p.policy for p in loaded),
             safety={p.policy.id: p.safety for p in loaded if p.safety is not None},
+            exemptions=_exemptions(settings.goldcard_exemptions),
         )
         # Called inside a decision's unit of work, before it commits (the FHIR notifications
         # outbox is written this way, in the same transaction as the decision).
@@ -1259,7 +1261,8 @@ class PriorAuthService:
                 problem = f"the recorded policy version no longer loads ({exc})"
                 results.append(ReplayResult(row.id, row.policy_hash, False, (), problem))
                 continue
-            policies = PolicySet(policy_list, safety=safety)
+            # A request approved as exempt is replayed with the exemption it was approved under.
+            policies = PolicySet(policy_list, safety=safety, exemptions=recorded_exemption(stored))
             as_of = dt.date.fromisoformat(stored["as_of"])
             try:
                 decided = policies.evaluate(json.loads(row.request_json), as_of=as_of)
@@ -1411,6 +1414,15 @@ def _a_year_on(start: dt.date) -> dt.date:
         )
     except (ValueError, OverflowError):
         return dt.date.max
+
+
+def _exemptions(path: Path | None) -> ExemptionList | None:
+    """The gold-card exemption list the settings name, if any (ValueError when unusable)."""
+    if path is None:
+        return None
+    from priorauth.batch.goldcard import load_exemptions
+
+    return load_exemptions(path)
 
 
 def _load_policies(folder: Path, skip_bad: bool) -> tuple[list[_LoadedPolicy], list[PolicyError]]:

@@ -1,0 +1,279 @@
+"""`priorauth batch decide` in this process and in a process pool: the rows, the errors, the
+output files, and the two paths giving the same determinations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from priorauth import Determination, PolicySet
+from priorauth.batch.generate import example_requests, generate_lines, make_npi
+from priorauth.batch.policies import PolicySource
+from priorauth.batch.rows import SCHEMA
+from priorauth.batch.runner import decide_batch, partial_name
+from priorauth.batch.sources import InputError, Item, read_items
+from priorauth.clinical.codes import npi_is_valid
+from priorauth.entrypoints.cli import app
+from tests.batch_helpers import EXAMPLES, by_line, write_requests
+
+runner = CliRunner()
+
+
+def test_each_row_carries_the_determination_and_its_columns(
+    tmp_path: Path, policies: PolicySet
+) -> None:
+    request = json.loads((EXAMPLES / "04-pended-criteria-not-met-age.json").read_text())
+    source = tmp_path / "one.jsonl"
+    source.write_text(json.dumps(request) + "\n")
+    result = decide_batch(
+        read_items(source), tmp_path / "out.parquet", tmp_path / "err.jsonl", PolicySource()
+    )
+    assert (result.decided, result.failed) == (1, 0)
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.schema.equals(SCHEMA)
+    row = table.to_pylist()[0]
+    expected = policies.evaluate(request)
+    assert row["determination_json"] == expected.model_dump_json()
+    assert Determination.model_validate(orjson.loads(row["determination_json"])) == expected
+    assert row["outcome"] == "pended"
+    assert row["reasons"] == ["criteria-not-met"]
+    assert row["reasons_text"] == "criteria-not-met"
+    assert expected.policy is not None
+    assert (row["policy_id"], row["policy_version"], row["policy_hash"]) == (
+        expected.policy.id,
+        expected.policy.version,
+        expected.policy.content_hash,
+    )
+    assert row["request_hash"] == expected.request_hash
+    assert row["line"] == 1
+    assert row["prescriber_npi"] == request["practitioners"][0]["npi"]
+    # Every node of the tree, the root first, with its status.
+    assert expected.criteria is not None
+    assert row["criteria"][0] == {"id": expected.criteria.id, "status": expected.criteria.status}
+    assert {c["status"] for c in row["criteria"]} <= {"met", "not-met", "unknown"}
+    assert "not-met" in {c["status"] for c in row["criteria"]}
+    assert expected.dosing is not None
+    assert row["dose_status"] == expected.dosing.status
+    assert row["exemption"] is None
+    # The request kept as submitted, so it can be decided again.
+    assert orjson.loads(row["request_json"]) == request
+
+
+def test_bad_lines_are_reported_by_number_and_the_rest_decided(tmp_path: Path) -> None:
+    good = (EXAMPLES / "01-approved-every-3-weeks.json").read_text().replace("\n", " ")
+    source = tmp_path / "mixed.jsonl"
+    source.write_text(
+        "\n".join(
+            [
+                good,
+                "{not json",
+                "",
+                '["a list"]',
+                '{"request_id": "X", "service": {"code": "J9999", "dose": {"value": 0, '
+                '"unit": "mg"}}}',
+                good,
+            ]
+        )
+        + "\n"
+    )
+    result = decide_batch(
+        read_items(source), tmp_path / "out.parquet", tmp_path / "err.jsonl", PolicySource()
+    )
+    assert (result.decided, result.failed) == (2, 3)
+    errors = [json.loads(line) for line in (tmp_path / "err.jsonl").read_text().splitlines()]
+    assert [e["line"] for e in errors] == [2, 4, 5]
+    assert errors[0]["error"].startswith("not valid JSON")
+    assert errors[1]["error"] == "invalid request: a request is a JSON object"
+    assert "service.dose.value" in errors[2]["error"]
+    assert all("\n" not in e["error"] and "Traceback" not in e["error"] for e in errors)
+    # The blank line 3 is skipped but counted.
+    assert sorted(by_line(tmp_path / "out.parquet")) == [1, 6]
+
+
+def test_nothing_is_left_under_the_output_name_when_a_batch_fails(tmp_path: Path) -> None:
+    def items() -> object:
+        yield Item(1, (EXAMPLES / "01-approved-every-3-weeks.json").read_text())
+        raise RuntimeError("the input went away")
+
+    output = tmp_path / "out.parquet"
+    with pytest.raises(RuntimeError):
+        decide_batch(items(), output, tmp_path / "err.jsonl", PolicySource(), chunk_size=1)  # type: ignore[arg-type]
+    assert not output.exists()
+    assert not partial_name(output).exists()
+    assert not (tmp_path / "err.jsonl").exists()
+
+
+def test_an_earlier_output_is_replaced_only_when_the_new_one_is_complete(tmp_path: Path) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 30)
+    output = tmp_path / "out.parquet"
+    decide_batch(read_items(source), output, tmp_path / "e.jsonl", PolicySource())
+    before = output.read_bytes()
+
+    def failing() -> object:
+        yield from read_items(source)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        decide_batch(failing(), output, tmp_path / "e.jsonl", PolicySource(), chunk_size=7)  # type: ignore[arg-type]
+    assert output.read_bytes() == before
+
+
+def test_row_groups_follow_the_chunks(tmp_path: Path) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 25)
+    output = tmp_path / "out.parquet"
+    decide_batch(read_items(source), output, tmp_path / "e.jsonl", PolicySource(), chunk_size=10)
+    assert pq.ParquetFile(output).metadata.num_row_groups == 3
+
+
+def test_the_pool_gives_the_same_determinations_in_the_same_order(tmp_path: Path) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 400, seed=3, bad=0.02)
+    one = decide_batch(
+        read_items(source), tmp_path / "one.parquet", tmp_path / "one.err", PolicySource()
+    )
+    two = decide_batch(
+        read_items(source),
+        tmp_path / "two.parquet",
+        tmp_path / "two.err",
+        PolicySource(),
+        workers=2,
+        chunk_size=50,
+    )
+    assert one.decided == two.decided > 350
+    assert one.failed == two.failed > 0
+    assert pq.read_table(tmp_path / "one.parquet").equals(pq.read_table(tmp_path / "two.parquet"))
+    assert (tmp_path / "one.err").read_bytes() == (tmp_path / "two.err").read_bytes()
+    outcomes = {row["outcome"] for row in by_line(tmp_path / "one.parquet").values()}
+    assert outcomes == {"approved", "pended"}
+
+
+def test_generated_requests_cover_every_policy_and_are_reproducible(
+    policies: PolicySet,
+) -> None:
+    examples = example_requests(EXAMPLES)
+    first = list(generate_lines(examples, 200, seed=5))
+    assert first == list(generate_lines(examples, 200, seed=5))
+    assert first != list(generate_lines(examples, 200, seed=6))
+    governed = set()
+    for line in first:
+        found = policies.find(policies_request(line).service)
+        governed.add(found.policy.id if found else None)
+    assert governed == {p.policy.id for p in policies.policies} | {None}
+
+
+def policies_request(line: str) -> object:
+    from priorauth import parse_request
+
+    return parse_request(orjson.loads(line))
+
+
+def test_generated_prescribers_have_valid_npis() -> None:
+    assert all(npi_is_valid(make_npi(n)) for n in range(100_000_000, 100_000_500))
+
+
+def test_parquet_input_by_text_column_by_fields_and_the_batch_output_itself(
+    tmp_path: Path,
+) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 20)
+    lines = source.read_text().splitlines()
+    by_text = tmp_path / "text.parquet"
+    pq.write_table(pa.table({"request": lines}), by_text)
+    # Requests of one shape (the first example's, with other ids and doses) as nested columns.
+    base = orjson.loads(lines[0])
+    shaped = []
+    for number in range(1, 6):
+        request = orjson.loads(lines[0])
+        request["request_id"] = f"SHAPED-{number}"
+        request["service"]["dose"]["value"] = base["service"]["dose"]["value"] * number / 2
+        shaped.append(request)
+    by_fields = tmp_path / "fields.parquet"
+    pq.write_table(pa.Table.from_pylist(shaped), by_fields)
+    shaped_lines = tmp_path / "shaped.jsonl"
+    shaped_lines.write_text("".join(orjson.dumps(r).decode() + "\n" for r in shaped))
+    reference = decide_batch(
+        read_items(source), tmp_path / "a.parquet", tmp_path / "a.err", PolicySource()
+    )
+    decide_batch(
+        read_items(shaped_lines), tmp_path / "s.parquet", tmp_path / "s.err", PolicySource()
+    )
+    cases = (("a", by_text, "b"), ("s", by_fields, "c"), ("a", tmp_path / "a.parquet", "d"))
+    for expected, input_file, name in cases:
+        decide_batch(
+            read_items(input_file),
+            tmp_path / f"{name}.parquet",
+            tmp_path / f"{name}.err",
+            PolicySource(),
+        )
+        got = by_line(tmp_path / f"{name}.parquet")
+        want = by_line(tmp_path / f"{expected}.parquet")
+        assert got
+        assert {k: v["determination_json"] for k, v in got.items()} == {
+            k: v["determination_json"] for k, v in want.items()
+        }, name
+    assert reference.decided == 20
+
+
+def test_a_file_that_is_not_parquet_is_one_clear_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "x.parquet"
+    bogus.write_text("hello")
+    with pytest.raises(InputError, match="not a Parquet file"):
+        list(read_items(bogus))
+    with pytest.raises(InputError, match="no such file"):
+        list(read_items(tmp_path / "absent.jsonl"))
+
+
+def test_cli_decides_reports_bad_lines_and_exits_2(tmp_path: Path) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 60, seed=11, bad=0.1)
+    output = tmp_path / "out.parquet"
+    result = runner.invoke(
+        app, ["batch", "decide", str(source), "-o", str(output), "--workers", "1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "decided" in result.stdout
+    assert "could not be decided" in result.stderr
+    assert "Traceback" not in result.output
+    errors = (tmp_path / "out.parquet.errors.jsonl").read_text().splitlines()
+    assert errors
+    first = json.loads(errors[0])
+    assert f"line {first['line']}: " in result.stderr
+    assert pq.read_metadata(output).num_rows + len(errors) == 60
+
+
+def test_cli_without_bad_lines_exits_0(tmp_path: Path) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 10)
+    result = runner.invoke(
+        app, ["batch", "decide", str(source), "-o", str(tmp_path / "o.parquet"), "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "decided 10 request(s)" in result.stdout
+
+
+def test_cli_input_problems_are_one_line(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["batch", "decide", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code == 2
+    assert "no such file" in missing.stderr
+    neither = runner.invoke(app, ["batch", "decide"])
+    assert neither.exit_code == 2
+    assert "give an input file, or --from-store" in neither.stderr
+    bad_date = runner.invoke(
+        app, ["batch", "decide", str(tmp_path / "x.jsonl"), "--as-of", "2026-13-01"]
+    )
+    assert bad_date.exit_code == 2
+    assert "not a date" in bad_date.stderr
+
+
+def test_cli_generate_writes_the_lines(tmp_path: Path) -> None:
+    output = tmp_path / "gen.jsonl"
+    result = runner.invoke(
+        app,
+        ["batch", "generate", "-o", str(output), "--count", "12", "--examples", str(EXAMPLES)],
+    )
+    assert result.exit_code == 0, result.output
+    lines = output.read_text().splitlines()
+    assert len(lines) == 12
+    assert orjson.loads(lines[0])["request_id"] == "GEN-0000001"
