@@ -150,9 +150,10 @@ def serve(
     busy = port_in_use(host, port)
     if busy is not None:
         _stop(busy)
-    configure_logging(settings.log_format)
     checkpoint_key = _checkpoint_key(settings)
     service = _open(settings)
+    # Once the start can no longer fail with a one-line error: the log is the server's.
+    configure_logging(settings.log_format)
     for problem in service.skipped_policies:
         err.print(f"warning: left out policy file {one_line(str(problem))}", markup=False)
     if demo:
