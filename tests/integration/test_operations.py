@@ -253,3 +253,26 @@ def test_the_docs_point_nowhere_outside_the_repository() -> None:
             assert resolved.is_relative_to(ROOT), (document.name, target)
             assert resolved.exists(), (document.name, target)
     assert (ROOT / "docs" / "deployment.md").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["batch", "decide", "--from-store", "--output", "{tmp}/out.parquet"],
+        ["impact", "--policy", str(ROOT / "policies" / "ixempra.yaml"), "--from-store"],
+        ["goldcard", "evaluate", "--rules", "{tmp}/rules.yaml", "--on", "2026-12-01"],
+        ["report", "yearly", "--year", "2026", "--out", "{tmp}"],
+    ],
+)
+def test_the_commands_that_read_the_store_refuse_a_missing_one(
+    tmp_path: Path, command: list[str]
+) -> None:
+    typo = tmp_path / "priorauht.db"
+    (tmp_path / "rules.yaml").write_text(
+        "threshold_percent: 90\nminimum_requests: 10\nservices: [ixempra]\n", encoding="utf-8"
+    )
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    result = runner.invoke(cli, [*args, "--database-url", f"sqlite:///{typo}"])
+    assert result.exit_code == 2, result.output
+    assert "no database file" in result.output and "Traceback" not in result.output
+    assert not typo.exists()

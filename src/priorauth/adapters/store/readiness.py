@@ -27,6 +27,7 @@ __all__ = [
     "check_ready",
     "head_revision",
     "normalize_url",
+    "open_ready",
     "schema_revision",
     "upgrade",
 ]
@@ -81,3 +82,15 @@ def upgrade(database: Database) -> tuple[str | None, str]:
             f"the migration failed on {safe_url(database.url)}: {first}"
         ) from exc
     return before, head_revision()
+
+
+def open_ready(url: str) -> Database:
+    """A Database on `url` that exists at the newest schema (for commands that read the store);
+    DatabaseNotReady, in one line, otherwise. Nothing is created."""
+    database = Database(url, create=False)
+    try:
+        check_ready(database)
+    except BaseException:
+        database.dispose()
+        raise
+    return database
