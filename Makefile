@@ -1,9 +1,12 @@
 # priorauth: `make run` decides the example requests, then starts the service on 127.0.0.1:8000
-# (SQLite under var/, demo accounts and the example requests); `make evaluate` shows the
-# examples' determinations in full; `make test` runs the tests.
+# (SQLite under var/, demo accounts and the example requests; `make run PORT=8001` for another
+# port); `make evaluate` shows the examples' determinations in full; `make test` runs the tests.
 # Each target bootstraps .venv on its own, so a fresh clone needs nothing else.
 
 PYTHON ?= python3
+# Where `make run` listens: make run PORT=8001 (HOST=0.0.0.0 to listen beyond this machine).
+HOST ?= 127.0.0.1
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -21,8 +24,9 @@ run: $(STAMP)
 	@$(BIN)/priorauth evaluate examples/*.json --format line
 	@echo
 	@mkdir -p var
-	PRIORAUTH_DATABASE_URL=$${PRIORAUTH_DATABASE_URL:-sqlite:///var/priorauth.db} \
-		$(BIN)/priorauth serve --host 127.0.0.1 --port 8000 --demo
+	@export PRIORAUTH_DATABASE_URL=$${PRIORAUTH_DATABASE_URL:-sqlite:///var/priorauth.db}; \
+		$(BIN)/priorauth db upgrade && \
+		$(BIN)/priorauth serve --host $(HOST) --port $(PORT) --demo
 
 evaluate: $(STAMP)
 	$(BIN)/priorauth evaluate examples/*.json

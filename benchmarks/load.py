@@ -1,9 +1,10 @@
 """Load benchmark: submissions per second and latency, next to a no-op endpoint of the same server.
 
 Starts `priorauth serve` on a free loopback port (a fresh SQLite file unless --database-url is
-given), then drives it with an async HTTP client: first POST /v1/noop (reads the body, returns),
-then POST /v1/requests with unique request ids (evaluated, committed durably, audited). Every
-loop is bounded by a count and a time limit; only 127.0.0.1 is ever contacted.
+given), then drives it with an async HTTP client: first POST /v1/noop (checks the bearer token,
+reads the body, returns), then POST /v1/requests with unique request ids (evaluated, committed
+durably, audited). Every loop is bounded by a count and a time limit; only 127.0.0.1 is ever
+contacted. The server runs with PRIORAUTH_RATE_LIMIT=off: one account drives it.
 
     python benchmarks/load.py --requests 2000 --concurrency 16 --rounds 5 --seconds 15
 """
@@ -35,7 +36,15 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
     """`priorauth serve --demo` with the example queue, on loopback; exits the script if it
     does not start."""
     try:
-        return devserver.start(database_url, port, "--demo", "--examples", str(ROOT / "examples"))
+        # The benchmark drives one account far past the default rate limit on purpose.
+        return devserver.start(
+            database_url,
+            port,
+            "--demo",
+            "--examples",
+            str(ROOT / "examples"),
+            env={"PRIORAUTH_RATE_LIMIT": "off"},
+        )
     except devserver.ServerDidNotStart as problem:
         raise SystemExit(str(problem)) from problem
 

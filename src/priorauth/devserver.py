@@ -48,16 +48,24 @@ def start(
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
 ) -> subprocess.Popen[bytes]:
-    """`priorauth serve --host 127.0.0.1 --port PORT [options]` on the given database, returned
+    """`priorauth db upgrade`, then `priorauth serve --host 127.0.0.1 --port PORT [options]` on
+    the given database, returned
     once GET /ready answers 200. `env` adds to this process's environment. Raises
     ServerDidNotStart, after stopping the child, when it exits or is not ready within `timeout`."""
-    command = [str(Path(sys.executable).parent / "priorauth"), "serve"]
-    command += ["--host", LOOPBACK, "--port", str(port), *options]
+    program = str(Path(sys.executable).parent / "priorauth")
+    environment = {**os.environ, **(env or {}), "PRIORAUTH_DATABASE_URL": database_url}
+    # As an operator would: create or migrate the database, then serve it.
+    upgraded = subprocess.run(
+        [program, "db", "upgrade"], env=environment, capture_output=True, check=False
+    )
+    if upgraded.returncode != 0:
+        message = upgraded.stderr.decode(errors="replace").strip()
+        raise ServerDidNotStart(
+            f"priorauth db upgrade exited with status {upgraded.returncode}: {message}"
+        )
+    command = [program, "serve", "--host", LOOPBACK, "--port", str(port), *options]
     server = subprocess.Popen(
-        command,
-        env={**os.environ, **(env or {}), "PRIORAUTH_DATABASE_URL": database_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

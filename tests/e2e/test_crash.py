@@ -23,7 +23,9 @@ HOST = devserver.LOOPBACK
 
 
 def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    return devserver.start(url, port, env={"PRIORAUTH_POLICY_DIR": str(ROOT / "policies")})
+    # Durability under load, not rate limits: one account submits and reads as fast as it can.
+    env = {"PRIORAUTH_POLICY_DIR": str(ROOT / "policies"), "PRIORAUTH_RATE_LIMIT": "off"}
+    return devserver.start(url, port, env=env)
 
 
 @pytest.mark.slow

@@ -19,7 +19,10 @@ def test_a_free_port_can_be_bound() -> None:
 
 def test_a_server_that_cannot_start_is_reported_not_waited_for(tmp_path: Path) -> None:
     # A database URL no driver knows: `priorauth serve` exits at once.
-    with pytest.raises(devserver.ServerDidNotStart, match="exited with status"):
+    with pytest.raises(
+        devserver.ServerDidNotStart,
+        match="exited with status 2: error: unknown database URL scheme 'nosuchdb'",
+    ):
         devserver.start("nosuchdb://nowhere", devserver.free_port(), timeout=60)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from priorauth.adapters.fhir import validate_response
 from priorauth.devserver import free_port
@@ -263,3 +264,20 @@ def test_the_app_alone_delivers_nothing_and_a_rest_only_case_notifies_nobody(
         assert decided.status_code == 200
     assert OutboxWorker(env.service.database).deliver_due() == 0
     assert subscribers[0].received == []
+
+
+def test_a_host_taken_off_the_allow_list_is_not_called(
+    client: TestClient, env: Env, port: int, subscribers: list[Subscriber]
+) -> None:
+    """The allow-list is checked again at delivery, not only when the subscription is made."""
+    subscriber = Subscriber(port)
+    subscribers.append(subscriber)
+    endpoint = f"http://127.0.0.1:{port}/hook"
+    assert post(client, "Subscription", subscription(endpoint)).status_code == 201
+    deny_the_pended_request(client)
+    narrowed = OutboxWorker(env.service.database, base_delay=0.05, allowed_hosts=frozenset({"::1"}))
+    assert narrowed.deliver_due() == 0
+    assert subscriber.received == []
+    with env.service.database.engine.connect() as connection:
+        error = connection.execute(text("SELECT last_error FROM fhir_outbox")).scalar_one()
+    assert error == "host not allowed (PRIORAUTH_SUBSCRIPTION_HOSTS)"

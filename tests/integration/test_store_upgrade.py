@@ -25,9 +25,17 @@ from priorauth.engine.request import parse_request
 from priorauth.entrypoints.cli import app as cli
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Invalid
+from priorauth.service.integrity import verify_trail
 from priorauth.service.runtime import open_service
 from priorauth.service.workflow import Decision, PriorAuthService
-from tests.service_fixtures import BACKENDS, ROOT, TOKENS, Clock, database_url
+from tests.service_fixtures import (
+    BACKENDS,
+    ROOT,
+    TOKENS,
+    Clock,
+    database_url,
+    drop_append_only_guards,
+)
 
 STORE: dict[str, list[dict[str, Any]]] = json.loads(
     (ROOT / "tests" / "data" / "store-0005.json").read_text(encoding="utf-8")
@@ -239,3 +247,21 @@ def test_the_conversion_runs_once_and_does_not_go_back(upgraded: PriorAuthServic
             ).scalar_one()
             == "0006"
         )
+
+
+def test_the_whole_trail_verifies_after_the_upgrade(upgraded: PriorAuthService) -> None:
+    """`audit verify` (chain, determinations, case states) holds on a database migrated from
+    the earlier contract: the rewritten determinations and their request.upgraded events."""
+    report = verify_trail(upgraded.database)
+    assert report.problem is None, report.problem
+    assert report.determinations > 0 and report.cases == len(STORE["cases"])
+    # A rewritten determination edited afterwards is caught by the migration's record of it.
+    [stored] = _rows(upgraded, "SELECT determination_json FROM determinations WHERE id = 1")
+    edited = json.dumps({**json.loads(stored.determination_json), "summary": "edited"})
+    with upgraded.database.engine.begin() as connection:
+        drop_append_only_guards(connection)
+        connection.execute(
+            text("UPDATE determinations SET determination_json = :j WHERE id = 1"), {"j": edited}
+        )
+    report = verify_trail(upgraded.database)
+    assert report.problem == "determination 1: it is not the determination its migration wrote"

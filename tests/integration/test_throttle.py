@@ -54,4 +54,4 @@ def test_a_limit_that_does_not_read_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="PRIORAUTH_RATE_LIMIT 'fast' is not a rate limit"):
         Settings.from_env({"PRIORAUTH_RATE_LIMIT": "fast"})
     assert Settings.from_env({"PRIORAUTH_RATE_LIMIT": "20/second;1000/hour"}).rate_limit
-    assert Settings.from_env({}).rate_limit is None
+    assert Settings.from_env({"PRIORAUTH_RATE_LIMIT": "off"}).rate_limit is None

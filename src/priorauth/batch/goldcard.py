@@ -195,9 +195,13 @@ def decisions_from_store(database_url: str) -> pa.Table:
     from sqlalchemy import select
 
     from priorauth.adapters.store import CaseRow, DeterminationRow
-    from priorauth.adapters.store.database import Database
+    from priorauth.adapters.store.database import DatabaseNotReady
+    from priorauth.adapters.store.readiness import open_ready
 
-    database = Database(database_url)
+    try:
+        database = open_ready(database_url)
+    except DatabaseNotReady as exc:
+        raise GoldCardError(str(exc)) from exc
     columns: dict[str, list[Any]] = {name: [] for name in DECISIONS.names}
     try:
         with database.session() as session:

@@ -268,9 +268,13 @@ def history_from_store(database_url: str, new_id: str) -> pa.Table:
     from sqlalchemy import select
 
     from priorauth.adapters.store import DeterminationRow
-    from priorauth.adapters.store.database import Database
+    from priorauth.adapters.store.database import DatabaseNotReady
+    from priorauth.adapters.store.readiness import open_ready
 
-    database = Database(database_url)
+    try:
+        database = open_ready(database_url)
+    except DatabaseNotReady as exc:
+        raise InputError(str(exc)) from exc
     rows: list[dict[str, Any]] = []
     seen: set[int] = set()
     try:

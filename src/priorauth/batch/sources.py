@@ -120,9 +120,13 @@ def store_items(database_url: str) -> Iterator[Item]:
     from sqlalchemy import select
 
     from priorauth.adapters.store import CaseRow
-    from priorauth.adapters.store.database import Database
+    from priorauth.adapters.store.database import DatabaseNotReady
+    from priorauth.adapters.store.readiness import open_ready
 
-    database = Database(database_url)
+    try:
+        database = open_ready(database_url)
+    except DatabaseNotReady as exc:
+        raise InputError(str(exc)) from exc
     try:
         with database.session() as session:
             rows = session.execute(

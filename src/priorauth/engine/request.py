@@ -37,6 +37,7 @@ from priorauth.clinical.systems import system_name
 from priorauth.clinical.units import UnitError, normalize_unit
 from priorauth.clinical.units import dimension as unit_dimension
 from priorauth.errors import FieldProblem, InvalidRequest
+from priorauth.sizes import REQUEST_ID, nul_paths
 
 __all__ = [
     "Allergy",
@@ -418,9 +419,11 @@ _NO_PATIENT = Patient()
 class Request(_Part):
     """A prior-authorization request for one service for one patient."""
 
-    request_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+    request_id: Annotated[
+        str, Field(min_length=1, max_length=REQUEST_ID, pattern=r"^[A-Za-z0-9._:-]+$")
+    ]
     type: Literal["initial", "continuation"] = "initial"
-    prior_authorization_id: Annotated[str, Field(max_length=64)] | None = None
+    prior_authorization_id: Annotated[str, Field(max_length=REQUEST_ID)] | None = None
     urgency: Literal["standard", "expedited"] = "standard"
     received_at: Annotated[dt.datetime, Field(ge=_EARLIEST_TIME, le=_LATEST_TIME)] | None = None
     service: Service
@@ -477,6 +480,10 @@ def parse_request(data: object) -> Request:
         return data
     if not isinstance(data, dict):
         raise InvalidRequest([FieldProblem("", "a request is a JSON object")])
+    # No text in a request holds a NUL character (PostgreSQL cannot store or compare one).
+    nul = [FieldProblem(path, "a NUL character is not accepted") for path in nul_paths(data)]
+    if nul:
+        raise InvalidRequest(nul)
     try:
         return Request.model_validate(data)
     except ValidationError as exc:

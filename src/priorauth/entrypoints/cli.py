@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from priorauth._version import __version__
 from priorauth.casefiles import (
     CASES_FOLDER,
     CASES_SUFFIX,
@@ -56,6 +57,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"priorauth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """priorauth: decide prior-authorization requests against drug policies, and explain why."""
+
+
 policy_app = typer.Typer(help="Show, check or test policy files.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(dtr_app, name="dtr")

@@ -498,7 +498,12 @@ def _decisions(history: Path | None, database_url: str | None) -> Any:
             return decisions_from_parquet(history)
         except Exception as exc:  # pyarrow: not Parquet, or not a batch's columns
             _fail(f"{history}: not the output of `priorauth batch decide` ({exc})")
-    return decisions_from_store(_database_url(database_url))
+    from priorauth.batch.goldcard import GoldCardError
+
+    try:
+        return decisions_from_store(_database_url(database_url))
+    except GoldCardError as exc:
+        _fail(str(exc))
 
 
 def _rules(path: Path) -> Any:
@@ -675,9 +680,14 @@ def report_yearly(
         _fail(str(exc))
     start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
     end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
-    with running_service(settings) as service:
-        metrics = service.metrics(Actor(0, "cli", "admin", None, None, None), start, end)
-        policies = [c.policy for c in service.policies.policies]
+    from priorauth.adapters.store import DatabaseNotReady
+
+    try:
+        with running_service(settings, upgrade=False) as service:
+            metrics = service.metrics(Actor(0, "cli", "admin", None, None, None), start, end)
+            policies = [c.policy for c in service.policies.policies]
+    except DatabaseNotReady as exc:
+        _fail(str(exc))
     report = YearlyReport.build(year, policies, metrics)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {

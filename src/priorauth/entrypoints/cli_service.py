@@ -15,17 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from priorauth.service.config import Settings
+from priorauth.service.config import Settings, reference_text
 from priorauth.service.errors import ServiceError
 from priorauth.service.people import ROLES, Actor
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from priorauth.service.checkpoints import CheckpointWorker
     from priorauth.service.workflow import PriorAuthService
 
 # The modules behind the service (the store, SQLAlchemy, Alembic, the HTTP app) are imported
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DatabaseOption = Annotated[
     str | None,
@@ -60,18 +63,47 @@ def _settings(database_url: str | None) -> Settings:
     return replace(settings, database_url=database_url) if database_url else settings
 
 
+def _open(settings: Settings) -> PriorAuthService:
+    """The service on a database that exists at the newest schema, with the policies loaded. A
+    database that is missing, unreachable or not migrated, or a policy file that does not load,
+    ends the command with one line and exit 2."""
+    from priorauth.adapters.store import DatabaseNotReady
+    from priorauth.errors import PolicyError
+    from priorauth.service.runtime import open_service
+
+    try:
+        return open_service(settings, upgrade=False)
+    except DatabaseNotReady as exc:
+        _stop(str(exc))
+    except PolicyError as exc:
+        _stop(f"policy file {one_line(str(exc))} (--skip-bad-policies starts without it)")
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _stop(message: str) -> NoReturn:
+    err.print(f"error: {message}", markup=False)
+    raise typer.Exit(2)
+
+
 @contextmanager
 def _service(database_url: str | None) -> Iterator[PriorAuthService]:
     """The service for one command. A refusal (unknown account, no such request, ...) ends the
     command with one line and exit 2."""
-    from priorauth.service.runtime import running_service
-
-    with running_service(_settings(database_url)) as service:
-        try:
-            yield service
-        except ServiceError as exc:
-            err.print(f"error: {exc}")
-            raise typer.Exit(2) from exc
+    # The accounts, audit and replay commands work whatever the policy folder holds: a file
+    # that does not load is named and left out (only `serve` refuses to start without it).
+    service = _open(replace(_settings(database_url), skip_bad_policies=True))
+    for problem in service.skipped_policies:
+        err.print(f"warning: left out policy file {one_line(str(problem))}", markup=False)
+    try:
+        yield service
+    except ServiceError as exc:
+        err.print(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        service.close()
 
 
 def serve(
@@ -84,17 +116,46 @@ def serve(
     examples: Annotated[Path, typer.Option(help="The example requests --demo submits.")] = Path(
         "examples"
     ),
+    skip_bad_policies: Annotated[
+        bool,
+        typer.Option(
+            help="Start with the policy files that load, naming each one that does not "
+            "(without it, one bad file stops the start)."
+        ),
+    ] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text or json (default: $PRIORAUTH_LOG_FORMAT, else text)."),
+    ] = None,
 ) -> None:
-    """Run the HTTP API (migrations are applied and policies registered first) and the
-    delivery of subscription notifications."""
+    """Run the HTTP API, the delivery of subscription notifications and the audit checkpoints.
+
+    The database must exist at the newest schema: create or migrate it with `priorauth db
+    upgrade` first. Settings come from these environment variables:
+    """
     import uvicorn
 
     from priorauth.entrypoints.api import create_app
+    from priorauth.entrypoints.logs import configure_logging
     from priorauth.service.outbox import OutboxWorker
-    from priorauth.service.runtime import load_demo, open_service
+    from priorauth.service.runtime import load_demo
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    service = open_service(_settings(database_url))
+    settings = _settings(database_url)
+    if skip_bad_policies:
+        settings = replace(settings, skip_bad_policies=True)
+    if log_format is not None:
+        if log_format not in ("text", "json"):
+            _stop(f"--log-format is text or json, not {log_format!r}")
+        settings = replace(settings, log_format=log_format)
+    busy = port_in_use(host, port)
+    if busy is not None:
+        _stop(busy)
+    checkpoint_key = _checkpoint_key(settings)
+    service = _open(settings)
+    # Once the start can no longer fail with a one-line error: the log is the server's.
+    configure_logging(settings.log_format)
+    for problem in service.skipped_policies:
+        err.print(f"warning: left out policy file {one_line(str(problem))}", markup=False)
     if demo:
         created = load_demo(service, examples)
         err.print(
@@ -103,8 +164,9 @@ def serve(
             "demo-md2-token, demo-admin-token)"
         )
     # Subscription notifications are delivered from the outbox while the server runs.
-    worker = OutboxWorker(service.database)
+    worker = OutboxWorker(service.database, allowed_hosts=settings.subscription_hosts)
     worker.start()
+    checkpoints = _checkpoint_worker(service, settings, checkpoint_key)
     app = create_app(service)
     # What startup built (modules, policies, the app) lives as long as the server: moved out of
     # the collector's sight, so full collections scan only what requests allocate (shorter
@@ -112,10 +174,64 @@ def serve(
     gc.collect()
     gc.freeze()
     try:
-        uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
+        # log_config=None: uvicorn's own lines go through the logging configured above.
+        uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
     finally:
+        if checkpoints is not None:
+            checkpoints.stop()
         worker.stop()
         service.close()
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """None when `host:port` can be listened on now; else one line saying why not."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is in use by another program; choose another "
+                    f"with --port (make run PORT={port + 1})"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
+
+
+def _checkpoint_key(settings: Settings) -> Ed25519PrivateKey | None:
+    """The audit key, when configured (one line and exit 2 when it cannot be read)."""
+    if settings.audit_key_file is None:
+        return None
+    from priorauth.service.checkpoints import CheckpointError, load_key
+
+    try:
+        return load_key(settings.audit_key_file)
+    except CheckpointError as exc:
+        _stop(str(exc))
+
+
+def _checkpoint_worker(
+    service: PriorAuthService, settings: Settings, key: Ed25519PrivateKey | None
+) -> CheckpointWorker | None:
+    if key is None or settings.checkpoint_minutes <= 0:
+        return None
+    from priorauth.service.checkpoints import CheckpointWorker
+
+    log = logging.getLogger("priorauth.audit")
+    worker = CheckpointWorker(
+        service.database,
+        key,
+        settings.checkpoint_minutes,
+        service.clock,
+        lambda exc: log.error("audit checkpoint failed: %s", type(exc).__name__),
+    )
+    worker.start()
+    return worker
 
 
 @users_app.command("add")
@@ -177,17 +293,6 @@ def users_rotate(
     out.print(token)
 
 
-@audit_app.command("verify")
-def audit_verify(database_url: DatabaseOption = None) -> None:
-    """Check the hash chain of the audit trail; name the first broken event (exit 1)."""
-    with _service(database_url) as service:
-        count, broken = service.verify_audit()
-    if broken is not None:
-        err.print(f"audit chain BROKEN at event {broken.event_id}: {broken.problem}")
-        raise typer.Exit(1)
-    out.print(f"audit chain intact: {count} event(s)")
-
-
 def replay(
     request_id: Annotated[str, typer.Argument(help="A case id or a request_id.")],
     database_url: DatabaseOption = None,
@@ -247,8 +352,12 @@ def metrics(
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the `priorauth` command."""
-    app.command()(serve)
+    app.command(epilog=reference_text() + "\n\nMore in docs/configuration.md.")(serve)
     app.command()(replay)
     app.command()(metrics)
     app.add_typer(users_app, name="users")
     app.add_typer(audit_app, name="audit")
+    # db upgrade and the audit checkpoints (entrypoints.cli_ops).
+    from priorauth.entrypoints.cli_ops import register as register_operations
+
+    register_operations(app, audit_app)

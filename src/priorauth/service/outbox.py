@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -72,6 +73,7 @@ class OutboxWorker:
         timeout: float = 5.0,
         poll_seconds: float = 1.0,
         batch: int = 20,
+        allowed_hosts: frozenset[str] | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
@@ -81,6 +83,9 @@ class OutboxWorker:
         self.timeout = timeout
         self.poll_seconds = poll_seconds
         self.batch = batch
+        # Checked again at each delivery: a host taken off PRIORAUTH_SUBSCRIPTION_HOSTS after
+        # a subscription was made is not called (None: every host, for tests of delivery).
+        self.allowed_hosts = allowed_hosts
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -119,6 +124,9 @@ class OutboxWorker:
 
     def _send(self, due: _Due) -> str | None:
         """POST one notification; None when the subscriber took it (2xx), else the error kind."""
+        host = (urlsplit(due.endpoint).hostname or "").lower()
+        if self.allowed_hosts is not None and host not in self.allowed_hosts:
+            return "host not allowed (PRIORAUTH_SUBSCRIPTION_HOSTS)"
         request = urllib.request.Request(
             due.endpoint,
             data=due.payload,

@@ -24,7 +24,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from priorauth.adapters import fhir
@@ -33,7 +33,9 @@ from priorauth.adapters.fhir.lookup import (
     ClaimKeys,
     certification_code,
     claim_keys,
+    key_problems,
     related_claim,
+    stored_keys,
 )
 from priorauth.adapters.fhir.reviewed import ItemReview, apply_reviews
 from priorauth.adapters.fhir.subscription import notification_bundle, read_subscription
@@ -53,12 +55,15 @@ from priorauth.service.audit import append_event
 from priorauth.service.casestate import next_state, review_rules
 from priorauth.service.errors import Conflict, Forbidden
 from priorauth.service.people import Actor
+from priorauth.service.refusals import record_refusal
 from priorauth.service.uow import UnitOfWork
 from priorauth.service.workflow import OPEN_STATUSES, PriorAuthService, canonical
+from priorauth.sizes import MEMBER_ID, nul_paths
 
 __all__ = ["FhirAnswer", "PasService", "enqueue_notifications"]
 
 _MEMBER_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
+_NUL = "a NUL character is not accepted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +83,23 @@ def _problem(status: int, path: str, message: str, code: Any = "invalid") -> Fhi
     return _rejected(status, [fhir.Problem(path, "error", message, code)])
 
 
-def _parse(body: bytes | object) -> tuple[object, FhirAnswer | None]:
-    if not isinstance(body, bytes | bytearray | str):
-        return body, None
-    try:
-        return orjson.loads(body), None
-    except orjson.JSONDecodeError:
-        return None, _problem(400, "Bundle", "the body is not JSON", "structure")
+def _parse(body: bytes | object, root: str = "Bundle") -> tuple[object, FhirAnswer | None]:
+    """The JSON of a body, or the OperationOutcome refusing it: not JSON, or text holding a
+    NUL character (which PostgreSQL can neither store nor compare), naming each element."""
+    if isinstance(body, bytes | bytearray | str):
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None, _problem(400, root, "the body is not JSON", "structure")
+    else:
+        document = body
+    nul = [
+        fhir.Problem(f"{root}.{path}" if path else root, "error", _NUL, "invalid")
+        for path in nul_paths(document)
+    ]
+    if nul:
+        return None, _rejected(400, nul)
+    return document, None
 
 
 def _sha256(text: str) -> str:
@@ -121,7 +136,7 @@ def _member_id(bundle: fhir.PasBundle, keys: ClaimKeys) -> str:
     identifiers = getattr(patient.resource, "identifier", None) if patient else None
     value = next((i.value for i in identifiers or () if i.value), None)
     member = value or min(keys.patient)
-    return _MEMBER_UNSAFE.sub("-", member)[:64] or "unknown"
+    return _MEMBER_UNSAFE.sub("-", member)[:MEMBER_ID] or "unknown"
 
 
 def _keys_of(row: FhirClaimRow) -> ClaimKeys:
@@ -320,8 +335,8 @@ def _claim_row(
         submission_hash=submission_hash,
         bundle_json=stored,
         patient_keys=canonical(sorted(keys.patient)),
-        provider_key=canonical(sorted(keys.provider)),
-        insurer_key=canonical(sorted(keys.insurer)),
+        provider_key=stored_keys(keys.provider),
+        insurer_key=stored_keys(keys.insurer),
         case_ids=canonical(case_ids),
         status="active",
         replaces_id=replaces_id,
@@ -357,6 +372,9 @@ class PasService:
         if isinstance(mapped, fhir.Rejected):
             return _rejected(400, mapped.problems)
         keys = claim_keys(mapped.bundle)
+        too_long = key_problems(keys)
+        if too_long:
+            return _rejected(400, too_long)
         earlier_identifier = related_claim(mapped.bundle)
         if certification_code(mapped.bundle) == CANCEL:
             return self._cancel(actor, organization, earlier_identifier or keys.claim_identifier)
@@ -534,6 +552,9 @@ class PasService:
         if isinstance(read, fhir.Rejected):
             return _rejected(400, read.problems)
         keys = claim_keys(read)
+        too_long = key_problems(keys)
+        if too_long:
+            return _rejected(400, too_long)
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             row = _find(uow.session, organization, keys.claim_identifier)
@@ -571,7 +592,7 @@ class PasService:
     def subscribe(self, actor: Actor, body: bytes | object) -> FhirAnswer:
         """Register a rest-hook subscription for the caller's organization (201)."""
         organization = _require_submitter(actor)
-        document, failed = _parse(body)
+        document, failed = _parse(body, "Subscription")
         if failed is not None:
             return failed
         request = read_subscription(document)
@@ -595,8 +616,25 @@ class PasService:
         resource = dict(request.resource)
         resource["id"] = subscription_id
         resource["status"] = "active"
+        limit = self.service.settings.max_subscriptions
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            held = uow.session.scalar(
+                select(func.count())
+                .select_from(SubscriptionRow)
+                .where(
+                    SubscriptionRow.organization == organization,
+                    SubscriptionRow.status == "active",
+                )
+            )
+            if (held or 0) >= limit:
+                return _problem(
+                    422,
+                    "Subscription",
+                    f"an organization holds at most {limit} active subscriptions "
+                    "(PRIORAUTH_MAX_SUBSCRIPTIONS)",
+                    "business-rule",
+                )
             now = self.service.clock()
             uow.session.add(
                 SubscriptionRow(
@@ -625,11 +663,12 @@ class PasService:
         organization = _require_submitter(actor)
         with UnitOfWork(self.database) as uow:
             row = uow.session.scalar(
-                select(SubscriptionRow).where(
-                    SubscriptionRow.subscription_id == subscription_id,
-                    SubscriptionRow.organization == organization,
-                )
+                select(SubscriptionRow).where(SubscriptionRow.subscription_id == subscription_id)
             )
+            if row is not None and row.organization != organization:
+                # Answered like one that does not exist, and on the record.
+                record_refusal(uow, actor, subscription_id, self.service.clock(), "subscription")
+                row = None
             if row is None:
                 return _problem(404, "Subscription", "no such subscription", "not-found")
             resource: dict[str, Any] = json.loads(row.resource_json)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from priorauth.adapters.store import Database, migrate
+from priorauth.adapters.store.readiness import check_ready
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict
 from priorauth.service.workflow import PriorAuthService, utcnow
@@ -16,19 +17,31 @@ from priorauth.service.workflow import PriorAuthService, utcnow
 __all__ = ["DEMO_ACCOUNTS", "load_demo", "open_service", "running_service"]
 
 
-def open_service(settings: Settings, clock: Callable[[], dt.datetime] = utcnow) -> PriorAuthService:
-    """Connect to the configured database, apply migrations, and register the policies."""
-    database = Database(settings.database_url)
-    migrate(database)
-    service = PriorAuthService(database, settings, clock)
-    service.start()
+def open_service(
+    settings: Settings, clock: Callable[[], dt.datetime] = utcnow, *, upgrade: bool = True
+) -> PriorAuthService:
+    """Connect to the configured database and register the policies. With `upgrade` (tests,
+    embedding) an empty or older database is created or migrated first; without it (the
+    commands an operator runs) it must exist at the newest schema, else DatabaseNotReady says
+    so in one line (`priorauth db upgrade` makes it so)."""
+    database = Database(settings.database_url, create=upgrade)
+    try:
+        if upgrade:
+            migrate(database)
+        else:
+            check_ready(database)
+        service = PriorAuthService(database, settings, clock)
+        service.start()
+    except BaseException:
+        database.dispose()
+        raise
     return service
 
 
 @contextlib.contextmanager
-def running_service(settings: Settings) -> Iterator[PriorAuthService]:
+def running_service(settings: Settings, *, upgrade: bool = True) -> Iterator[PriorAuthService]:
     """`open_service` for the length of a `with` block; the connections are closed after."""
-    service = open_service(settings)
+    service = open_service(settings, upgrade=upgrade)
     try:
         yield service
     finally:

@@ -20,6 +20,8 @@ class UnitOfWork:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._held: threading.Lock | None = None
+        # Whether this transaction holds the write lock (it may append audit events).
+        self.locked = False
 
     def __enter__(self) -> UnitOfWork:
         self.session = self.database.session()
@@ -41,6 +43,7 @@ class UnitOfWork:
     def lock_writes(self) -> None:
         """Serialize with every other writer (the audit chain needs one order). Call first."""
         self._held = self.database.lock_writes(self.session)
+        self.locked = True
 
     def commit(self) -> None:
         try:
@@ -49,6 +52,7 @@ class UnitOfWork:
             self._release()
 
     def _release(self) -> None:
+        self.locked = False
         held, self._held = self._held, None
         if held is not None:
             held.release()

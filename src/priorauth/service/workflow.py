@@ -42,7 +42,7 @@ from priorauth.engine.compiled import policy_hash, safety_hash
 from priorauth.engine.determination import Authorization, Determination
 from priorauth.engine.goldcard import ExemptionList, recorded_exemption
 from priorauth.engine.request import Dose, Request, Schedule, parse_request
-from priorauth.errors import FieldProblem, InvalidRequest, PolicyError
+from priorauth.errors import FieldProblem, InvalidRequest, PolicyError, PolicyIssue
 from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
 from priorauth.policy.safety_loader import load_safety_text
@@ -52,9 +52,11 @@ from priorauth.service.audit import ChainBreak, append_event, verify_chain
 from priorauth.service.casestate import IllegalMove, next_state
 from priorauth.service.config import Settings
 from priorauth.service.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from priorauth.service.integrity import determination_digest
 from priorauth.service.metrics import compute_metrics
 from priorauth.service.overlay import overlay
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
+from priorauth.service.refusals import account_field_problems, record_refusal
 from priorauth.service.throttle import Throttle
 from priorauth.service.uow import UnitOfWork
 
@@ -179,7 +181,9 @@ class PriorAuthService:
         self.database = database
         self.settings = settings
         self.clock = clock
-        loaded = _load_policies(settings.policy_dir or default_policy_dir())
+        loaded, self.skipped_policies = _load_policies(
+            settings.policy_dir or default_policy_dir(), settings.skip_bad_policies
+        )
         self._loaded = loaded
         self.policies = PolicySet(
             (p.policy for p in loaded),
@@ -253,6 +257,9 @@ class PriorAuthService:
             problems.append(FieldProblem("organization", "a submitter acts for an organization"))
         if role in ("pharmacist", "medical-director") and not (npi and specialty):
             problems.append(FieldProblem("npi", "a reviewer needs an NPI and a specialty"))
+        problems += account_field_problems(
+            name=name, organization=organization, npi=npi, specialty=specialty
+        )
         if problems:
             raise Invalid(problems)
         token = token or new_token()
@@ -386,10 +393,12 @@ class PriorAuthService:
                 "reasons": list(determination.reasons),
                 "policy": determination.policy.content_hash if determination.policy else None,
                 "as_of": as_of.isoformat(),
+                # What `audit verify` checks the stored determination against.
+                "determination": determination_digest(latest),
             },
             now,
         )
-        view = self._summary(case, latest, [authorization] if authorization else [])
+        view = self._summary(uow, case, latest, [authorization] if authorization else [])
         return Submitted(view, created=True, determination=determination)
 
     def _evaluate(
@@ -510,8 +519,16 @@ class PriorAuthService:
 
     def _visible_case(self, uow: UnitOfWork, actor: Actor, case_id: str) -> CaseRow:
         case = uow.session.scalar(select(CaseRow).where(CaseRow.case_id == case_id))
-        # Another organization's case answers exactly like a case that does not exist.
-        if case is None or (actor.role == "submitter" and case.organization != actor.organization):
+        # Another organization's case answers exactly like a case that does not exist, and the
+        # attempt is on the record (service.refusals).
+        if (
+            case is not None
+            and actor.role == "submitter"
+            and case.organization != actor.organization
+        ):
+            record_refusal(uow, actor, case.case_id, self.clock())
+            case = None
+        if case is None:
             raise NotFound("no such request")
         return case
 
@@ -580,16 +597,34 @@ class PriorAuthService:
                 .order_by(AuthorizationRow.id)
             )
         )
-        view = self._summary(case, rows[-1].determination_json if rows else None, authorizations)
+        view = self._summary(
+            uow, case, rows[-1].determination_json if rows else None, authorizations
+        )
         if not full:
             return view
         view.update(self._details(uow, case, rows))
         return view
 
     def _summary(
-        self, case: CaseRow, determination_json: str | None, authorizations: list[AuthorizationRow]
+        self,
+        uow: UnitOfWork,
+        case: CaseRow,
+        determination_json: str | None,
+        authorizations: list[AuthorizationRow],
     ) -> dict[str, Any]:
         """The case as the submit and decision calls answer it."""
+        links = [a.continues_id for a in authorizations if a.continues_id is not None]
+        continued: dict[int, str] = {}
+        if links:
+            continued = {
+                row.id: row.authorization_id
+                for row in uow.session.execute(
+                    select(AuthorizationRow.id, AuthorizationRow.authorization_id).where(
+                        AuthorizationRow.id.in_(links),
+                        AuthorizationRow.organization == case.organization,
+                    )
+                )
+            }
         now = self.clock()
         open_ = case.status in OPEN_STATUSES
         return {
@@ -611,7 +646,10 @@ class PriorAuthService:
             "decided_at": case.decided_at.isoformat() if case.decided_at else None,
             "decided_by": case.decided_by or None,
             "determination": json.loads(determination_json) if determination_json else None,
-            "authorizations": [self._authorization_view(a) for a in authorizations],
+            "authorizations": [
+                self._authorization_view(a, continued.get(a.continues_id or 0))
+                for a in authorizations
+            ],
         }
 
     def _details(
@@ -664,17 +702,22 @@ class PriorAuthService:
             )
         ]
         view["history"] = [
-            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "event": e.id}
-            for e in uow.session.scalars(
-                select(AuditEventRow)
-                .where(AuditEventRow.case_id == case.case_id)
-                .order_by(AuditEventRow.id)
+            # Numbered within the case: the global event ids would tell a submitter how much
+            # the service does for everyone else.
+            {"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "number": number}
+            for number, e in enumerate(
+                uow.session.scalars(
+                    select(AuditEventRow)
+                    .where(AuditEventRow.case_id == case.case_id)
+                    .order_by(AuditEventRow.id)
+                ),
+                start=1,
             )
         ]
         return view
 
     @staticmethod
-    def _authorization_view(a: AuthorizationRow) -> dict[str, Any]:
+    def _authorization_view(a: AuthorizationRow, continues: str | None) -> dict[str, Any]:
         return {
             "authorization_id": a.authorization_id,
             "member_id": a.member_id,
@@ -682,7 +725,8 @@ class PriorAuthService:
             "valid_through": a.valid_through.isoformat(),
             "regimen": json.loads(a.regimen_json),
             "source": a.source,
-            "continues": a.continues_id,
+            # The authorization number it continues (never the row's id, a global count).
+            "continues": continues,
         }
 
     # ---------------------------------------------------------------- add information
@@ -734,10 +778,11 @@ class PriorAuthService:
                     "fields": sorted(patch),
                     "outcome": determination.outcome,
                     "reasons": list(determination.reasons),
+                    "determination": determination_digest(latest),
                 },
                 now,
             )
-            view = self._summary(case, latest, [authorization] if authorization else [])
+            view = self._summary(uow, case, latest, [authorization] if authorization else [])
             uow.commit()
         return view
 
@@ -875,7 +920,7 @@ class PriorAuthService:
                 query = query.where(AuthorizationRow.organization == actor.organization)
             rows = list(uow.session.scalars(query.order_by(AuthorizationRow.id)))
             ids = {r.id: r.authorization_id for r in rows}
-            views = [self._authorization_view(r) for r in rows]
+            views = [self._authorization_view(r, None) for r in rows]
             for view, row in zip(views, rows, strict=True):
                 view["continues"] = ids.get(row.continues_id) if row.continues_id else None
                 if row.continues_id and view["continues"] is None:
@@ -1222,19 +1267,33 @@ def _exemptions(path: Path | None) -> ExemptionList | None:
     return load_exemptions(path)
 
 
-def _load_policies(folder: Path) -> list[_LoadedPolicy]:
+def _load_policies(folder: Path, skip_bad: bool) -> tuple[list[_LoadedPolicy], list[PolicyError]]:
+    """The policies of a folder. A file that does not load raises its PolicyError, or, with
+    `skip_bad`, is left out and returned among the problems."""
     files = sorted(p for p in folder.glob("*.yaml") if not p.name.endswith(".data.yaml"))
     loaded = []
+    skipped = []
     for path in files:
+        try:
+            loaded.append(_load_policy_file(folder, path))
+        except PolicyError as exc:
+            if not skip_bad:
+                raise
+            skipped.append(exc)
+    return loaded, skipped
+
+
+def _load_policy_file(folder: Path, path: Path) -> _LoadedPolicy:
+    try:
         text = path.read_text(encoding="utf-8")
         policy = load_policy_text(text, str(path))
         if policy.safety is None:
-            loaded.append(_LoadedPolicy(policy, text, policy_hash(policy)))
-            continue
+            return _LoadedPolicy(policy, text, policy_hash(policy))
         safety_path = folder / policy.safety
         safety_text = safety_path.read_text(encoding="utf-8")
         data = load_safety_text(safety_text, str(safety_path))
-        loaded.append(
-            _LoadedPolicy(policy, text, policy_hash(policy), safety_text, data, safety_hash(data))
-        )
-    return loaded
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        issue = PolicyIssue("unreadable", "read", "", None, "error", reason)
+        raise PolicyError(str(path), [issue]) from exc
+    return _LoadedPolicy(policy, text, policy_hash(policy), safety_text, data, safety_hash(data))

@@ -3,6 +3,7 @@ identifiers, provider, insurer), the earlier claim an update names, and certific
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from fhir.resources.R4B.extension import Extension
@@ -11,8 +12,18 @@ from fhir.resources.R4B.practitionerrole import PractitionerRole
 
 from priorauth.adapters.fhir.bundle import Located, PasBundle
 from priorauth.adapters.fhir.codes import code_table
+from priorauth.adapters.fhir.problems import Problem
+from priorauth.sizes import CLAIM_IDENTIFIER, FHIR_KEYS
 
-__all__ = ["CANCEL", "ClaimKeys", "certification_code", "claim_keys", "related_claim"]
+__all__ = [
+    "CANCEL",
+    "ClaimKeys",
+    "certification_code",
+    "claim_keys",
+    "key_problems",
+    "related_claim",
+    "stored_keys",
+]
 
 # X12 1322 certification type "3": cancel the earlier request.
 CANCEL = "3"
@@ -72,6 +83,37 @@ def claim_keys(bundle: PasBundle) -> ClaimKeys:
             bundle, insurer.reference if insurer else None, insurer.display if insurer else None
         ),
     )
+
+
+def stored_keys(keys: frozenset[str]) -> str:
+    """A set of keys as stored: a JSON list, sorted."""
+    return json.dumps(sorted(keys), separators=(",", ":"), ensure_ascii=False)
+
+
+def key_problems(keys: ClaimKeys) -> list[Problem]:
+    """The keys too long to be stored (the claim identifier, the provider's and insurer's
+    keys), each naming its element; empty when all fit."""
+    problems = []
+    if len(keys.claim_identifier) > CLAIM_IDENTIFIER:
+        problems.append(
+            Problem(
+                "Bundle.entry[0].resource.identifier",
+                "error",
+                f"a claim identifier has at most {CLAIM_IDENTIFIER} characters",
+                "too-long",
+            )
+        )
+    for element, values in (("provider", keys.provider), ("insurer", keys.insurer)):
+        if len(stored_keys(values)) > FHIR_KEYS:
+            problems.append(
+                Problem(
+                    f"Bundle.entry[0].resource.{element}",
+                    "error",
+                    f"the {element}'s identifiers take at most {FHIR_KEYS} characters together",
+                    "too-long",
+                )
+            )
+    return problems
 
 
 def related_claim(bundle: PasBundle) -> str | None:

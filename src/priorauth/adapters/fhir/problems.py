@@ -26,6 +26,8 @@ IssueCode = Literal[
     "duplicate",
     "informational",
     "not-supported",
+    "too-long",
+    "business-rule",
 ]
 
 

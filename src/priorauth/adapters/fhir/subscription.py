@@ -19,6 +19,7 @@ from fhir.resources.R4B.subscription import Subscription
 from pydantic import ValidationError
 
 from priorauth.adapters.fhir.problems import Problem, problems_from_validation
+from priorauth.sizes import SUBSCRIPTION_ENDPOINT
 
 __all__ = [
     "PAS_TOPIC",
@@ -66,7 +67,16 @@ def read_subscription(data: object) -> SubscriptionRequest | list[Problem]:
         )
     endpoint = str(channel.endpoint or "")
     parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if len(endpoint) > SUBSCRIPTION_ENDPOINT:
+        problems.append(
+            Problem(
+                "Subscription.channel.endpoint",
+                "error",
+                f"an endpoint has at most {SUBSCRIPTION_ENDPOINT} characters",
+                "too-long",
+            )
+        )
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(
             Problem(
                 "Subscription.channel.endpoint",

@@ -1,6 +1,12 @@
 """The durable store: SQLAlchemy 2 tables, Alembic migrations, and the database engine factory."""
 
-from priorauth.adapters.store.database import Database, execute, insert_row, migrate
+from priorauth.adapters.store.database import (
+    Database,
+    DatabaseNotReady,
+    execute,
+    insert_row,
+    migrate,
+)
 from priorauth.adapters.store.pas_tables import FhirClaimRow, OutboxRow, SubscriptionRow
 from priorauth.adapters.store.review_tables import InformationRequestRow, NoteRow, NoticeRow
 from priorauth.adapters.store.tables import (
@@ -23,6 +29,7 @@ __all__ = [
     "Base",
     "CaseRow",
     "Database",
+    "DatabaseNotReady",
     "DeterminationRow",
     "FhirClaimRow",
     "InformationRequestRow",

@@ -17,10 +17,20 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, Insert, Row, Table, create_engine, event, insert, inspect, text
 from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapper, Session, sessionmaker
 from sqlalchemy.sql import Executable
 
-__all__ = ["Database", "execute", "insert_row", "migrate"]
+__all__ = [
+    "UPGRADE",
+    "Database",
+    "DatabaseNotReady",
+    "execute",
+    "insert_row",
+    "migrate",
+    "normalize_url",
+    "safe_url",
+]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The key of the PostgreSQL advisory lock that serializes writes (and so the audit chain).
@@ -29,10 +39,50 @@ _WRITE_LOCK = 0x70A0_0001
 _WRITER = "priorauth_writer"
 
 
-class Database:
-    """An engine and a session factory for one database URL."""
+UPGRADE = "run `priorauth db upgrade` (with the same --database-url) to create or migrate it"
 
-    def __init__(self, url: str) -> None:
+
+class DatabaseNotReady(Exception):
+    """A database the service cannot use as it is; the message is one line for the operator."""
+
+
+def normalize_url(url: str) -> str:
+    """The URL SQLAlchemy understands: `postgres://` (as libpq and many hosts write it) is
+    `postgresql://`. DatabaseNotReady for a URL that does not read or names no known backend."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseNotReady(
+            f"the database URL does not read ({safe_url(url)}): "
+            "use sqlite:///FILE or postgresql://USER@HOST:PORT/NAME"
+        ) from exc
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseNotReady(
+            f"unknown database URL scheme {parsed.drivername!r}: "
+            "use sqlite:///FILE or postgresql://USER@HOST:PORT/NAME"
+        )
+    return url
+
+
+def safe_url(url: str) -> str:
+    """A URL fit for a message: never its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1][:80]
+
+
+class Database:
+    """An engine and a session factory for one database URL.
+
+    With `create=False` a SQLite file that does not exist is refused (DatabaseNotReady) rather
+    than created empty; only `priorauth db upgrade` creates databases.
+    """
+
+    def __init__(self, url: str, create: bool = True) -> None:
+        url = normalize_url(url)
         parsed = make_url(url)
         self.url = url
         self.dialect = parsed.get_backend_name()
@@ -43,6 +93,8 @@ class Database:
         if self.dialect == "sqlite":
             database = parsed.database
             if database and database != ":memory:":
+                if not create and not Path(database).is_file():
+                    raise DatabaseNotReady(f"no database file at {Path(database)}; {UPGRADE}")
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:

@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from priorauth import sizes
 from priorauth.adapters.store.tables import Base, UtcDateTime
 
 __all__ = ["FhirClaimRow", "OutboxRow", "SubscriptionRow"]
@@ -26,13 +27,13 @@ class FhirClaimRow(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    organization: Mapped[str] = mapped_column(String(200))
-    claim_identifier: Mapped[str] = mapped_column(String(200))
+    organization: Mapped[str] = mapped_column(String(sizes.ORGANIZATION))
+    claim_identifier: Mapped[str] = mapped_column(String(sizes.CLAIM_IDENTIFIER))
     submission_hash: Mapped[str] = mapped_column(String(80))
     bundle_json: Mapped[str] = mapped_column(Text)
     patient_keys: Mapped[str] = mapped_column(Text)
-    provider_key: Mapped[str] = mapped_column(String(400))
-    insurer_key: Mapped[str] = mapped_column(String(400))
+    provider_key: Mapped[str] = mapped_column(String(sizes.FHIR_KEYS))
+    insurer_key: Mapped[str] = mapped_column(String(sizes.FHIR_KEYS))
     case_ids: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     replaces_id: Mapped[int | None] = mapped_column(ForeignKey("fhir_claims.id"))
@@ -47,8 +48,8 @@ class SubscriptionRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     subscription_id: Mapped[str] = mapped_column(String(40), unique=True)
-    organization: Mapped[str] = mapped_column(String(200), index=True)
-    endpoint: Mapped[str] = mapped_column(String(2000))
+    organization: Mapped[str] = mapped_column(String(sizes.ORGANIZATION), index=True)
+    endpoint: Mapped[str] = mapped_column(String(sizes.SUBSCRIPTION_ENDPOINT))
     resource_json: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     events: Mapped[int] = mapped_column(Integer, default=0)

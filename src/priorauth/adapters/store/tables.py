@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from priorauth import sizes
+
 __all__ = [
     "AppealRow",
     "AuditEventRow",
@@ -66,11 +68,11 @@ class UserRow(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(sizes.ACCOUNT_NAME), unique=True)
     role: Mapped[str] = mapped_column(String(32))
-    organization: Mapped[str | None] = mapped_column(String(200))
-    npi: Mapped[str | None] = mapped_column(String(10))
-    specialty: Mapped[str | None] = mapped_column(String(100))
+    organization: Mapped[str | None] = mapped_column(String(sizes.ORGANIZATION))
+    npi: Mapped[str | None] = mapped_column(String(sizes.NPI))
+    specialty: Mapped[str | None] = mapped_column(String(sizes.SPECIALTY))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -83,7 +85,7 @@ class PolicyVersionRow(Base):
     __table_args__ = (UniqueConstraint("content_hash", name="uq_policy_versions_hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    policy_id: Mapped[str] = mapped_column(String(100), index=True)
+    policy_id: Mapped[str] = mapped_column(String(sizes.POLICY_ID), index=True)
     version: Mapped[str] = mapped_column(String(100))
     content_hash: Mapped[str] = mapped_column(String(80))
     yaml_text: Mapped[str] = mapped_column(Text)
@@ -111,16 +113,16 @@ class CaseRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[str] = mapped_column(String(40), unique=True)
-    request_id: Mapped[str] = mapped_column(String(64), index=True)
-    organization: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str] = mapped_column(String(sizes.REQUEST_ID), index=True)
+    organization: Mapped[str] = mapped_column(String(sizes.ORGANIZATION))
     submitted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     submission_hash: Mapped[str] = mapped_column(String(80))
     request_json: Mapped[str] = mapped_column(Text)
-    member_id: Mapped[str] = mapped_column(String(64), index=True)
-    line_of_business: Mapped[str] = mapped_column(String(64))
+    member_id: Mapped[str] = mapped_column(String(sizes.MEMBER_ID), index=True)
+    line_of_business: Mapped[str] = mapped_column(String(sizes.LINE_OF_BUSINESS))
     urgency: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(32), index=True)
-    queue: Mapped[str | None] = mapped_column(String(32))
+    queue: Mapped[str | None] = mapped_column(String(sizes.QUEUE))
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     extended: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -163,12 +165,12 @@ class ReviewRow(Base):
     reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     action: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(Text)
-    criterion: Mapped[str | None] = mapped_column(String(100))
-    dose_rule: Mapped[str | None] = mapped_column(String(100))
+    criterion: Mapped[str | None] = mapped_column(String(sizes.CRITERION))
+    dose_rule: Mapped[str | None] = mapped_column(String(sizes.DOSE_RULE))
     # A denial's specific reason, from the review rules' table (service.casestate).
-    reason_code: Mapped[str | None] = mapped_column(String(40))
-    reviewer_npi: Mapped[str | None] = mapped_column(String(10))
-    reviewer_specialty: Mapped[str | None] = mapped_column(String(100))
+    reason_code: Mapped[str | None] = mapped_column(String(sizes.REASON_CODE))
+    reviewer_npi: Mapped[str | None] = mapped_column(String(sizes.NPI))
+    reviewer_specialty: Mapped[str | None] = mapped_column(String(sizes.SPECIALTY))
     regimen_json: Mapped[str | None] = mapped_column(Text)
     on_appeal: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
@@ -197,8 +199,8 @@ class AuthorizationRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     authorization_id: Mapped[str] = mapped_column(String(40), unique=True)
     case_pk: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    member_id: Mapped[str] = mapped_column(String(64), index=True)
-    organization: Mapped[str] = mapped_column(String(200))
+    member_id: Mapped[str] = mapped_column(String(sizes.MEMBER_ID), index=True)
+    organization: Mapped[str] = mapped_column(String(sizes.ORGANIZATION))
     valid_from: Mapped[dt.date] = mapped_column(Date)
     valid_through: Mapped[dt.date] = mapped_column(Date)
     regimen_json: Mapped[str] = mapped_column(Text)

@@ -17,14 +17,32 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 
+from priorauth import sizes
 from priorauth._version import __version__
+from priorauth.engine.request import Request as RequestContract
 from priorauth.entrypoints.api.crd import add_crd_dtr
 from priorauth.entrypoints.api.fhir import fhir_router
+from priorauth.entrypoints.api.guards import NoNulInUrl
+from priorauth.entrypoints.api.prometheus import (
+    PROMETHEUS_TEXT,
+    CountRequests,
+    RequestMetrics,
+    render_metrics,
+)
 from priorauth.entrypoints.api.refusals import refusal_headers, refusal_status
+from priorauth.entrypoints.api.views import (
+    AuthorizationView,
+    CaseDetail,
+    CaseSummary,
+    FoundCase,
+    PolicyDetail,
+    PolicyVersionView,
+    QueueItem,
+)
 from priorauth.entrypoints.web import web_router
 from priorauth.errors import FieldProblem
 from priorauth.service.errors import (
@@ -35,6 +53,7 @@ from priorauth.service.metrics import metrics_csv
 from priorauth.service.pas import PasService
 from priorauth.service.people import Actor
 from priorauth.service.workflow import Decision, ModifiedRegimen, PriorAuthService
+from priorauth.sizes import no_nul
 
 __all__ = ["create_app"]
 
@@ -47,8 +66,18 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CaseId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[0-9a-f]+$")]
-Text = Annotated[str, Field(min_length=1, max_length=4000)]
-Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+# Text fields and names stored in columns: never a NUL, never longer than the column
+# (priorauth.sizes).
+Text = Annotated[str, Field(min_length=1, max_length=4000), AfterValidator(no_nul)]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=sizes.MEMBER_ID, pattern=r"^[A-Za-z0-9._:-]+$")
+]
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError("a request is a JSON object")
+    return value
 
 
 class _Body(BaseModel):
@@ -60,9 +89,11 @@ class Submission(_Body):
 
     member_id: Identifier
     line_of_business: Identifier = "medicare-advantage"
-    request: dict[str, Any] = Field(
-        description="The prior-authorization request (`priorauth schema request`)."
-    )
+    # Published as the request contract, so clients and fuzzers see every field; checked by
+    # the service (parse_request), which names each field at fault the same way for every API.
+    request: Annotated[
+        dict[str, Any], PlainValidator(_json_object, json_schema_input_type=RequestContract)
+    ] = Field(description="The prior-authorization request (`priorauth schema request`).")
 
 
 class Information(_Body):
@@ -82,8 +113,14 @@ class DecisionBody(_Body):
 
     action: Literal["approve", "approve-modified", "deny", "request-info", "refer"]
     reason: Text | None = None
-    criterion: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    dose_rule: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    criterion: (
+        Annotated[str, Field(min_length=1, max_length=sizes.CRITERION), AfterValidator(no_nul)]
+        | None
+    ) = None
+    dose_rule: (
+        Annotated[str, Field(min_length=1, max_length=sizes.DOSE_RULE), AfterValidator(no_nul)]
+        | None
+    ) = None
     regimen: ModifiedRegimen | None = None
     reason_code: Annotated[str, Field(min_length=1, max_length=40)] | None = Field(
         None,
@@ -274,9 +311,25 @@ def create_app(service: PriorAuthService) -> FastAPI:
         """Readiness: the database answers and the policies are loaded."""
         return {"status": "ready", **service.ready()}
 
-    @app.post("/v1/noop", tags=["health"])
-    async def noop(request: Request) -> dict[str, bool]:
-        """Reads the body and does nothing: the baseline for the load benchmark."""
+    request_metrics = RequestMetrics()
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {}}}},
+    )
+    def prometheus() -> PlainTextResponse:
+        """Prometheus text format: requests by route and status, latencies, open cases per
+        queue, overdue cases, the notification outbox (counts only, no identifiers)."""
+        return PlainTextResponse(
+            render_metrics(service, request_metrics), media_type=PROMETHEUS_TEXT
+        )
+
+    @app.post("/v1/noop", tags=["health"], responses=_ERRORS)
+    async def noop(request: Request, caller: Caller) -> dict[str, bool]:
+        """Checks the token, reads the body and does nothing: the baseline for the load
+        benchmark."""
         await request.body()
         return {"ok": True}
 
@@ -287,7 +340,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         tags=["requests"],
         status_code=201,
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def submit(body: Submission, caller: Caller) -> Response:
         """Submit a request; it is approved at once or pended to a reviewer with a due time.
@@ -302,12 +355,12 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests",
         tags=["requests"],
         responses=_ERRORS,
-        response_model=list[dict[str, Any]],
+        response_model=list[FoundCase],
     )
     def find(
         caller: Caller,
         request_id: Annotated[
-            str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+            str, Query(min_length=1, max_length=sizes.REQUEST_ID, pattern=r"^[A-Za-z0-9._:-]+$")
         ],
     ) -> Response:
         """The cases with the request_id their submitter gave (a submitter sees its own
@@ -318,7 +371,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}",
         tags=["requests"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseDetail,
     )
     def read(case_id: CaseId, caller: Caller) -> Response:
         """A request with its determinations, reviews, appeals and history."""
@@ -328,7 +381,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}/information",
         tags=["requests"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def add_information(case_id: CaseId, body: Information, caller: Caller) -> Response:
         """Add the missing information; the request is decided again at once."""
@@ -338,7 +391,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}/appeal",
         tags=["requests"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def appeal(case_id: CaseId, body: ReasonBody, caller: Caller) -> Response:
         """Appeal a denial or a modified approval; another medical director decides it."""
@@ -346,10 +399,10 @@ def create_app(service: PriorAuthService) -> FastAPI:
 
     # ------------------------------------------------------------------ review
 
-    @app.get("/v1/queue", tags=["review"], responses=_ERRORS, response_model=list[dict[str, Any]])
+    @app.get("/v1/queue", tags=["review"], responses=_ERRORS, response_model=list[QueueItem])
     def queue(
         caller: Caller,
-        queue: Annotated[str | None, Query(max_length=32)] = None,
+        queue: Annotated[str | None, Query(max_length=sizes.QUEUE)] = None,
         status: Annotated[
             Literal["pended", "information-requested", "appealed"] | None, Query()
         ] = None,
@@ -362,7 +415,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}/decision",
         tags=["review"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def decide(case_id: CaseId, body: DecisionBody, caller: Caller) -> Response:
         """A pharmacist's or medical director's decision."""
@@ -391,7 +444,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/requests/{case_id}/extension",
         tags=["review"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=CaseSummary,
     )
     def extend(case_id: CaseId, body: ReasonBody, caller: Caller) -> Response:
         """Extend the decision clock once, with a reason."""
@@ -403,17 +456,20 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/authorizations",
         tags=["inquiries"],
         responses=_ERRORS,
-        response_model=list[dict[str, Any]],
+        response_model=list[AuthorizationView],
     )
     def authorizations(
         caller: Caller,
-        member_id: Annotated[str, Query(min_length=1, max_length=64)],
+        member_id: Annotated[str, Query(min_length=1, max_length=sizes.MEMBER_ID)],
     ) -> Response:
         """A member's authorizations; a continuation names the one it continues."""
         return Json(service.authorizations(caller, member_id))
 
     @app.get(
-        "/v1/policies", tags=["inquiries"], responses=_ERRORS, response_model=list[dict[str, Any]]
+        "/v1/policies",
+        tags=["inquiries"],
+        responses=_ERRORS,
+        response_model=list[PolicyVersionView],
     )
     def policies(caller: Caller) -> Response:
         """Every policy version loaded, and which are in force."""
@@ -423,10 +479,11 @@ def create_app(service: PriorAuthService) -> FastAPI:
         "/v1/policies/{policy_id}",
         tags=["inquiries"],
         responses=_ERRORS,
-        response_model=dict[str, Any],
+        response_model=PolicyDetail,
     )
     def policy(
-        policy_id: Annotated[str, Path(min_length=1, max_length=100)], caller: Caller
+        policy_id: Annotated[str, Path(min_length=1, max_length=sizes.POLICY_ID)],
+        caller: Caller,
     ) -> Response:
         """One policy's versions, each with its content hash and YAML text."""
         return Json(service.policy_detail(policy_id))
@@ -463,5 +520,7 @@ def create_app(service: PriorAuthService) -> FastAPI:
     app.include_router(web_router(service))
     add_crd_dtr(app, service)
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
+    app.add_middleware(NoNulInUrl)
     app.add_middleware(AccessLog)
+    app.add_middleware(CountRequests, metrics=request_metrics)
     return app
