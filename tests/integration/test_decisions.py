@@ -12,6 +12,7 @@ import pytest
 
 from priorauth.service.casestate import DECISIONS, allowed, review_rules
 from priorauth.service.errors import Forbidden, Invalid
+from priorauth.service.integrity import verify_trail
 from priorauth.service.workflow import Decision
 from tests.conftest import EXAMPLES, example
 from tests.service_fixtures import TOKENS, Env
@@ -102,6 +103,22 @@ def test_every_pended_case_can_be_decided_by_the_role_it_reaches(
         case["due_at"]
     )
     assert decided["due_at"] is None
+    # The audit trail still accounts for the case's state after every move.
+    assert verify_trail(service.database).problem is None
+
+
+def test_the_trail_verifies_after_information_is_asked_then_the_case_is_referred(
+    env: Env,
+) -> None:
+    """A referral of a case waiting for information: `audit verify` follows the moves."""
+    service = env.service
+    clinic = service.authenticate(TOKENS["clinic"])
+    pharmacist = service.authenticate(TOKENS["pharmacist"])
+    case = service.submit(clinic, example("10-pended-safety-review.json"), "M-1").case
+    service.decide(pharmacist, case["case_id"], Decision("request-info", "Repeat the ANC?"))
+    referred = service.decide(pharmacist, case["case_id"], Decision("refer", "Needs an MD."))
+    assert referred["queue"] == "medical-director"
+    assert verify_trail(service.database).problem is None
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,26 @@ VARIABLES: tuple[Variable, ...] = (
         "`priorauth audit checkpoint`). Needs PRIORAUTH_AUDIT_KEY_FILE.",
     ),
     Variable(
+        "PRIORAUTH_SESSION_SECRET",
+        "a random secret per process",
+        "The secret that signs the workbench's session cookies. Set it when several server "
+        "processes share the work (or sessions only work on the process that made them) and so "
+        "that a restart does not sign every reviewer out. See docs/workbench.md.",
+    ),
+    Variable(
+        "PRIORAUTH_CRD_FHIR_HOSTS",
+        "127.0.0.1,localhost,::1",
+        "Comma-separated host names of EHR FHIR servers a CRD hook call may have read for "
+        "what its prefetch lacks (with the call's token). Any other fhirServer is not read, "
+        "and what it would have given is treated as unknown. See docs/crd-dtr.md.",
+    ),
+    Variable(
+        "PRIORAUTH_DTR_LAUNCH_URL",
+        "none",
+        "The DTR SMART app a CRD card links to, with the form, the order and the coverage "
+        "assertion in its appContext; without it the card links to the questionnaire itself.",
+    ),
+    Variable(
         "PRIORAUTH_GOLDCARD_EXEMPTIONS",
         "none",
         "A gold-card exemption list (`priorauth goldcard evaluate` writes one): a request "
