@@ -325,3 +325,17 @@ def test_an_admin_assigns_a_case_to_a_reviewer(web: TestClient, env: Env) -> Non
     assert refused.status_code == 422 and "does not decide this queue" in refused.text
     sign_in(web, "pharmacist")
     assert case_id in web.get("/work?mine=1").text
+
+
+def test_a_nul_character_in_a_form_is_refused_not_stored(web: TestClient, env: Env) -> None:
+    """On PostgreSQL a NUL in a note was a 500; every form refuses it, as the API does."""
+    case_id = pended(env)
+    csrf = sign_in(web, "md1")
+    answer = web.post(
+        f"/work/cases/{case_id}/notes",
+        data={"csrf": csrf, "text": "call the\x00 clinic"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 422 and "NUL" in answer.text
+    record = env.service.read(env.service.authenticate(TOKENS["md1"]), case_id)
+    assert "request.noted" not in {e["action"] for e in record["history"]}

@@ -178,6 +178,10 @@ def web_router(
         given = form.get("csrf") or request.headers.get("x-csrf-token")
         if not same(session.csrf, str(given) if given is not None else None):
             raise _Denied(problem(403, "The form's security token is missing or wrong.", actor))
+        # A NUL character is refused here, as the API refuses it: no database stores one.
+        for key, value in form.multi_items():
+            if isinstance(value, str) and "\x00" in value:
+                raise _Denied(problem(422, f"The field {key} holds a NUL character.", actor))
         return actor, session, form
 
     def _set_session(response: Response, value: str) -> None:
