@@ -154,6 +154,14 @@ def _sign_in(base: str, driver: Any, who: str) -> None:
     _wait_for(driver, "Sign out")
 
 
+def _wait_for_url(driver: Any, part: str) -> None:
+    """Until the browser is on a page whose URL holds `part` (the page before it may name
+    that URL in its links, so its source proves nothing)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: part in d.current_url)
+
+
 def _wait_for(driver: Any, text: str) -> None:
     """Until the page (after a click that navigates) holds `text` in its URL or its source."""
     from selenium.webdriver.support.ui import WebDriverWait
@@ -200,7 +208,8 @@ def test_a_pharmacist_claims_the_oldest_case_and_approves_it(site: tuple[str, An
     assert rows[0].get_attribute("data-case") == cases["07-pended-dose-exception.json"]
     rows[0].find_element(By.XPATH, ".//button[normalize-space()='Claim']").click()
     # The claim leads to the case, held by the pharmacist.
-    _wait_for(driver, "/work/cases/")
+    _wait_for_url(driver, "/work/cases/")
+    _wait_for(driver, 'class="facts"')
     assert "Dana Reyes" in driver.find_element(By.CSS_SELECTOR, "dl.facts").text
     _screenshot(driver, "case.png")
     driver.find_element(By.ID, "a-approve").click()
