@@ -319,6 +319,17 @@ class CompiledPolicy:
             by_fact.setdefault(fact, []).append(criterion_id)
         return [self._question(fact, tuple(ids)) for fact, ids in by_fact.items()]
 
+    def units_per_dose(self, mg: float, billing: Billing) -> int:
+        """The billing units of one dose of `mg`, rounded as the policy says."""
+        exact = mg / billing.mg_per_unit
+        rounding = self.policy.dosing.billing_rounding
+        # 1e-9 absorbs float noise (0.7 / 0.1 is 6.999...).
+        if rounding == "up":
+            return math.ceil(exact - 1e-9)
+        if rounding == "down":
+            return math.floor(exact + 1e-9)
+        return math.floor(exact + 0.5 + 1e-9)
+
     def billing(self, request: Request) -> Billing | None:
         """How the requested product is billed: the policy drug its codes name (else the
         first drug billed), when the policy says."""
@@ -342,15 +353,7 @@ class CompiledPolicy:
         units_per_dose = units = None
         mg = dosing.mg_per_dose
         if mg is not None and billing is not None:
-            exact = mg / billing.mg_per_unit
-            rounding = self.policy.dosing.billing_rounding
-            # 1e-9 absorbs float noise (0.7 / 0.1 is 6.999...).
-            if rounding == "up":
-                units_per_dose = math.ceil(exact - 1e-9)
-            elif rounding == "down":
-                units_per_dose = math.floor(exact + 1e-9)
-            else:
-                units_per_dose = math.floor(exact + 0.5 + 1e-9)
+            units_per_dose = self.units_per_dose(mg, billing)
             units = units_per_dose * doses if doses is not None else None
         return Authorization(
             valid_from=start,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -235,14 +234,7 @@ def reviewed_authorization(
             billing = None
     units_per_dose = units = None
     if billing is not None and mg is not None and compiled is not None:
-        exact = mg / billing.mg_per_unit
-        rounding = compiled.policy.dosing.billing_rounding
-        if rounding == "up":
-            units_per_dose = math.ceil(exact - 1e-9)
-        elif rounding == "down":
-            units_per_dose = math.floor(exact + 1e-9)
-        else:
-            units_per_dose = math.floor(exact + 0.5 + 1e-9)
+        units_per_dose = compiled.units_per_dose(mg, billing)
         units = units_per_dose * doses if doses is not None else None
     regimen["billing_code"] = billing.code if billing else None
     regimen["units_per_dose"] = units_per_dose
