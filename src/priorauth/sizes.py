@@ -26,6 +26,7 @@ __all__ = [
     "REQUEST_ID",
     "SPECIALTY",
     "SUBSCRIPTION_ENDPOINT",
+    "has_nul",
     "no_nul",
     "nul_paths",
 ]
@@ -59,6 +60,25 @@ def no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("a NUL character is not accepted")
     return value
+
+
+def has_nul(data: Any) -> bool:
+    """Whether any string, or mapping key, in parsed JSON holds a NUL (no paths built: the
+    common answer, no, costs one walk)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    return True
+                stack.append(value)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
 
 
 def nul_paths(data: Any, path: str = "") -> Iterator[str]:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, NamedTuple
 
@@ -168,6 +168,7 @@ class Vocabulary:
             if length > self._longest.get(first, 0):
                 self._longest[first] = length
         self._rxnorm = {code: tuple(named) for code, named in data.rxnorm.items()}
+        self._identified = lru_cache(maxsize=8192)(self._identify)
         self._topical = frozenset(" ".join(words(w)) for w in data.topical_words)
         # The class rules by the first word of their ingredient.
         self._rules: dict[str, list[_Rule]] = {}
@@ -207,7 +208,12 @@ class Vocabulary:
         self, text: str | None, code: str | None = None, system: str | None = None
     ) -> Identified:
         """What a medication's name (and code) is: the products, the classes, whether it was
-        recognized and whether its form is topical."""
+        recognized and whether its form is topical. The answer depends on the vocabulary and
+        the arguments alone, and practices name the same drugs over and over, so the last
+        8,192 answers are kept."""
+        return self._identified(text, code, system)
+
+    def _identify(self, text: str | None, code: str | None, system: str | None) -> Identified:
         products: tuple[str, ...] = ()
         if system == "rxnorm" and code is not None:
             products = self._rxnorm.get(code, ())

@@ -51,7 +51,7 @@ class AgentMatcher:
         if found is not None:
             return found.group(1)
         if self._vocabulary is not None:
-            for product in self._vocabulary.products_in(text):
+            for product in self._vocabulary.identify(text).products:
                 found = self._pattern.search(name_key(product))
                 if found is not None:
                     return found.group(1)

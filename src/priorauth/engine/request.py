@@ -37,7 +37,7 @@ from priorauth.clinical.systems import system_name
 from priorauth.clinical.units import UnitError, normalize_unit
 from priorauth.clinical.units import dimension as unit_dimension
 from priorauth.errors import FieldProblem, InvalidRequest
-from priorauth.sizes import REQUEST_ID, nul_paths
+from priorauth.sizes import REQUEST_ID, has_nul, nul_paths
 
 __all__ = [
     "Allergy",
@@ -481,9 +481,10 @@ def parse_request(data: object) -> Request:
     if not isinstance(data, dict):
         raise InvalidRequest([FieldProblem("", "a request is a JSON object")])
     # No text in a request holds a NUL character (PostgreSQL cannot store or compare one).
-    nul = [FieldProblem(path, "a NUL character is not accepted") for path in nul_paths(data)]
-    if nul:
-        raise InvalidRequest(nul)
+    if has_nul(data):
+        raise InvalidRequest(
+            [FieldProblem(path, "a NUL character is not accepted") for path in nul_paths(data)]
+        )
     try:
         return Request.model_validate(data)
     except ValidationError as exc:
