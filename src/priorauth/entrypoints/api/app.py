@@ -29,7 +29,6 @@ from priorauth.entrypoints.api.fhir import fhir_router
 from priorauth.entrypoints.api.guards import NoNulInUrl
 from priorauth.entrypoints.api.prometheus import (
     PROMETHEUS_TEXT,
-    CountRequests,
     RequestMetrics,
     render_metrics,
 )
@@ -229,15 +228,17 @@ class BodyLimit:
                 raise
 
 
-class AccessLog:
-    """One line per request: method, route template, status, time. Never ids, queries or
-    bodies, so no health information reaches the log."""
+class ObserveRequests:
+    """Each request counted in the metrics (/metrics) and logged in one line: method, route
+    template, status, time. Never ids, queries or bodies, so no health information reaches the
+    log. One middleware measures both (they once each wrapped every request)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -252,14 +253,10 @@ class AccessLog:
         try:
             await self.app(scope, receive, tracked)
         finally:
-            route = scope.get("route")
-            log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                getattr(route, "path", "<unmatched>"),
-                status,
-                1000 * (time.perf_counter() - started),
-            )
+            route = getattr(scope.get("route"), "path", "<unmatched>")
+            took = time.perf_counter() - started
+            self.metrics.observe(scope["method"], route, status, took)
+            log.info("%s %s %d %.1fms", scope["method"], route, status, 1000 * took)
 
 
 def create_app(service: PriorAuthService) -> FastAPI:
@@ -521,6 +518,5 @@ def create_app(service: PriorAuthService) -> FastAPI:
     add_crd_dtr(app, service)
     app.add_middleware(BodyLimit, limit=service.settings.max_body_bytes)
     app.add_middleware(NoNulInUrl)
-    app.add_middleware(AccessLog)
-    app.add_middleware(CountRequests, metrics=request_metrics)
+    app.add_middleware(ObserveRequests, metrics=request_metrics)
     return app

@@ -10,7 +10,6 @@ no identifier reaches the metrics.
 from __future__ import annotations
 
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -19,7 +18,7 @@ from priorauth._version import __version__
 from priorauth.service.gauges import read_gauges
 from priorauth.service.workflow import PriorAuthService
 
-__all__ = ["BUCKETS", "PROMETHEUS_TEXT", "CountRequests", "RequestMetrics", "render_metrics"]
+__all__ = ["BUCKETS", "PROMETHEUS_TEXT", "RequestMetrics", "render_metrics"]
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -31,33 +30,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Latency buckets in seconds: a decision takes milliseconds; a slow database, seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-class CountRequests:
-    """ASGI middleware recording each request in a RequestMetrics."""
-
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def tracked(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracked)
-        finally:
-            route = getattr(scope.get("route"), "path", "<unmatched>")
-            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)
 
 
 class RequestMetrics:
