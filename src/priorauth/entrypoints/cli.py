@@ -12,7 +12,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -36,6 +36,7 @@ from priorauth.engine.determination import Determination
 from priorauth.engine.request import Request
 from priorauth.engine.safety import check_classes
 from priorauth.entrypoints.cli_batch import register as register_batch_commands
+from priorauth.entrypoints.cli_common import err, fail, policy_or_fail
 from priorauth.entrypoints.cli_dtr import dtr_app
 from priorauth.entrypoints.cli_service import register as register_service_commands
 from priorauth.entrypoints.render import determination_panel, policy_tree
@@ -80,7 +81,6 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(dtr_app, name="dtr")
 
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Format(StrEnum):
@@ -94,11 +94,6 @@ class SchemaName(StrEnum):
     determination = "determination"
     policy = "policy"
     safety = "safety"
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
-    raise typer.Exit(code)
 
 
 def _read_request(path: str) -> Any:
@@ -136,7 +131,7 @@ def _policies(directory: Path | None) -> PolicySet:
     except PolicyError as exc:
         for issue in exc.issues:
             err.print(f"{exc.source}: {issue}", markup=False)
-        _fail(f"cannot load the policies: {exc}")
+        fail(f"cannot load the policies: {exc}")
 
 
 @app.command()
@@ -175,7 +170,7 @@ def evaluate(
         try:
             when = dt.date.fromisoformat(as_of)
         except ValueError:
-            _fail(f"--as-of: {as_of!r} is not a date (YYYY-MM-DD)")
+            fail(f"--as-of: {as_of!r} is not a date (YYYY-MM-DD)")
     catalog = _policies(policies)
     failed = False
     for path in files:
@@ -218,22 +213,13 @@ def _print(d: Determination, format: Format, source: str, single: bool, explain:
             out.print(f"  {line}", markup=False)
 
 
-def _load_for_show(file: Path) -> Policy:
-    try:
-        return load_policy(file)
-    except PolicyError as exc:
-        for issue in exc.issues:
-            err.print(f"{file}:{issue}", markup=False)
-        _fail(f"{file}: {len(exc.issues)} problem(s); run `priorauth policy validate {file}`", 1)
-
-
 @policy_app.command("show")
 def policy_show(
     file: Annotated[Path, typer.Argument(help="A policy YAML file, e.g. policies/NAME.yaml.")],
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.table,
 ) -> None:
     """Print a policy: identity, drugs, the criteria tree, dosing and facts."""
-    policy = _load_for_show(file)
+    policy = policy_or_fail(file)
     if format is Format.json:
         typer.echo(policy.model_dump_json(indent=2, by_alias=True, exclude_none=True))
         return

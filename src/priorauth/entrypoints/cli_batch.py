@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -28,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from priorauth.entrypoints.cli_common import err, fail
 from priorauth.errors import PolicyError
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 batch_app = typer.Typer(
     help="Decide many requests at once, to Parquet (and make requests to try it on).",
@@ -77,18 +77,13 @@ MasterOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
-    raise typer.Exit(code)
-
-
 def _date(value: str | None, option: str) -> dt.date | None:
     if value is None:
         return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        _fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
+        fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
 
 
 def _database_url(given: str | None) -> str:
@@ -104,9 +99,9 @@ def _load(source: PolicySource) -> None:
     except PolicyError as exc:
         for issue in exc.issues:
             err.print(f"{exc.source}: {issue}", markup=False)
-        _fail(f"cannot load the policies: {exc}")
+        fail(f"cannot load the policies: {exc}")
     except (OSError, ValueError) as exc:
-        _fail(f"cannot load the policies: {exc}")
+        fail(f"cannot load the policies: {exc}")
 
 
 def _progress() -> Progress:
@@ -217,7 +212,7 @@ def batch_decide(
 
     when = _date(as_of, "--as-of")
     if (input is None) == (not from_store):
-        _fail("give an input file, or --from-store (not both)")
+        fail("give an input file, or --from-store (not both)")
     source = PolicySource(
         str(policies) if policies else None,
         exemptions=str(exemptions) if exemptions else None,
@@ -246,9 +241,9 @@ def batch_decide(
             assert items is not None
             result = _decide_locally(items, total, output, errors_path, source, workers, when)
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror or exc}")
+        fail(f"cannot write {output}: {exc.strerror or exc}")
     _report(result, engine.value if engine is Engine.spark else f"{workers} worker(s)")
     if result.failed:
         raise typer.Exit(2)
@@ -286,21 +281,21 @@ def _spark_errors() -> Iterator[None]:
         if not type(exc).__module__.startswith(("pyspark", "py4j")):
             raise
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
-        _fail(f"Spark failed: {type(exc).__name__}: {first}")
+        fail(f"Spark failed: {type(exc).__name__}: {first}")
 
 
 def _spark_or_fail(master: str) -> Any:
     from priorauth.batch.spark import java_available, spark_session
 
     if not java_available():
-        _fail(
+        fail(
             "--engine spark needs Java: install a Java 17 runtime (Debian: "
             "openjdk-17-jre-headless) or set JAVA_HOME"
         )
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        _fail("--engine spark needs PySpark: pip install 'priorauth[spark]'")
+        fail("--engine spark needs PySpark: pip install 'priorauth[spark]'")
     with _spark_errors():
         return spark_session(master)
 
@@ -353,10 +348,10 @@ def batch_generate(
     from priorauth.batch.generate import example_requests, generate_lines
 
     if not examples.is_dir():
-        _fail(f"--examples: {examples} is not a folder")
+        fail(f"--examples: {examples} is not a folder")
     found = example_requests(examples)
     if not found:
-        _fail(f"--examples: no request files (*.json with a request_id) in {examples}")
+        fail(f"--examples: no request files (*.json with a request_id) in {examples}")
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as handle:
         for line in generate_lines(found, count, seed, bad):
@@ -424,13 +419,13 @@ def impact(
     from priorauth.catalog import load_policy
 
     if (history is None) == (not from_store):
-        _fail("give a history file (Parquet from batch decide), or --from-store (not both)")
+        fail("give a history file (Parquet from batch decide), or --from-store (not both)")
     try:
         new_id = load_policy(policy).id
     except PolicyError as exc:
         for issue in exc.issues:
             err.print(f"{policy}: {issue}", markup=False)
-        _fail(f"{policy}: the new policy does not load ({len(exc.issues)} problem(s))")
+        fail(f"{policy}: the new policy does not load ({len(exc.issues)} problem(s))")
     base = PolicySource(str(policies) if policies else None)
     _load(PolicySource(base.directory, (str(policy),)))
     try:
@@ -441,9 +436,9 @@ def impact(
             table = history_from_store(_database_url(database_url), new_id)
             name = "the store"
     except InputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if table.num_rows == 0:
-        _fail(f"the history holds no request under {new_id} (or under no policy)")
+        fail(f"the history holds no request under {new_id} (or under no policy)")
     spark = _spark_or_fail(spark_master) if engine is Engine.spark else None
     with tempfile.TemporaryDirectory(prefix="priorauth-impact-") as scratch:
         work = work_dir or Path(scratch)
@@ -493,17 +488,17 @@ def _decisions(history: Path | None, database_url: str | None) -> Any:
 
     if history is not None:
         if not history.exists():
-            _fail(f"{history}: no such file")
+            fail(f"{history}: no such file")
         try:
             return decisions_from_parquet(history)
         except Exception as exc:  # pyarrow: not Parquet, or not a batch's columns
-            _fail(f"{history}: not the output of `priorauth batch decide` ({exc})")
+            fail(f"{history}: not the output of `priorauth batch decide` ({exc})")
     from priorauth.batch.goldcard import GoldCardError
 
     try:
         return decisions_from_store(_database_url(database_url))
     except GoldCardError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _rules(path: Path) -> Any:
@@ -512,7 +507,7 @@ def _rules(path: Path) -> Any:
     try:
         return load_rules(path)
     except GoldCardError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 @goldcard_app.command("evaluate")
@@ -593,7 +588,7 @@ def goldcard_show(
     try:
         document = read_exemption_file(exemptions)
     except GoldCardError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = Table(title=f"Exemptions in {exemptions}", title_justify="left")
     for column in ("NPI", "service", "from", "through", "requests", "approved %"):
         table.add_column(column)
@@ -677,7 +672,7 @@ def report_yearly(
     try:
         settings = replace(Settings.from_env(), database_url=_database_url(database_url))
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
     end = dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
     from priorauth.adapters.store import DatabaseNotReady
@@ -687,7 +682,7 @@ def report_yearly(
             metrics = service.metrics(Actor(0, "cli", "admin", None, None, None), start, end)
             policies = [c.policy for c in service.policies.policies]
     except DatabaseNotReady as exc:
-        _fail(str(exc))
+        fail(str(exc))
     report = YearlyReport.build(year, policies, metrics)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {

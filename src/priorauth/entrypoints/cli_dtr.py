@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from priorauth.catalog import load_policy
-from priorauth.errors import PolicyError
-from priorauth.policy.model import Policy
+from priorauth.entrypoints.cli_common import fail, policy_or_fail
 
 __all__ = ["dtr_app"]
 
@@ -31,28 +28,11 @@ dtr_app = typer.Typer(
     help="Show what a policy gives DTR: its questionnaire, its CQL and ELM.",
     no_args_is_help=True,
 )
-_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PolicyFile = Annotated[
     Path, typer.Argument(help="A policy file, e.g. policies/my-drug.yaml", show_default=False)
 ]
 Base = Annotated[str, typer.Option("--base", help="The FHIR base URL the canonicals are under.")]
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    _err.print(f"error: {message}", markup=False)
-    raise typer.Exit(code)
-
-
-def _policy(file: Path) -> Policy:
-    if not file.is_file():
-        _fail(f"{file}: no such policy file")
-    try:
-        return load_policy(file)
-    except PolicyError as exc:
-        for issue in exc.issues:
-            _err.print(f"{file}:{issue}", markup=False)
-        _fail(f"{file}: {len(exc.issues)} problem(s); run `priorauth policy validate {file}`", 1)
 
 
 @dtr_app.command("questionnaire")
@@ -71,11 +51,11 @@ def questionnaire(
     """Print the SDC Questionnaire generated from the policy, as FHIR JSON."""
     from priorauth.adapters.fhir import dtr
 
-    policy = _policy(file)
+    policy = policy_or_fail(file)
     order = dtr.ask_order(policy)
     unknown = [a for a in ask or () if a not in order]
     if unknown:
-        _fail(
+        fail(
             f"the policy asks no question {', '.join(map(repr, unknown))}; "
             f"it asks: {', '.join(order)}"
         )
@@ -88,7 +68,7 @@ def cql(file: PolicyFile) -> None:
     """Print the CQL library generated from the policy's facts."""
     from priorauth.adapters.cql import compile_policy
 
-    typer.echo(compile_policy(_policy(file)).cql)
+    typer.echo(compile_policy(policy_or_fail(file)).cql)
 
 
 @dtr_app.command("elm")
@@ -96,4 +76,4 @@ def elm(file: PolicyFile) -> None:
     """Print the ELM JSON of that library (what a CQL engine such as cql-execution runs)."""
     from priorauth.adapters.cql import compile_policy
 
-    typer.echo(compile_policy(_policy(file)).elm_json)
+    typer.echo(compile_policy(policy_or_fail(file)).elm_json)
