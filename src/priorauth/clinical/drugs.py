@@ -241,10 +241,6 @@ class Vocabulary:
                 classes.add(rule.class_id)
         return Identified(products, frozenset(classes), True, topical)
 
-    def in_class(self, class_ids: Iterable[str], text: str | None) -> bool:
-        """Whether a name belongs to any of the classes."""
-        return not self.identify(text).classes.isdisjoint(class_ids)
-
 
 def load_vocabulary(folder: str | Path) -> Vocabulary:
     """The vocabulary in `folder` (drugs.yaml and drug-names.json.gz); PolicyError when
