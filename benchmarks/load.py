@@ -7,6 +7,11 @@ durably, audited). Every loop is bounded by a count and a time limit; only 127.0
 contacted. The server runs with PRIORAUTH_RATE_LIMIT=off: one account drives it.
 
     python benchmarks/load.py --requests 2000 --concurrency 16 --rounds 5 --seconds 15
+
+With `--workers 1,4` it measures the server with 1 worker process, then with 4 (`serve
+--workers`), each against its own no-op, and prints them side by side. On PostgreSQL
+(`--database-url postgresql://...`) the workers write side by side; the figure the scale issue
+asks for is submissions per second with 4 workers as a share of the no-op's with the same 4.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import asyncio
 import copy
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -32,9 +38,9 @@ HOST = devserver.LOOPBACK  # loopback only, by design
 TOKEN = "demo-submitter-token"
 
 
-def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
-    """`priorauth serve --demo` with the example queue, on loopback; exits the script if it
-    does not start."""
+def start_server(database_url: str, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
+    """`priorauth serve --demo --workers N` with the example queue, on loopback; exits the
+    script if it does not start."""
     try:
         # The benchmark drives one account far past the default rate limit on purpose.
         return devserver.start(
@@ -43,7 +49,10 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
             "--demo",
             "--examples",
             str(ROOT / "examples"),
+            "--workers",
+            str(workers),
             env={"PRIORAUTH_RATE_LIMIT": "off"},
+            timeout=180,
         )
     except devserver.ServerDidNotStart as problem:
         raise SystemExit(str(problem)) from problem
@@ -146,17 +155,36 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15, help="time limit per round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds alternating the two")
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temp folder")
+    parser.add_argument(
+        "--workers", default="1", help="server processes, or several to compare: 1,4"
+    )
     args = parser.parse_args()
+    try:
+        counts = [int(n) for n in args.workers.split(",")]
+    except ValueError:
+        parser.error(f"--workers takes whole numbers separated by commas, not {args.workers!r}")
+    reports = []
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/load.db"
-        port = free_port()
-        server = start_server(url, port)
-        try:
-            report = asyncio.run(run(args, port))
-        finally:
-            devserver.stop(server, grace=30)
-    report["database"] = url.split(":", 1)[0]
-    print(json.dumps(report, indent=2))
+        for workers in counts:
+            port = free_port()
+            server = start_server(url, port, workers)
+            try:
+                report = asyncio.run(run(args, port))
+            finally:
+                devserver.stop(server, grace=30)
+            report["database"] = url.split(":", 1)[0]
+            report["workers"] = workers
+            report["load_average"] = [round(x, 2) for x in os.getloadavg()]
+            reports.append(report)
+            print(json.dumps(report, indent=2), flush=True)
+    if len(reports) > 1:
+        print("\nworkers  no-op/s  submit/s  submit vs no-op")
+        for r in reports:
+            print(
+                f"{r['workers']:>7}  {r['noop']['per_second']:>7}  {r['submit']['per_second']:>8}"
+                f"  {r['submit_vs_noop_percent']:>14} %"
+            )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ Only the loopback interface is used.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["LOOPBACK", "ServerDidNotStart", "free_port", "start", "stop"]
+__all__ = ["LOOPBACK", "ServerDidNotStart", "free_port", "kill", "start", "stop"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -64,8 +66,14 @@ def start(
             f"priorauth db upgrade exited with status {upgraded.returncode}: {message}"
         )
     command = [program, "serve", "--host", LOOPBACK, "--port", str(port), *options]
+    # In a process group of its own: with --workers, the server is several processes, and
+    # stop and kill reach them all.
     server = subprocess.Popen(
-        command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,10 +92,22 @@ def start(
 def stop(server: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """Ask the server to stop (SIGTERM), and kill it if it has not within `grace` seconds."""
     if server.poll() is not None:
+        _signal_group(server, signal.SIGKILL)  # any worker left behind
         return
-    server.terminate()
+    _signal_group(server, signal.SIGTERM)
     try:
         server.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
+        kill(server)
+    _signal_group(server, signal.SIGKILL)
+
+
+def kill(server: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the server and every process it started (a crash, as tests need one)."""
+    _signal_group(server, signal.SIGKILL)
+    server.wait()
+
+
+def _signal_group(server: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group has gone already
+        os.killpg(server.pid, signum)

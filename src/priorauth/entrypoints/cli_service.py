@@ -11,6 +11,8 @@ import datetime as dt
 import gc
 import json
 import logging
+import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -127,6 +129,17 @@ def serve(
         str | None,
         typer.Option(help="text or json (default: $PRIORAUTH_LOG_FORMAT, else text)."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes answering HTTP on the one port (about one per core). With "
+            "more than one, this process checks and prepares, then supervises them, and runs "
+            "the notification delivery and the checkpoints itself. Rate limits count per "
+            "process.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP API, the delivery of subscription notifications and the audit checkpoints.
 
@@ -167,20 +180,44 @@ def serve(
     worker = OutboxWorker(service.database, allowed_hosts=settings.subscription_hosts)
     worker.start()
     checkpoints = _checkpoint_worker(service, settings, checkpoint_key)
-    app = create_app(service)
-    # What startup built (modules, policies, the app) lives as long as the server: moved out of
-    # the collector's sight, so full collections scan only what requests allocate (shorter
-    # pauses in the tail latency).
-    gc.collect()
-    gc.freeze()
     try:
-        # log_config=None: uvicorn's own lines go through the logging configured above.
-        uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
+        if workers > 1:
+            _prepare_workers(settings)
+            # Each process builds its app from the environment (api.served); log_config=None:
+            # uvicorn's own lines go through the logging configured above.
+            uvicorn.run(
+                "priorauth.entrypoints.api.served:worker_app",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                access_log=False,
+                log_config=None,
+            )
+        else:
+            app = create_app(service)
+            # What startup built (modules, policies, the app) lives as long as the server:
+            # moved out of the collector's sight, so full collections scan only what requests
+            # allocate (shorter pauses in the tail latency).
+            gc.collect()
+            gc.freeze()
+            uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
     finally:
         if checkpoints is not None:
             checkpoints.stop()
         worker.stop()
         service.close()
+
+
+def _prepare_workers(settings: Settings) -> None:
+    """Write the settings this command was given into the environment the worker processes
+    start from, and one session secret for all of them when none is configured (a workbench
+    session made by one process is then good on every other)."""
+    os.environ["PRIORAUTH_DATABASE_URL"] = settings.database_url
+    os.environ["PRIORAUTH_LOG_FORMAT"] = settings.log_format
+    os.environ["PRIORAUTH_SKIP_BAD_POLICIES"] = "yes" if settings.skip_bad_policies else "no"
+    if not os.environ.get("PRIORAUTH_SESSION_SECRET"):
+        os.environ["PRIORAUTH_SESSION_SECRET"] = secrets.token_urlsafe(32)
 
 
 def port_in_use(host: str, port: int) -> str | None:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
-from sqlalchemy.orm import Session
 
 from priorauth.adapters.store import AuditEventRow, execute
+from priorauth.service.uow import UnitOfWork
 
 __all__ = ["GENESIS", "ChainBreak", "append_event", "event_hash", "verify_chain"]
 
@@ -54,15 +54,17 @@ def event_hash(
 
 
 def append_event(
-    session: Session,
+    uow: UnitOfWork,
     actor: str,
     action: str,
     case_id: str | None,
     detail: Mapping[str, Any],
     at: dt.datetime,
 ) -> str:
-    """Append an event after the last one and return its hash. The caller holds the write lock
-    (UnitOfWork.lock_writes)."""
+    """Append an event after the last one and return its hash. The caller is a writer
+    (UnitOfWork.lock_writes); from here until it commits, it holds the chain's head."""
+    uow.hold_chain()
+    session = uow.session
     last = execute(session, _LAST_EVENT).first()
     event_id = 1 if last is None else last.id + 1
     prev = GENESIS if last is None else last.hash

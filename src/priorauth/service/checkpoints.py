@@ -146,6 +146,8 @@ def make_checkpoint(database: Database, key: Ed25519PrivateKey, at: dt.datetime)
     """Sign the chain head as it is now and append the checkpoint to the chain."""
     with UnitOfWork(database) as uow:
         uow.lock_writes()
+        # The head it signs stays the head until the checkpoint event follows it.
+        uow.hold_chain()
         last = uow.session.execute(
             select(_EVENTS.c.id, _EVENTS.c.hash).order_by(_EVENTS.c.id.desc()).limit(1)
         ).first()
@@ -160,7 +162,7 @@ def make_checkpoint(database: Database, key: Ed25519PrivateKey, at: dt.datetime)
             unsigned.public_key,
             key.sign(unsigned.statement()).hex(),
         )
-        append_event(uow.session, "system", CHECKPOINT_ACTION, None, asdict(checkpoint), at)
+        append_event(uow, "system", CHECKPOINT_ACTION, None, asdict(checkpoint), at)
         uow.commit()
     return checkpoint
 

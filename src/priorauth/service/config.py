@@ -102,6 +102,7 @@ class Settings:
             audit_key_file=Path(key_file) if key_file else None,
             checkpoint_minutes=_number(env, "PRIORAUTH_CHECKPOINT_MINUTES", 60.0, float),
             log_format=_choice(env, "PRIORAUTH_LOG_FORMAT", ("text", "json")),
+            skip_bad_policies=_choice(env, "PRIORAUTH_SKIP_BAD_POLICIES", ("no", "yes")) == "yes",
             goldcard_exemptions=Path(env["PRIORAUTH_GOLDCARD_EXEMPTIONS"])
             if env.get("PRIORAUTH_GOLDCARD_EXEMPTIONS")
             else None,
@@ -173,6 +174,12 @@ VARIABLES: tuple[Variable, ...] = (
         "The folder of policy YAML files (each with its safety data file beside it). A file "
         "that does not load stops `serve` with one line naming it, unless "
         "`--skip-bad-policies` is given.",
+    ),
+    Variable(
+        "PRIORAUTH_SKIP_BAD_POLICIES",
+        "no",
+        "yes: start with the policy files that load, naming each one that does not (what "
+        "`serve --skip-bad-policies` sets); no: one bad file stops the start.",
     ),
     Variable(
         "PRIORAUTH_CLOCKS",

@@ -204,7 +204,7 @@ class CrdService:
         with UnitOfWork(self.service.database) as uow:
             uow.lock_writes()
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "crd.hook",
                 None,
@@ -346,7 +346,7 @@ class CrdService:
         with UnitOfWork(self.service.database) as uow:
             uow.lock_writes()
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "dtr.package",
                 None,
@@ -384,7 +384,7 @@ class CrdService:
         with UnitOfWork(self.service.database) as uow:
             uow.lock_writes()
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "dtr.errors-logged",
                 None,

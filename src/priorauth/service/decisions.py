@@ -500,7 +500,7 @@ def decide(
             appeal.decided_at = now
         case.status = after
         case.updated_at = now
-        append_event(uow.session, actor.name, "request.decided", case.case_id, detail, now)
+        append_event(uow, actor.name, "request.decided", case.case_id, detail, now)
         if decision.action in ("approve", "approve-modified", "deny"):
             uow.session.flush()
             write_notices(service, uow, case, review, actor, determination, now)
@@ -566,7 +566,7 @@ def _move(service: PriorAuthService, actor: Actor, case_id: str, move: str, to: 
         action = {"claim": "request.claimed", "release": "request.released"}.get(
             move, "request.assigned"
         )
-        append_event(uow.session, actor.name, action, case.case_id, {"to": to}, now)
+        append_event(uow, actor.name, action, case.case_id, {"to": to}, now)
         uow.commit()
 
 
@@ -584,5 +584,5 @@ def add_note(service: PriorAuthService, actor: Actor, case_id: str, text: str) -
         uow.session.add(
             NoteRow(case_pk=case.id, author_id=actor.user_id, text=text, created_at=now)
         )
-        append_event(uow.session, actor.name, "request.noted", case.case_id, {}, now)
+        append_event(uow, actor.name, "request.noted", case.case_id, {}, now)
         uow.commit()

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from priorauth.adapters.store import Database, OutboxRow, SubscriptionRow
-from priorauth.service.uow import UnitOfWork
+from priorauth.service.uow import UnitOfWork, outbox_key
 
 __all__ = ["OutboxWorker", "utcnow"]
 
@@ -157,6 +157,8 @@ class OutboxWorker:
             error = self._send(due)
             with UnitOfWork(self.database) as uow:
                 uow.lock_writes()
+                # Another server process may be delivering it too (at least once).
+                uow.lock(outbox_key(due.outbox_id))
                 row = uow.session.get(OutboxRow, due.outbox_id)
                 if row is None or row.delivered_at is not None:
                     continue

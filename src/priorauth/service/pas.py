@@ -56,7 +56,13 @@ from priorauth.service.casestate import next_state, review_rules
 from priorauth.service.errors import Conflict, Forbidden
 from priorauth.service.people import Actor
 from priorauth.service.refusals import record_refusal
-from priorauth.service.uow import UnitOfWork
+from priorauth.service.uow import (
+    UnitOfWork,
+    case_key,
+    claim_key,
+    request_key,
+    subscriptions_key,
+)
 from priorauth.service.workflow import OPEN_STATUSES, PriorAuthService, canonical
 from priorauth.sizes import MEMBER_ID, nul_paths
 
@@ -381,8 +387,14 @@ class PasService:
         # The bundle as stored, and its hash: the same bundle again is the same request.
         stored = _stored(document)
         submission_hash = _sha256(stored)
+        claim_keys_held = [
+            claim_key(organization, identifier)
+            for identifier in (keys.claim_identifier, earlier_identifier)
+            if identifier
+        ]
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            uow.lock(*claim_keys_held)
             row = _find(uow.session, organization, keys.claim_identifier)
             if row is not None:
                 if not _same_bundle(row, submission_hash, document):
@@ -419,6 +431,7 @@ class PasService:
             case_ids.append(case["case_id"])
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            uow.lock(*claim_keys_held)
             now = self.service.clock()
             row = _find(uow.session, organization, keys.claim_identifier)
             if row is None:
@@ -433,7 +446,7 @@ class PasService:
                         replaced.updated_at = now
                 uow.session.flush()
                 append_event(
-                    uow.session,
+                    uow,
                     actor.name,
                     "fhir.claim.updated" if earlier_id else "fhir.claim.received",
                     None,
@@ -462,6 +475,15 @@ class PasService:
         determinations: list[Determination | None] = []
         numbers: dict[str, str] = {}
         fresh = True
+        # Every item's request id before the first is submitted (its audit event holds the
+        # chain, and a writer holding the chain takes no more keys).
+        uow.lock(
+            *(
+                request_key(actor.organization, str(item.request.get("request_id")))
+                for item in mapped.items
+                if item.request is not None
+            )
+        )
         for item in mapped.items:
             if item.request is None:
                 case_ids.append(None)
@@ -483,7 +505,7 @@ class PasService:
         row = _claim_row(actor.organization, keys, submission_hash, stored, case_ids, None, now)
         insert_row(uow.session, row)
         append_event(
-            uow.session,
+            uow,
             actor.name,
             "fhir.claim.received",
             None,
@@ -513,6 +535,7 @@ class PasService:
         """certificationType 3: cancel the earlier request's cases that are not yet denied."""
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            uow.lock(claim_key(organization, claim_identifier))
             row = _find(uow.session, organization, claim_identifier)
             if row is None:
                 return _problem(
@@ -523,14 +546,13 @@ class PasService:
                 )
             now = self.service.clock()
             wanted = [c for c in json.loads(row.case_ids) if c]
+            uow.lock(*(case_key(c) for c in wanted))
             for case in uow.session.scalars(select(CaseRow).where(CaseRow.case_id.in_(wanted))):
                 if case.status in (*OPEN_STATUSES, "approved", "approved-modified"):
                     case.status = next_state(case.status, "cancel")
                     case.queue = None
                     case.updated_at = now
-                    append_event(
-                        uow.session, actor.name, "request.cancelled", case.case_id, {}, now
-                    )
+                    append_event(uow, actor.name, "request.cancelled", case.case_id, {}, now)
             if row.status != "cancelled":
                 row.status = "cancelled"
                 row.updated_at = now
@@ -576,7 +598,7 @@ class PasService:
                     "not-found",
                 )
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "fhir.claim.inquired",
                 None,
@@ -619,6 +641,7 @@ class PasService:
         limit = self.service.settings.max_subscriptions
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            uow.lock(subscriptions_key(organization))
             held = uow.session.scalar(
                 select(func.count())
                 .select_from(SubscriptionRow)
@@ -648,7 +671,7 @@ class PasService:
                 )
             )
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "fhir.subscription.added",
                 None,

@@ -31,7 +31,7 @@ def record_refusal(
         uow.lock_writes()
     action = "request.refused" if kind == "case" else f"fhir.{kind}.refused"
     append_event(
-        uow.session,
+        uow,
         actor.name,
         action,
         None,

@@ -58,7 +58,7 @@ from priorauth.service.overlay import overlay
 from priorauth.service.people import ROLES, Actor, hash_token, new_token
 from priorauth.service.refusals import account_field_problems, record_refusal
 from priorauth.service.throttle import Throttle
-from priorauth.service.uow import UnitOfWork
+from priorauth.service.uow import UnitOfWork, case_key, request_key, user_key
 
 __all__ = [
     "OPEN_STATUSES",
@@ -205,6 +205,8 @@ class PriorAuthService:
         """Record the loaded policy versions (with their YAML text) if they are new."""
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            # Several server processes start at once: one registers each version.
+            uow.lock("policies")
             known = set(uow.session.scalars(select(PolicyVersionRow.content_hash)))
             known_safety = set(uow.session.scalars(select(SafetyVersionRow.safety_hash)))
             now = self.clock()
@@ -231,7 +233,7 @@ class PriorAuthService:
                     )
                 )
                 append_event(
-                    uow.session,
+                    uow,
                     "system",
                     "policy.registered",
                     None,
@@ -265,6 +267,7 @@ class PriorAuthService:
         token = token or new_token()
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            uow.lock(user_key(name))
             if uow.session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
                 raise Conflict(f"a user named {name!r} exists")
             now = self.clock()
@@ -280,9 +283,7 @@ class PriorAuthService:
                     created_at=now,
                 )
             )
-            append_event(
-                uow.session, "system", "user.added", None, {"name": name, "role": role}, now
-            )
+            append_event(uow, "system", "user.added", None, {"name": name, "role": role}, now)
             uow.commit()
         return token
 
@@ -343,6 +344,8 @@ class PriorAuthService:
         request_json = canonical(request)
         submission_hash = _sha256(submission_text(member_id, line_of_business, request_json))
         request_id = determination.request_id
+        # A twin sent at the same moment waits here, then finds this one.
+        uow.lock(request_key(actor.organization, request_id))
         # The key and hash alone (a new request, the usual case, loads no row).
         existing = execute(
             uow.session, _SUBMITTED, {"organization": actor.organization, "request_id": request_id}
@@ -383,7 +386,7 @@ class PriorAuthService:
             raise Conflict(f"request_id {request_id} is being submitted already") from exc
         latest, authorization = self._apply_determination(uow, case, determination, request, now)
         append_event(
-            uow.session,
+            uow,
             actor.name,
             "request.submitted",
             case.case_id,
@@ -518,6 +521,10 @@ class PriorAuthService:
     # ---------------------------------------------------------------- read
 
     def _visible_case(self, uow: UnitOfWork, actor: Actor, case_id: str) -> CaseRow:
+        """The case `actor` may see, NotFound otherwise. In a writer, the case stays locked
+        (its key) until the writer ends: what it reads of the case is what it changes."""
+        if uow.locked:
+            uow.lock(case_key(case_id))
         case = uow.session.scalar(select(CaseRow).where(CaseRow.case_id == case_id))
         # Another organization's case answers exactly like a case that does not exist, and the
         # attempt is on the record (service.refusals).
@@ -538,7 +545,7 @@ class PriorAuthService:
             uow.lock_writes()
             case = self._visible_case(uow, actor, case_id)
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "request.read",
                 case.case_id,
@@ -562,7 +569,7 @@ class PriorAuthService:
             uow.lock_writes()
             cases = list(uow.session.scalars(query.order_by(CaseRow.id)))
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "request.looked-up",
                 None,
@@ -770,7 +777,7 @@ class PriorAuthService:
             case.request_json = canonical(merged)
             latest, authorization = self._apply_determination(uow, case, determination, merged, now)
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "request.replaced" if replace else "request.information-added",
                 case.case_id,
@@ -855,7 +862,7 @@ class PriorAuthService:
             case.extension_reason = reason
             case.updated_at = now
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "request.extended",
                 case.case_id,
@@ -903,7 +910,7 @@ class PriorAuthService:
             case.due_at = now + self.settings.clock(case.line_of_business, case.urgency)
             case.extended = False
             case.updated_at = now
-            append_event(uow.session, actor.name, "request.appealed", case.case_id, {}, now)
+            append_event(uow, actor.name, "request.appealed", case.case_id, {}, now)
             view = self._case_view(uow, case, full=False)
             uow.commit()
         return view
@@ -931,7 +938,7 @@ class PriorAuthService:
                         )
                     )
             append_event(
-                uow.session,
+                uow,
                 actor.name,
                 "authorizations.read",
                 None,
@@ -1028,13 +1035,12 @@ class PriorAuthService:
         """Stop an account: its token is refused from now on. Its history stays as it was."""
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            uow.lock(user_key(name))
             user = self._user(uow, name)
             if not user.active:
                 return
             user.active = False
-            append_event(
-                uow.session, "system", "user.deactivated", None, {"name": name}, self.clock()
-            )
+            append_event(uow, "system", "user.deactivated", None, {"name": name}, self.clock())
             uow.commit()
 
     def rotate_token(self, name: str) -> str:
@@ -1043,12 +1049,11 @@ class PriorAuthService:
         token = new_token()
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
+            uow.lock(user_key(name))
             user = self._user(uow, name)
             user.token_hash = hash_token(token)
             user.active = True
-            append_event(
-                uow.session, "system", "user.token-rotated", None, {"name": name}, self.clock()
-            )
+            append_event(uow, "system", "user.token-rotated", None, {"name": name}, self.clock())
             uow.commit()
         return token
 

@@ -3,7 +3,9 @@
 Nothing connects at import: a `Database` is built explicitly from a URL by the service layer.
 SQLite runs in WAL mode with full fsync: readers take a plain BEGIN, writers take a process-wide
 lock (threads queue on it rather than on SQLite's sleeping busy handler) and then BEGIN
-IMMEDIATE (one writer across processes too). PostgreSQL serializes writers on one advisory lock.
+IMMEDIATE (one writer across processes too). PostgreSQL lets writers run side by side: each
+takes advisory locks on the keys it changes (a case, a claim identifier), and the audit chain's
+lock only to append its events, which it holds until it commits.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ __all__ = [
 ]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The key of the PostgreSQL advisory lock that serializes writes (and so the audit chain).
-_WRITE_LOCK = 0x70A0_0001
+# The key of the PostgreSQL advisory lock held to append to the audit chain (and until commit).
+_CHAIN_LOCK = 0x70A0_0001
+# A writer's keys: advisory locks in the same 64-bit space, keyed by the text's hash.
+_KEY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 # The execution option that marks a SQLite connection as a writer (BEGIN IMMEDIATE).
 _WRITER = "priorauth_writer"
 
@@ -111,13 +115,13 @@ class Database:
         return self.sessions()
 
     def lock_writes(self, session: Session) -> threading.Lock | None:
-        """Serialize this session's transaction with every other writer until it ends.
+        """Make this session's transaction a writer. Call before its first statement.
 
-        Call before the session's first statement. Returns a lock the caller releases once the
-        transaction has ended (SQLite), or None (PostgreSQL releases its lock at commit).
+        SQLite has one writer at a time: this takes the process lock and BEGIN IMMEDIATE, and
+        returns the lock for the caller to release once the transaction has ended. PostgreSQL
+        writers run side by side (`lock_keys`, `lock_chain`): nothing is taken, None returned.
         """
         if self.dialect == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _WRITE_LOCK})
             return None
         self._sqlite_writer.acquire()
         try:
@@ -126,6 +130,21 @@ class Database:
             self._sqlite_writer.release()
             raise
         return self._sqlite_writer
+
+    def lock_keys(self, session: Session, keys: list[str]) -> None:
+        """Serialize with every writer that locks one of `keys`, until this transaction ends
+        (PostgreSQL; a SQLite writer is alone already). Sorted, so two writers that lock the
+        same keys take them in the same order."""
+        if self.dialect != "postgresql":
+            return
+        for key in sorted(set(keys)):
+            session.execute(_KEY_LOCK, {"key": key})
+
+    def lock_chain(self, session: Session) -> None:
+        """Hold the audit chain's head until this transaction ends (PostgreSQL; a SQLite writer
+        holds it already): the events appended after it take the next ids in one order."""
+        if self.dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
 
     def first(self, statement: Executable, parameters: Mapping[str, Any]) -> Row[Any] | None:
         """The first row of a read-only Core statement, on a connection of its own: for a
