@@ -14,7 +14,6 @@ Only the loopback interface is used.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -90,24 +89,32 @@ def start(
 
 
 def stop(server: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """Ask the server to stop (SIGTERM), and kill it if it has not within `grace` seconds."""
-    if server.poll() is not None:
-        _signal_group(server, signal.SIGKILL)  # any worker left behind
-        return
-    _signal_group(server, signal.SIGTERM)
-    try:
-        server.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        kill(server)
-    _signal_group(server, signal.SIGKILL)
+    """Ask the server to stop (SIGTERM), and kill it if it has not within `grace` seconds;
+    returns once every process of its group has gone."""
+    if server.poll() is None:
+        _signal_group(server, signal.SIGTERM)
+        try:
+            server.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    kill(server)
 
 
 def kill(server: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the server and every process it started (a crash, as tests need one)."""
+    """SIGKILL the server and every process it started (a crash, as tests need one); returns
+    once they have all gone (the group's last members, reparented, may take a moment)."""
     _signal_group(server, signal.SIGKILL)
     server.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _signal_group(server, 0):
+        time.sleep(0.02)
 
 
-def _signal_group(server: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group has gone already
+def _signal_group(server: subprocess.Popen[bytes], signum: int) -> bool:
+    """Send `signum` to the server's process group; False when the group has gone."""
+    try:
         os.killpg(server.pid, signum)
+    except ProcessLookupError:
+        return False
+    return True

@@ -278,3 +278,46 @@ def test_the_commands_that_read_the_store_refuse_a_missing_one(
     assert result.exit_code == 2, result.output
     assert "no database file" in result.output and "Traceback" not in result.output
     assert not typo.exists()
+
+
+def _group(pid: int) -> list[int]:
+    """The processes of a process group (from /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pid:  # pgrp, the third field after the name
+                members.append(int(entry.name))
+    return members
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_serve_with_workers_runs_them_from_the_settings_it_was_given(tmp_path: Path) -> None:
+    # A bad policy file: the workers start only if --skip-bad-policies reached them too.
+    folder = _bad_policy_folder(tmp_path)
+    port = devserver.free_port()
+    server = devserver.start(
+        f"sqlite:///{tmp_path / 'w.db'}",
+        port,
+        "--workers",
+        "2",
+        "--skip-bad-policies",
+        "--demo",
+        env={"PRIORAUTH_POLICY_DIR": str(folder), "PRIORAUTH_RATE_LIMIT": "off"},
+        timeout=120,
+    )
+    try:
+        # The supervisor, its two workers (and the helper process multiprocessing starts).
+        assert len(_group(server.pid)) >= 3
+        with httpx.Client(base_url=f"http://{devserver.LOOPBACK}:{port}") as client:
+            for _ in range(20):
+                ready = client.get("/ready")
+                assert ready.status_code == 200 and ready.json()["policies"] >= 1
+            listed = client.get("/v1/queue", headers={"Authorization": "Bearer demo-md1-token"})
+            assert listed.status_code == 200
+    finally:
+        devserver.stop(server)
+    assert _group(server.pid) == []

@@ -192,3 +192,16 @@ def test_on_postgresql_writers_of_other_keys_do_not_wait_and_appends_queue(env: 
         )
     assert actions == ["test.first", "test.second"]
     assert verify_trail(database).problem is None
+
+
+def test_a_read_shows_its_own_event_as_the_chain_keeps_it(env: Env) -> None:
+    # The read's event is appended after the case is read, and added to what it shows.
+    service = env.service
+    clinic = service.authenticate(TOKENS["clinic"])
+    case = service.submit(clinic, example("01-approved-every-3-weeks.json"), "M-1").case
+    first = service.read(clinic, case["case_id"])
+    env.clock.advance(minutes=1)
+    second = service.read(clinic, case["case_id"])
+    assert [e["action"] for e in first["history"]] == ["request.submitted", "request.read"]
+    assert second["history"][:-1] == first["history"]
+    assert second["history"][-1]["number"] == 3

@@ -385,6 +385,8 @@ class PriorAuthService:
         except IntegrityError as exc:  # a concurrent twin won (should the lock be bypassed)
             raise Conflict(f"request_id {request_id} is being submitted already") from exc
         latest, authorization = self._apply_determination(uow, case, determination, request, now)
+        view = self._summary(uow, case, latest, [authorization] if authorization else [])
+        # Last: from its first audit event to its commit, a writer holds the chain.
         append_event(
             uow,
             actor.name,
@@ -401,7 +403,6 @@ class PriorAuthService:
             },
             now,
         )
-        view = self._summary(uow, case, latest, [authorization] if authorization else [])
         return Submitted(view, created=True, determination=determination)
 
     def _evaluate(
@@ -544,15 +545,20 @@ class PriorAuthService:
         with UnitOfWork(self.database) as uow:
             uow.lock_writes()
             case = self._visible_case(uow, actor, case_id)
-            append_event(
-                uow,
-                actor.name,
-                "request.read",
-                case.case_id,
-                {"role": actor.role},
-                self.clock(),
-            )
+            # Read first, then appended: a writer holds the audit chain only from its first
+            # event to its commit. The case's key keeps its history as read until then, so the
+            # history shown ends with this read, as the chain will.
             view = self._case_view(uow, case, full=True)
+            now = self.clock()
+            append_event(uow, actor.name, "request.read", case.case_id, {"role": actor.role}, now)
+            view["history"].append(
+                {
+                    "at": now.astimezone(dt.UTC).isoformat(),
+                    "actor": actor.name,
+                    "action": "request.read",
+                    "number": len(view["history"]) + 1,
+                }
+            )
             uow.commit()
         return view
 
