@@ -211,6 +211,35 @@ def test_the_clock_stops_for_information_and_restarts_with_the_time_left(env: En
     assert dt.datetime.fromisoformat(after["due_at"]) == due + dt.timedelta(days=3)
 
 
+def test_the_review_queue_counts_a_stopped_clock_as_the_worklist_does(env: Env) -> None:
+    service = env.service
+    clinic = service.authenticate(TOKENS["clinic"])
+    pharmacist = service.authenticate(TOKENS["pharmacist"])
+    case = service.submit(
+        clinic, example("06-pended-missing-information.json"), "M-1", line_of_business="commercial"
+    ).case
+    due = dt.datetime.fromisoformat(case["due_at"])
+    env.clock.advance(days=1)
+    stopped_at = env.clock()
+    answer_by = due + dt.timedelta(days=10)
+    service.decide(
+        pharmacist,
+        case["case_id"],
+        Decision("request-info", questions=("Is it metastatic?",), information_due=answer_by),
+    )
+    # Past the first due time, while the provider still has days to answer: not overdue, and
+    # due when the clock restarts (at the answer's due date) with the time left when it stopped.
+    env.clock.now = due + dt.timedelta(days=2)
+    [item] = [c for c in service.queue(pharmacist) if c["case_id"] == case["case_id"]]
+    assert item["clock_stopped"] is True
+    assert item["overdue"] is False
+    assert dt.datetime.fromisoformat(item["due_at"]) == due + (answer_by - stopped_at)
+    # Once that date has passed without an answer, the clock runs again.
+    env.clock.now = answer_by + dt.timedelta(hours=1)
+    [item] = [c for c in service.queue(pharmacist) if c["case_id"] == case["case_id"]]
+    assert item["clock_stopped"] is False
+
+
 def test_a_stopped_clock_restarts_when_the_information_is_due_and_then_may_be_denied(
     env: Env,
 ) -> None:

@@ -114,6 +114,20 @@ def effective_due(
     return due_at + (restart - stopped_at), now < restart
 
 
+def information_due_by_case(uow: UnitOfWork, case_pks: list[int]) -> dict[int, dt.datetime]:
+    """The latest due date of each case's unanswered requests for information (cases with
+    none are left out): what `effective_due` needs to tell a stopped clock."""
+    waiting: dict[int, dt.datetime] = {}
+    for info in uow.session.scalars(
+        select(InformationRequestRow).where(
+            InformationRequestRow.case_pk.in_(case_pks),
+            InformationRequestRow.answered_at.is_(None),
+        )
+    ):
+        waiting[info.case_pk] = max(waiting.get(info.case_pk, info.due_at), info.due_at)
+    return waiting
+
+
 def information_arrived(uow: UnitOfWork, case: CaseRow, now: dt.datetime) -> None:
     """The provider answered: outstanding requests for information are answered, and a stopped
     clock restarts with the time that was left (stopped no longer than until the due date)."""

@@ -4,7 +4,6 @@ them and never open a database session themselves."""
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import itertools
 import json
@@ -24,7 +23,7 @@ from priorauth.adapters.store import (
     UserRow,
 )
 from priorauth.service.casestate import OPEN, allowed, review_rules
-from priorauth.service.decisions import effective_due
+from priorauth.service.decisions import effective_due, information_due_by_case
 from priorauth.service.errors import Forbidden, NotFound
 from priorauth.service.notices import drug_label
 from priorauth.service.people import Actor
@@ -105,14 +104,7 @@ def worklist(
             .order_by(DeterminationRow.id)
         ):
             latest[row.case_pk] = row.determination_json
-        waiting: dict[int, dt.datetime] = {}
-        for info in uow.session.scalars(
-            select(InformationRequestRow).where(
-                InformationRequestRow.case_pk.in_(ids),
-                InformationRequestRow.answered_at.is_(None),
-            )
-        ):
-            waiting[info.case_pk] = max(waiting.get(info.case_pk, info.due_at), info.due_at)
+        waiting = information_due_by_case(uow, ids)
         names = {u.id: u.name for u in uow.session.scalars(select(UserRow))}
     items = []
     for case in cases:

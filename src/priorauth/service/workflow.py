@@ -828,22 +828,35 @@ class PriorAuthService:
                     .order_by(DeterminationRow.id)
                 )
             }
-        return [
-            {
-                "case_id": c.case_id,
-                "request_id": c.request_id,
-                "status": c.status,
-                "queue": c.queue,
-                "urgency": c.urgency,
-                "reasons": [x for x in reasons.get(c.id, "").split(",") if x],
-                "received_at": c.received_at.isoformat(),
-                "due_at": c.due_at.isoformat(),
-                "time_left_seconds": int((c.due_at - now).total_seconds()),
-                "overdue": c.due_at < now,
-                "extended": c.extended,
-            }
-            for c in cases
-        ]
+            waiting = decisions.information_due_by_case(uow, [c.id for c in cases])
+        items: list[tuple[dt.datetime, dict[str, Any]]] = []
+        for c in cases:
+            # A clock stopped for information counts as the worklist counts it.
+            due, stopped = decisions.effective_due(
+                c.due_at, c.clock_stopped_at, waiting.get(c.id), now
+            )
+            items.append(
+                (
+                    due,
+                    {
+                        "case_id": c.case_id,
+                        "request_id": c.request_id,
+                        "status": c.status,
+                        "queue": c.queue,
+                        "urgency": c.urgency,
+                        "reasons": [x for x in reasons.get(c.id, "").split(",") if x],
+                        "received_at": c.received_at.isoformat(),
+                        "due_at": due.isoformat(),
+                        "time_left_seconds": int((due - now).total_seconds()),
+                        "overdue": due < now,
+                        "extended": c.extended,
+                        "clock_stopped": stopped,
+                    },
+                )
+            )
+        # Soonest due first as the clocks stand (a stopped clock only ever moves a case later).
+        items.sort(key=lambda item: item[0])
+        return [item for _, item in items]
 
     def decide(self, actor: Actor, case_id: str, decision: Decision) -> dict[str, Any]:
         """A pharmacist's or medical director's decision on an open case (service.decisions)."""

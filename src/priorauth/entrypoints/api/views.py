@@ -132,6 +132,9 @@ class QueueItem(_View):
     time_left_seconds: int
     overdue: bool
     extended: bool
+    # Stopped while the provider is asked for information (the clock restarts at the answer's
+    # due date, or when the answer comes, with the time that was left).
+    clock_stopped: bool
 
 
 class PolicyVersionView(_View):
