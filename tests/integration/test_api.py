@@ -196,6 +196,52 @@ def test_a_denial_names_an_unmet_criterion_and_the_reviewer(client: TestClient) 
     ]
 
 
+def test_the_provider_fetches_its_decision_letters_and_each_fetch_is_audited(
+    client: TestClient,
+) -> None:
+    case = submit(client, "04-pended-criteria-not-met-age.json")
+    case_url = f"/v1/requests/{case['case_id']}"
+    denied = client.post(
+        f"{case_url}/decision",
+        json={"action": "deny", "reason": "The patient is under 18.", "criterion": "A"},
+        headers=auth("md1"),
+    )
+    assert denied.status_code == 200, denied.text
+    # The submitter sees the provider's notice; a reviewer sees the member's too.
+    [notice] = client.get(case_url, headers=auth("clinic")).json()["notices"]
+    assert (notice["kind"], notice["audience"]) == ("denial", "provider")
+    listed = client.get(case_url, headers=auth("pharmacist")).json()["notices"]
+    assert {n["audience"] for n in listed} == {"provider", "member"}
+    [member] = [n for n in listed if n["audience"] == "member"]
+
+    html = client.get(f"{case_url}/notices/{notice['id']}?format=html", headers=auth("clinic"))
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert "The patient is under 18." in html.text
+    pdf = client.get(f"{case_url}/notices/{notice['id']}", headers=auth("clinic"))
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+    # Kept once rendered: the same bytes again.
+    again = client.get(f"{case_url}/notices/{notice['id']}", headers=auth("clinic"))
+    assert again.content == pdf.content
+
+    # The member's letter, another case's id, another organization, a bad format: refused.
+    assert (
+        client.get(f"{case_url}/notices/{member['id']}", headers=auth("clinic")).status_code == 404
+    )
+    assert client.get(f"{case_url}/notices/999", headers=auth("clinic")).status_code == 404
+    assert (
+        client.get(f"{case_url}/notices/{notice['id']}", headers=auth("other-clinic")).status_code
+        == 404
+    )
+    bad = client.get(f"{case_url}/notices/{notice['id']}?format=doc", headers=auth("clinic"))
+    assert bad.status_code == 422
+    assert client.get(f"{case_url}/notices/{member['id']}", headers=auth("md2")).status_code == 200
+
+    # Three fetches by the provider and one by the medical director; refusals are not reads.
+    history = client.get(case_url, headers=auth("clinic")).json()["history"]
+    assert [e["action"] for e in history].count("request.notice-read") == 4
+
+
 def test_a_denial_for_the_dose_names_the_dose_rule(client: TestClient) -> None:
     case = submit(client, "07-pended-dose-exception.json")
     denied = client.post(

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from priorauth.adapters.store import CaseRow, NoticeRow, ReviewRow, UserRow
 from priorauth.engine.determination import CriterionResult, Determination
+from priorauth.service.audit import append_event
 from priorauth.service.casestate import review_rules
 from priorauth.service.errors import NotFound
 from priorauth.service.people import Actor
@@ -22,7 +23,15 @@ from priorauth.service.uow import UnitOfWork
 if TYPE_CHECKING:
     from priorauth.service.workflow import PriorAuthService
 
-__all__ = ["CREDENTIALS", "notice_pdf", "notices", "render_pdf", "write_notices"]
+__all__ = [
+    "CREDENTIALS",
+    "case_notices",
+    "notice_pdf",
+    "notices",
+    "read_notice",
+    "render_pdf",
+    "write_notices",
+]
 
 CREDENTIALS = {
     "medical-director": "Medical Director (physician)",
@@ -191,6 +200,12 @@ def notice_pdf(service: PriorAuthService, notice_id: int, as_pdf: bool) -> tuple
         if row.pdf is not None:
             return case.case_id, row.pdf
         html = row.html
+    return case.case_id, _rendered(service, notice_id, html)
+
+
+def _rendered(service: PriorAuthService, notice_id: int, html: str) -> bytes:
+    """Render a notice's PDF (outside any transaction: it takes tens of milliseconds) and keep
+    it, unless another call kept one first."""
     pdf = render_pdf(html)
     with UnitOfWork(service.database) as uow:
         uow.lock_writes()
@@ -198,7 +213,59 @@ def notice_pdf(service: PriorAuthService, notice_id: int, as_pdf: bool) -> tuple
         if stored.pdf is None:
             stored.pdf = pdf
         uow.commit()
-    return case.case_id, pdf
+    return pdf
+
+
+def _shown_to(actor: Actor, audience: str) -> bool:
+    """A submitter (the provider's organization) gets the provider's notices; the member's go
+    to the member. Reviewers and admins see both."""
+    return actor.role != "submitter" or audience == "provider"
+
+
+def case_notices(uow: UnitOfWork, actor: Actor, case: CaseRow) -> list[dict[str, Any]]:
+    """The notices of a case `actor` may read, oldest first, without their content."""
+    rows = uow.session.execute(
+        select(NoticeRow.id, NoticeRow.kind, NoticeRow.audience, NoticeRow.created_at)
+        .where(NoticeRow.case_pk == case.id)
+        .order_by(NoticeRow.id)
+    )
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "audience": r.audience,
+            "created_at": r.created_at.isoformat(),
+        }
+        for r in rows
+        if _shown_to(actor, r.audience)
+    ]
+
+
+def read_notice(
+    service: PriorAuthService, actor: Actor, case_id: str, notice_id: int, as_pdf: bool
+) -> bytes:
+    """A notice of a case `actor` may read, as HTML or PDF: an audited read, like the case's.
+    Another organization's case, another case's notice, or the member's notice asked for by a
+    submitter: NotFound, as for one that does not exist."""
+    with UnitOfWork(service.database) as uow:
+        uow.lock_writes()
+        case = service._visible_case(uow, actor, case_id)
+        row = uow.session.get(NoticeRow, notice_id)
+        if row is None or row.case_pk != case.id or not _shown_to(actor, row.audience):
+            raise NotFound("no such notice for this request")
+        html, pdf = row.html, row.pdf
+        append_event(
+            uow,
+            actor.name,
+            "request.notice-read",
+            case.case_id,
+            {"notice": notice_id, "format": "pdf" if as_pdf else "html", "role": actor.role},
+            service.clock(),
+        )
+        uow.commit()
+    if not as_pdf:
+        return html.encode()
+    return pdf if pdf is not None else _rendered(service, notice_id, html)
 
 
 def reviewer_names(uow: UnitOfWork) -> dict[int, UserRow]:

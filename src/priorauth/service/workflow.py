@@ -47,7 +47,7 @@ from priorauth.policy.loader import load_policy_text
 from priorauth.policy.model import Policy
 from priorauth.policy.safety_loader import load_safety_text
 from priorauth.policy.safety_model import SafetyData
-from priorauth.service import decisions
+from priorauth.service import decisions, notices
 from priorauth.service.audit import ChainBreak, append_event, verify_chain
 from priorauth.service.casestate import IllegalMove, next_state
 from priorauth.service.config import Settings
@@ -549,6 +549,7 @@ class PriorAuthService:
             # event to its commit. The case's key keeps its history as read until then, so the
             # history shown ends with this read, as the chain will.
             view = self._case_view(uow, case, full=True)
+            view["notices"] = notices.case_notices(uow, actor, case)
             now = self.clock()
             append_event(uow, actor.name, "request.read", case.case_id, {"role": actor.role}, now)
             view["history"].append(
@@ -561,6 +562,10 @@ class PriorAuthService:
             )
             uow.commit()
         return view
+
+    def notice(self, actor: Actor, case_id: str, notice_id: int, as_pdf: bool) -> bytes:
+        """A decision notice of a case, as HTML or PDF (an audited read; service.notices)."""
+        return notices.read_notice(self, actor, case_id, notice_id, as_pdf)
 
     def find(self, actor: Actor, request_id: str) -> list[dict[str, Any]]:
         """The cases with a submitter's request id (an audited lookup): a submitter finds its

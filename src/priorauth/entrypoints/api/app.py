@@ -371,8 +371,40 @@ def create_app(service: PriorAuthService) -> FastAPI:
         response_model=CaseDetail,
     )
     def read(case_id: CaseId, caller: Caller) -> Response:
-        """A request with its determinations, reviews, appeals and history."""
+        """A request with its determinations, reviews, appeals, notices and history."""
         return Json(service.read(caller, case_id))
+
+    @app.get(
+        "/v1/requests/{case_id}/notices/{notice_id}",
+        tags=["requests"],
+        responses={
+            **_ERRORS,
+            200: {
+                "description": "The notice, as PDF or HTML",
+                "content": {"application/pdf": {}, "text/html": {}},
+            },
+        },
+        response_class=Response,
+    )
+    def notice(
+        case_id: CaseId,
+        notice_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+        caller: Caller,
+        form: Annotated[
+            Literal["pdf", "html"], Query(alias="format", description="pdf or html")
+        ] = "pdf",
+    ) -> Response:
+        """A notice of a reviewer's decision on the request (its id is in the request's
+        `notices`): the letter with the specific reason, the criterion and the appeal rights,
+        as the provider or member receives it. An audited read."""
+        content = service.notice(caller, case_id, notice_id, as_pdf=form == "pdf")
+        if form == "html":
+            return Response(content, media_type="text/html; charset=utf-8")
+        return Response(
+            content,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="notice-{notice_id}.pdf"'},
+        )
 
     @app.post(
         "/v1/requests/{case_id}/information",

@@ -7,7 +7,7 @@ used to build an answer, so they cost nothing per request.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -100,14 +100,27 @@ class HistoryEntry(_View):
     number: int
 
 
+class NoticeEntry(_View):
+    """A notice of a reviewer's decision; `GET /v1/requests/{case_id}/notices/{id}` gives it as
+    PDF (or `?format=html`). A submitter sees the provider's notices; the member's go to the
+    member."""
+
+    id: int
+    kind: Literal["approval", "modified-approval", "denial"]
+    audience: Literal["provider", "member"]
+    created_at: str
+
+
 class CaseDetail(CaseSummary):
-    """A case in full: the request, every determination, reviews, appeals and history."""
+    """A case in full: the request, every determination, reviews, appeals, notices and
+    history."""
 
     extension_reason: str | None
     request: dict[str, Any]
     determinations: list[DeterminationEntry]
     reviews: list[ReviewEntry]
     appeals: list[AppealEntry]
+    notices: list[NoticeEntry]
     history: list[HistoryEntry]
 
 
