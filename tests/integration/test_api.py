@@ -650,3 +650,51 @@ def test_a_request_is_found_by_its_request_id_within_what_the_caller_may_see(
     assert (last.actor, last.action) == ("clinic", "request.looked-up")
     assert '"found":0' in last.detail_json and '"request_id":"PA-NONE"' in last.detail_json
     assert env.service.verify_audit()[1] is None
+
+
+def test_reviewers_claim_release_assign_and_note_over_the_api(client: TestClient) -> None:
+    case = submit(client, "04-pended-criteria-not-met-age.json")
+    url = f"/v1/requests/{case['case_id']}"
+
+    def holder() -> str | None:
+        [item] = [
+            i
+            for i in client.get("/v1/queue", headers=auth("admin")).json()
+            if i["case_id"] == case["case_id"]
+        ]
+        held: str | None = item["assigned_to"]
+        return held
+
+    assert holder() is None
+    assert client.post(f"{url}/claim", headers=auth("md1")).status_code == 204
+    assert holder() == "md1"
+    # Held by another: md2 may not take it, nor give it back.
+    assert client.post(f"{url}/claim", headers=auth("md2")).status_code == 409
+    assert client.post(f"{url}/release", headers=auth("md2")).status_code == 409
+    assert client.post(f"{url}/release", headers=auth("md1")).status_code == 204
+    assert holder() is None
+    # An admin assigns; only to a reviewer who decides the case's queue.
+    assigned = client.post(f"{url}/assign", json={"to": "md2"}, headers=auth("admin"))
+    assert assigned.status_code == 204, assigned.text
+    assert holder() == "md2"
+    nobody = client.post(f"{url}/assign", json={"to": "nobody"}, headers=auth("admin"))
+    assert nobody.status_code == 404
+    not_admin = client.post(f"{url}/assign", json={"to": "md1"}, headers=auth("md1"))
+    assert not_admin.status_code == 403
+    # Notes: reviewers only, words required, never shown to the submitter.
+    note = client.post(f"{url}/notes", json={"text": "Asked the clinic."}, headers=auth("md2"))
+    assert note.status_code == 204
+    assert client.post(f"{url}/notes", json={"text": ""}, headers=auth("md2")).status_code == 422
+    assert (
+        client.post(f"{url}/notes", json={"text": "x"}, headers=auth("clinic")).status_code == 403
+    )
+    assert client.post(f"{url}/claim", headers=auth("clinic")).status_code == 403
+    record = client.get(url, headers=auth("clinic")).json()
+    assert "Asked the clinic." not in json.dumps(record)
+    actions = [e["action"] for e in record["history"]]
+    assert actions[1:5] == [
+        "request.claimed",
+        "request.released",
+        "request.assigned",
+        "request.noted",
+    ]

@@ -834,6 +834,13 @@ class PriorAuthService:
                 )
             }
             waiting = decisions.information_due_by_case(uow, [c.id for c in cases])
+            holders = {c.assigned_to for c in cases if c.assigned_to is not None}
+            names = {
+                row.id: row.name
+                for row in uow.session.execute(
+                    select(UserRow.id, UserRow.name).where(UserRow.id.in_(holders))
+                )
+            }
         items: list[tuple[dt.datetime, dict[str, Any]]] = []
         for c in cases:
             # A clock stopped for information counts as the worklist counts it.
@@ -856,6 +863,8 @@ class PriorAuthService:
                         "overdue": due < now,
                         "extended": c.extended,
                         "clock_stopped": stopped,
+                        # Who holds it (claimed or assigned), if anyone.
+                        "assigned_to": names.get(c.assigned_to or 0),
                     },
                 )
             )

@@ -44,6 +44,7 @@ from priorauth.entrypoints.api.views import (
 )
 from priorauth.entrypoints.web import web_router
 from priorauth.errors import FieldProblem
+from priorauth.service import decisions
 from priorauth.service.errors import (
     Invalid,
     ServiceError,
@@ -137,6 +138,18 @@ class DecisionBody(_Body):
 
 class ReasonBody(_Body):
     reason: Text
+
+
+class AssignBody(_Body):
+    """The account name of the reviewer who is to hold the case."""
+
+    to: Annotated[str, Field(min_length=1, max_length=sizes.ACCOUNT_NAME), AfterValidator(no_nul)]
+
+
+class NoteBody(_Body):
+    """A note on the case for the other reviewers (never shown to the submitter)."""
+
+    text: Text
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -448,6 +461,36 @@ def create_app(service: PriorAuthService) -> FastAPI:
     )
     def decide(case_id: CaseId, body: DecisionBody, caller: Caller) -> Response:
         """A pharmacist's or medical director's decision."""
+        return _decide(case_id, body, caller)
+
+    @app.post("/v1/requests/{case_id}/claim", tags=["review"], status_code=204, responses=_ERRORS)
+    def claim(case_id: CaseId, caller: Caller) -> Response:
+        """Take an open case to work on, as the workbench's Claim does (409 when another
+        reviewer holds it; 403 when the case's queue is not the caller's to work)."""
+        decisions.claim(service, caller, case_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/requests/{case_id}/release", tags=["review"], status_code=204, responses=_ERRORS)
+    def release(case_id: CaseId, caller: Caller) -> Response:
+        """Give a case back to its queue (the holder, or an admin)."""
+        decisions.release(service, caller, case_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/requests/{case_id}/assign", tags=["review"], status_code=204, responses=_ERRORS)
+    def assign(case_id: CaseId, body: AssignBody, caller: Caller) -> Response:
+        """An admin gives a case to a reviewer who decides its queue (an appeal: a medical
+        director)."""
+        decisions.assign(service, caller, case_id, body.to)
+        return Response(status_code=204)
+
+    @app.post("/v1/requests/{case_id}/notes", tags=["review"], status_code=204, responses=_ERRORS)
+    def add_note(case_id: CaseId, body: NoteBody, caller: Caller) -> Response:
+        """A note for the other reviewers, on the case page and in its timeline; never shown to
+        the submitter."""
+        decisions.add_note(service, caller, case_id, body.text)
+        return Response(status_code=204)
+
+    def _decide(case_id: str, body: DecisionBody, caller: Actor) -> Response:
         return Json(
             service.decide(
                 caller,

@@ -148,6 +148,8 @@ class QueueItem(_View):
     # Stopped while the provider is asked for information (the clock restarts at the answer's
     # due date, or when the answer comes, with the time that was left).
     clock_stopped: bool
+    # The account holding the case (claimed, or assigned by an admin), if any.
+    assigned_to: str | None
 
 
 class PolicyVersionView(_View):
