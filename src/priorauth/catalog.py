@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterable, Mapping
@@ -11,7 +12,7 @@ from typing import Any
 
 from priorauth.clinical.drugs import Vocabulary, shipped_vocabulary
 from priorauth.engine.compiled import CompiledPolicy, no_policy_determination
-from priorauth.engine.determination import Determination
+from priorauth.engine.determination import Determination, GovernedBy
 from priorauth.engine.goldcard import ExemptionList
 from priorauth.engine.request import Request, Service, parse_request
 from priorauth.errors import PolicyError, PolicyIssue
@@ -70,7 +71,10 @@ def load_safety(path: str | Path) -> SafetyData:
 
 class PolicySet:
     """Compiled policies looked up by the products they govern (HCPCS code, NDC product or
-    RxNorm code).
+    RxNorm code); when a service's codes are only RxNorm codes no policy lists, by the drug its
+    name names (the drug vocabulary finds the product in it, and one policy's drug is that
+    product). An HCPCS or NDC code no policy lists is another product: it is never overruled by
+    a name.
 
     `safety` holds the safety data of the policies that name one, by policy id (from_directory
     reads them); a policy that names safety data not given here is an error, so that its
@@ -91,6 +95,9 @@ class PolicySet:
         self._by_hcpcs: dict[str, CompiledPolicy] = {}
         self._by_ndc_product: dict[str, CompiledPolicy] = {}
         self._by_rxnorm: dict[str, CompiledPolicy] = {}
+        # By the product a drug's generic name is (vocabulary); None where two policies share it.
+        self._by_product: dict[str, CompiledPolicy | None] = {}
+        self._vocabulary = vocabulary or default_vocabulary()
         safety = safety or {}
         for policy in policies:
             data = safety.get(policy.id)
@@ -109,9 +116,7 @@ class PolicySet:
                         )
                     ],
                 )
-            if vocabulary is None:
-                vocabulary = default_vocabulary()
-            compiled = CompiledPolicy(policy, data, vocabulary)
+            compiled = CompiledPolicy(policy, data, self._vocabulary)
             self.policies.append(compiled)
             for drug in policy.drugs:
                 for code in drug.hcpcs:
@@ -120,6 +125,11 @@ class PolicySet:
                     self._claim(self._by_ndc_product, product, compiled)
                 for code in drug.rxnorm:
                     self._claim(self._by_rxnorm, code, compiled)
+                # The product the generic name leads with (a salt named after it is not one).
+                for product in self._vocabulary.products_in(drug.generic_name)[:1]:
+                    known = self._by_product.get(product, compiled)
+                    same = known is not None and known.policy.id == compiled.policy.id
+                    self._by_product[product] = compiled if same else None
 
     @staticmethod
     def _claim(index: dict[str, CompiledPolicy], key: str, compiled: CompiledPolicy) -> None:
@@ -167,7 +177,31 @@ class PolicySet:
         return cls(policies, safety, exemptions, vocabulary)
 
     def find(self, service: Service) -> CompiledPolicy | None:
-        """The policy that governs the requested service (by its codes, in order), or None."""
+        """The policy that governs the requested service (by its codes, in order, else by its
+        name as the class says), or None."""
+        return self.governing(service)[0]
+
+    def governing(self, service: Service) -> tuple[CompiledPolicy | None, GovernedBy | None]:
+        """The policy that governs the service, and how it was found when not by a code."""
+        found = self._by_code(service)
+        if found is not None:
+            return found, None
+        if not service.name or any(c.system in ("hcpcs", "ndc") for c in service.codes):
+            return None, None
+        governed = [
+            (product, self._by_product[product])
+            for product in self._vocabulary.products_in(service.name)
+            if product in self._by_product
+        ]
+        owners = {compiled.policy.id if compiled else None for _, compiled in governed}
+        if len(owners) != 1 or None in owners:
+            # No policy's drug named, or two policies' (or a drug two policies share).
+            return None, None
+        product, compiled = governed[0]
+        assert compiled is not None
+        return compiled, GovernedBy("service.name", service.name, product)
+
+    def _by_code(self, service: Service) -> CompiledPolicy | None:
         for coding in service.codes:
             found = None
             if coding.system == "hcpcs":
@@ -204,10 +238,12 @@ class PolicySet:
     ) -> Determination:
         """Decide an already validated request; `submitted` (the request as it came in) is what
         the determination's request hash covers, as with evaluate()."""
-        compiled = self.find(parsed.service)
+        compiled, governed_by = self.governing(parsed.service)
         if compiled is None:
             return no_policy_determination(parsed, as_of, submitted)
         determination = compiled.evaluate(parsed, as_of, submitted)
+        if governed_by is not None:
+            determination = dataclasses.replace(determination, governed_by=governed_by)
         if self.exemptions is not None and determination.outcome == "pended":
             return self.exemptions.apply(parsed, determination)
         return determination

@@ -34,6 +34,7 @@ __all__ = [
     "Evidence",
     "Exemption",
     "FactResult",
+    "GovernedBy",
     "IndicationResult",
     "Missing",
     "Operator",
@@ -216,6 +217,17 @@ class EngineRef:
 
 
 @record
+class GovernedBy:
+    """How the policy was found when the service's codes are none of the policy's (an order
+    coded in RxNorm only, say, whose code the policy does not list): the product the drug
+    vocabulary found in the service's name is the policy's drug."""
+
+    field: Literal["service.name"]
+    text: str
+    product: str
+
+
+@record
 class Exemption:
     """Why a request that would have pended is approved without review: its prescriber holds
     a gold card (an exemption from prior authorization) for the service on the service date."""
@@ -263,6 +275,8 @@ class Determination:
     # Set only when a gold card approved a request that would have pended (engine.goldcard);
     # left out of the JSON when not set, so other determinations read as they always have.
     exemption: Exemption | None = None
+    # Set only when the policy was found by the drug's name, not its codes (catalog).
+    governed_by: GovernedBy | None = None
 
     def explain(self) -> list[str]:
         """The reasoning step by step, in words, built from the evaluated tree (see explain)."""
@@ -280,7 +294,12 @@ class Determination:
         return _adapter().dump_json(self, indent=indent, exclude=self._unset()).decode()
 
     def _unset(self) -> set[str] | None:
-        return None if self.exemption is not None else {"exemption"}
+        unset = {
+            name
+            for name, value in (("exemption", self.exemption), ("governed_by", self.governed_by))
+            if value is None
+        }
+        return unset or None
 
     @classmethod
     def model_validate(cls, data: Any) -> Determination:

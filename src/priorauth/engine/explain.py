@@ -115,6 +115,12 @@ def rationale(determination: Determination) -> list[str]:
     """The reasoning step by step, from the indication through the criteria to the dose."""
     d = determination
     lines: list[str] = [d.summary]
+    if d.governed_by is not None:
+        lines.append(
+            f"Policy found by the drug's name: {d.governed_by.field} "
+            f"{d.governed_by.text!r} names {d.governed_by.product} (none of the service's codes "
+            "is one the policy lists)"
+        )
     indication = d.indication
     if indication is not None and indication.fact is not None:
         lines.append(
