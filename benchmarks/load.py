@@ -21,6 +21,8 @@ import asyncio
 import copy
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -148,6 +150,85 @@ async def run(args: argparse.Namespace, port: int) -> dict[str, Any]:
     }
 
 
+_WRK_SUBMIT = """
+local f = io.open("{body}"); local template = f:read("*a"); f:close()
+local counter = 0
+function setup(thread) thread:set("tid", tostring(math.random(1, 1e9))) end
+function request()
+  counter = counter + 1
+  local body = template:gsub("REQUEST%-ID", "LOAD-{run}-" .. tid .. "-" .. counter)
+  return wrk.format("POST", "/v1/requests", {{["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer {token}"}}, body)
+end
+"""
+_WRK_NOOP = """
+local f = io.open("{body}"); wrk.body = f:read("*a"); f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {token}"
+"""
+
+
+def _wrk_phase(port: int, path: str, script: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One wrk run: requests per second, p50 and p99 latency (ms), non-2xx answers."""
+    seconds = max(1, int(args.seconds))
+    command = ["wrk", "-t2", f"-c{args.concurrency}", f"-d{seconds}s", "--latency"]
+    out = subprocess.run(
+        [*command, "-s", str(script), f"http://{HOST}:{port}{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([0-9.]+)(us|ms|s)\s*$", out, re.M)
+        if match is None:
+            return float("nan")
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+        return round(float(match.group(1)) * scale, 2)
+
+    rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    failed = re.search(r"Non-2xx or 3xx responses:\s+([0-9]+)", out)
+    return {
+        "path": path,
+        "per_second": float(rate.group(1)) if rate else 0.0,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "failures": int(failed.group(1)) if failed else 0,
+    }
+
+
+def run_wrk(args: argparse.Namespace, port: int, folder: Path) -> dict[str, Any]:
+    """The same comparison driven by wrk (C, a small share of a core), so that the no-op figure
+    is the server's rather than the Python client's."""
+    template = json.loads((ROOT / "examples" / "01-approved-every-3-weeks.json").read_text())
+    template["request_id"] = "REQUEST-ID"
+    body = folder / "body.json"
+    body.write_text(json.dumps({"member_id": "M-LOAD", "request": template}))
+    values = {"body": body, "token": TOKEN, "run": int(time.time())}
+    submit_script, noop_script = folder / "submit.lua", folder / "noop.lua"
+    submit_script.write_text(_WRK_SUBMIT.format(**values))
+    noop_script.write_text(_WRK_NOOP.format(**values))
+    rounds: dict[str, list[dict[str, Any]]] = {"noop": [], "submit": []}
+    for _ in range(args.rounds):
+        rounds["noop"].append(_wrk_phase(port, "/v1/noop", noop_script, args))
+        rounds["submit"].append(_wrk_phase(port, "/v1/requests", submit_script, args))
+    report: dict[str, Any] = {}
+    for name, runs in rounds.items():
+        report[name] = {
+            "path": runs[0]["path"],
+            "per_second": round(statistics.median(r["per_second"] for r in runs), 1),
+            "rounds_per_second": [r["per_second"] for r in runs],
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+            "failures": sum(r["failures"] for r in runs),
+        }
+    report["submit_vs_noop_percent"] = round(
+        100 * report["submit"]["per_second"] / report["noop"]["per_second"], 1
+    )
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per endpoint (max)")
@@ -158,7 +239,16 @@ def main() -> None:
     parser.add_argument(
         "--workers", default="1", help="server processes, or several to compare: 1,4"
     )
+    parser.add_argument(
+        "--client",
+        choices=("httpx", "wrk"),
+        default="httpx",
+        help="the load generator: one async httpx client (default), or wrk if installed "
+        "(apt-get install wrk), which leaves the cores to the server",
+    )
     args = parser.parse_args()
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        parser.error("wrk is not installed (apt-get install wrk), or use --client httpx")
     try:
         counts = [int(n) for n in args.workers.split(",")]
     except ValueError:
@@ -170,11 +260,15 @@ def main() -> None:
             port = free_port()
             server = start_server(url, port, workers)
             try:
-                report = asyncio.run(run(args, port))
+                if args.client == "wrk":
+                    report = run_wrk(args, port, Path(tmp))
+                else:
+                    report = asyncio.run(run(args, port))
             finally:
                 devserver.stop(server, grace=30)
             report["database"] = url.split(":", 1)[0]
             report["workers"] = workers
+            report["client"] = args.client
             report["load_average"] = [round(x, 2) for x in os.getloadavg()]
             reports.append(report)
             print(json.dumps(report, indent=2), flush=True)
