@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import orjson
@@ -53,6 +54,15 @@ def fhir_hosts_from_env(environ: Mapping[str, str] | None = None) -> frozenset[s
     if not text:
         return _LOOPBACK
     return frozenset(h.strip().lower() for h in text.split(",") if h.strip())
+
+
+@cache
+def _templates(service_id: str) -> dict[str, str]:
+    """The prefetch templates a service declares in discovery (read once)."""
+    for entry in cds.discovery()["services"]:
+        if entry["id"] == service_id:
+            return dict(entry["prefetch"])
+    return {**cds.PREFETCH}
 
 
 def _outcome(status: int, problems: list[fhir.Problem]) -> FhirAnswer:
@@ -116,11 +126,7 @@ class CrdService:
         if isinstance(call, list):
             status = 404 if any(p.code == "not-found" for p in call) else 400
             return _outcome(status, call)
-        templates = {**cds.PREFETCH}
-        for entry in cds.discovery()["services"]:
-            if entry["id"] == service_id:
-                templates = entry["prefetch"]
-        fetched = cds.fetch_missing(call, templates, self.fhir_hosts)
+        fetched = cds.fetch_missing(call, _templates(service_id), self.fhir_hosts)
         if call.unresolved:
             for reference in list(call.unresolved):
                 found = call.chart.get(reference)
@@ -152,7 +158,7 @@ class CrdService:
         if mapped.request is None:
             return _Decided(target, None, None, None, mapped.note)
         try:
-            parsed = parse_request(mapped.request)
+            parsed = mapped.parsed or parse_request(mapped.request)
             determination = self.service.policies.decide(parsed, now.date(), mapped.request)
         except InvalidRequest as exc:
             problems = [
@@ -311,7 +317,7 @@ class CrdService:
             if mapped.request is None:
                 continue
             try:
-                parsed = parse_request(mapped.request)
+                parsed = mapped.parsed or parse_request(mapped.request)
                 determination = self.service.policies.decide(parsed, now.date(), mapped.request)
             except InvalidRequest as exc:
                 return _outcome(
