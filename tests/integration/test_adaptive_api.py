@@ -9,16 +9,21 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from priorauth.adapters.fhir.adaptive import QUESTIONNAIRE_ADAPTIVE, RECORD_ITEM
@@ -393,3 +398,107 @@ def test_only_a_submitter_fills_in_forms(http: httpx.Client) -> None:
     body = json.dumps(_first_step(http)).encode()
     assert http.post(NEXT, content=body, headers={"Authorization": ""}).status_code == 401
     assert http.post(NEXT, content=body, headers=auth("pharmacist")).status_code == 403
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "crd" / "adaptive-package.json"
+
+
+def test_the_readme_walk_through_answers_as_it_says(http: httpx.Client) -> None:
+    """README: the package for the example order, a first question, "no", the next, "yes",
+    completed: the request could be approved."""
+    answer = post(http, PACKAGE, EXAMPLE.read_bytes())
+    assert answer.status_code == 200, answer.text
+    form = answer.json()["parameter"][0]["resource"]["entry"][-1]["resource"]
+    form = step(http, form)
+    assert questions(form) == ["recurrent_unresectable_locoregional"]
+    form = step(http, _answer(form, "recurrent_unresectable_locoregional", {"valueBoolean": False}))
+    assert questions(form)[-1] == "metastatic"
+    form = step(http, _answer(form, "metastatic", {"valueBoolean": True}))
+    assert form["status"] == "completed"
+    assert "can be approved at once" in outcome(form)
+
+
+def _json_values() -> st.SearchStrategy[Any]:
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**6), 10**6),
+        st.floats(allow_nan=False),
+        st.text(max_size=12),
+        st.sampled_from(["", "#form", "metastatic", "priorauth.record", "boolean", "choice"]),
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=6,
+    )
+
+
+def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [at]
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += _paths(value, (*at, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _paths(value, (*at, index))
+    return found
+
+
+@pytest.fixture(scope="module")
+def first_form() -> dict[str, Any]:
+    """A form after its first `$next-question` (eribulin, the chart in it), made once."""
+    import tempfile
+
+    from priorauth.service.config import Settings
+    from priorauth.service.runtime import open_service
+    from tests.service_fixtures import ROOT, TOKENS
+
+    with tempfile.TemporaryDirectory() as folder:
+        service = open_service(
+            Settings(database_url=f"sqlite:///{folder}/f.db", policy_dir=ROOT / "policies")
+        )
+        service.add_user("clinic", "submitter", "Sunrise Oncology", token=TOKENS["clinic"])
+        try:
+            with (
+                LoopbackServer(service) as url,
+                httpx.Client(base_url=url, headers=auth("clinic")) as client,
+            ):
+                return _first_step(client)
+        finally:
+            service.database.dispose()
+
+
+@settings(
+    max_examples=int(os.environ.get("PRIORAUTH_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(data=st.data())
+def test_a_mutated_form_gets_a_fhir_answer_never_a_server_error(
+    client: TestClient, first_form: dict[str, Any], data: st.DataObject
+) -> None:
+    form: Any = copy.deepcopy(first_form)
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_paths(form)))
+        value = data.draw(_json_values())
+        if not path:
+            form = value
+            break
+        holder: Any = form
+        for part in path[:-1]:
+            holder = holder[part]
+        holder[path[-1]] = value
+    answer = client.post(
+        NEXT,
+        content=json.dumps(form).encode(),
+        headers={**auth("clinic"), "Content-Type": "application/fhir+json"},
+    )
+    assert answer.status_code in (200, 400, 404), answer.text
+    assert answer.headers["content-type"].startswith("application/fhir+json")
+    if answer.status_code == 200:
+        QuestionnaireResponse.model_validate(answer.json())
+    else:
+        OperationOutcome.model_validate(answer.json())

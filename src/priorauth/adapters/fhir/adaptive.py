@@ -235,6 +235,18 @@ def _response_of(document: object) -> tuple[dict[str, Any] | None, str]:
     return None, "Parameters.parameter"
 
 
+def _invalid(model: type[Any], data: dict[str, Any], path: str) -> list[Problem]:
+    """What fhir.resources finds wrong with a resource (nothing: an empty list)."""
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return problems_from_validation(path, exc)
+    except Exception as exc:  # the library's own failures on odd input: report, never crash
+        message = f"the resource could not be read ({exc.__class__.__name__})"
+        return [_problem(path, message, "structure")]
+    return []
+
+
 def _items(items: object) -> Iterator[tuple[int, dict[str, Any]]]:
     for index, item in enumerate(items if isinstance(items, list) else ()):
         if isinstance(item, dict):
@@ -255,10 +267,9 @@ def read_form(
                 "required",
             )
         ]
-    try:
-        QuestionnaireResponse.model_validate(response)
-    except ValidationError as exc:
-        return 400, problems_from_validation(where, exc)
+    failed = _invalid(QuestionnaireResponse, response, where)
+    if failed:
+        return 400, failed
     contained = [
         (index, r)
         for index, r in _items(response.get("contained"))
@@ -278,10 +289,9 @@ def read_form(
         return 400, [_problem(f"{where}.questionnaire", message, "required")]
     form_index, questionnaire = form
     form_path = f"{where}.contained[{form_index}]"
-    try:
-        Questionnaire.model_validate(questionnaire)
-    except ValidationError as exc:
-        return 400, problems_from_validation(form_path, exc)
+    failed = _invalid(Questionnaire, questionnaire, form_path)
+    if failed:
+        return 400, failed
     policy: Policy | None = None
     version: str | None = None
     for derived in questionnaire.get("derivedFrom") or ():
