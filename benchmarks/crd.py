@@ -26,6 +26,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -34,10 +35,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+# Run as a script, this file's folder comes first on sys.path, and benchmarks/fhir.py would
+# hide the `fhir` package (fhir.resources) from the imports of --parts.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-from priorauth import devserver
-from priorauth.devserver import free_port
+import httpx  # noqa: E402
+
+from priorauth import devserver  # noqa: E402
+from priorauth.devserver import free_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = devserver.LOOPBACK  # loopback only, by design
@@ -122,6 +128,87 @@ def run(ports: dict[str, int], calls: int, seconds: float) -> dict[str, Any]:
     return report
 
 
+def parts(calls: int, seconds: float) -> dict[str, Any]:
+    """The parts of one hook call, in process on a fresh SQLite file, alternating part by
+    part each round: what the floor under the hook is made of."""
+    from priorauth.adapters import cds
+    from priorauth.service.config import Settings
+    from priorauth.service.crd import CrdService
+    from priorauth.service.pas import FhirAnswer
+    from priorauth.service.runtime import open_service
+    from priorauth.service.uow import UnitOfWork
+
+    hook = json.loads((ROOT / "examples" / "crd" / "order-sign-satisfied.json").read_text())
+    body = json.dumps(hook).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        service = open_service(
+            Settings(database_url=f"sqlite:///{tmp}/parts.db", policy_dir=ROOT / "policies")
+        )
+        try:
+            service.add_user("clinic", "submitter", "Clinic", token="parts-token")
+            crd = CrdService(service)
+            actor = service.authenticate("parts-token")
+            call = cds.read_hook("priorauth-order-sign", hook)
+            assert isinstance(call, cds.HookCall)
+            (order,) = call.targets
+            now = service.clock()
+            mapped = cds.chart_request(
+                order, call.chart, service.policies, patient_id=call.patient_id, created=now
+            )
+            assert isinstance(mapped, cds.ChartResult) and mapped.parsed is not None
+            parsed = mapped.parsed
+            decided = crd._decide(call, order, now, "http://x/fhir")
+            assert not isinstance(decided, FhirAnswer)
+            fetched = cds.Fetched((), ())
+
+            def empty_commit() -> object:
+                with UnitOfWork(service.database) as uow:
+                    uow.lock_writes()
+                    uow.commit()
+                return None
+
+            contenders: list[tuple[str, Callable[[], object]]] = [
+                (
+                    "prefetch and order read (fhir.resources)",
+                    lambda: cds.read_hook("priorauth-order-sign", hook),
+                ),
+                (
+                    "chart to request (PAS mapping)",
+                    lambda: cds.chart_request(
+                        order, call.chart, service.policies, patient_id=call.patient_id, created=now
+                    ),
+                ),
+                ("engine (decide)", lambda: service.policies.decide(parsed, now.date())),
+                (
+                    "audit event, durable commit",
+                    lambda: crd._audit(
+                        actor, "priorauth-order-sign", call, [decided], fetched, now
+                    ),
+                ),
+                ("empty commit (write lock, no row)", empty_commit),
+                ("bearer token", lambda: service.authenticate("parts-token")),
+                (
+                    "whole hook, in process",
+                    lambda: crd.hook(actor, "priorauth-order-sign", body, "http://x/fhir"),
+                ),
+            ]
+            timings: dict[str, list[float]] = {}
+            for _, run_part in contenders * 20:  # warm
+                run_part()
+            deadline = time.monotonic() + seconds
+            for index in range(calls):
+                if time.monotonic() > deadline:
+                    break
+                shift = index % len(contenders)
+                for name, run_part in contenders[shift:] + contenders[:shift]:
+                    started = time.perf_counter()
+                    run_part()
+                    timings.setdefault(name, []).append(time.perf_counter() - started)
+        finally:
+            service.close()
+    return {name: summary(found) for name, found in timings.items()}
+
+
 def source_of(revision: str, into: Path) -> Path:
     """The `src/` and `policies/` of a git revision, unpacked under `into`."""
     archive = subprocess.run(
@@ -139,7 +226,16 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400, help="rounds (max)")
     parser.add_argument("--seconds", type=float, default=120, help="time limit")
     parser.add_argument("--against", help="a git revision served beside this tree")
+    parser.add_argument(
+        "--parts", action="store_true", help="time the parts of a hook call in process"
+    )
     args = parser.parse_args()
+    if args.parts:
+        load_before = os.getloadavg()
+        found = parts(args.calls, args.seconds)
+        found["load_average"] = {"before": load_before, "after": os.getloadavg()}
+        print(json.dumps(found, indent=2))
+        return
     quiet = {"PRIORAUTH_RATE_LIMIT": "off"}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
