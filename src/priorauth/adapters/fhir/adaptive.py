@@ -95,7 +95,7 @@ def adaptive_id(policy: Policy) -> str:
 
 
 def read_adaptive_id(ident: str, policies: Sequence[Policy]) -> Policy | None:
-    """The policy an adaptive form's id (`ixempra.adaptive`) names; None for any other id."""
+    """The policy an adaptive form's id (`{policy}.adaptive`) names; None for any other id."""
     if not ident.endswith(ADAPTIVE_SUFFIX):
         return None
     wanted = ident.removesuffix(ADAPTIVE_SUFFIX)
