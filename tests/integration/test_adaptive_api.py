@@ -502,3 +502,13 @@ def test_a_mutated_form_gets_a_fhir_answer_never_a_server_error(
         QuestionnaireResponse.model_validate(answer.json())
     else:
         OperationOutcome.model_validate(answer.json())
+
+
+@pytest.mark.parametrize("operation", ["$next-question", "$questionnaire-package"])
+def test_an_operation_read_with_get_is_a_405_operation_outcome(
+    client: TestClient, operation: str
+) -> None:
+    answer = client.get(f"/fhir/Questionnaire/{operation}", headers=auth("clinic"))
+    assert answer.status_code == 405, answer.text
+    assert answer.headers["allow"] == "POST"
+    OperationOutcome.model_validate(answer.json())

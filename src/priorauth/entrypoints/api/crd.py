@@ -194,6 +194,13 @@ def _router(crd: CrdService) -> APIRouter:
             """DTR: a client reports the errors it met pre-filling a form."""
             return await call(request, crd.log_errors, await request.body())
 
+    @router.get("/fhir/Questionnaire/$next-question", include_in_schema=False)
+    @router.get("/fhir/Questionnaire/$questionnaire-package", include_in_schema=False)
+    def operation_read() -> Response:
+        """An operation is POSTed: a GET is a 405 (an OperationOutcome), not a read of a
+        Questionnaire whose id could not be one."""
+        raise StarletteHTTPException(405, headers={"Allow": "POST"})
+
     @router.get("/fhir/Questionnaire/{ident}")
     def questionnaire(request: Request, ident: _ID) -> Response:
         """A questionnaire generated from a policy."""
