@@ -37,7 +37,6 @@ from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 
-from priorauth.adapters.cql import compile_policy
 from priorauth.adapters.fhir import dtr
 from priorauth.adapters.fhir.problems import Problem, problems_from_validation
 from priorauth.engine.answers import answerable
@@ -588,7 +587,7 @@ def package(
     `questionnaireAdaptive` extension names where `$next-question` is), the Library and every
     ValueSet of the policy (a question may come to need any of them), and the response to
     start from."""
-    library = compile_policy(policy)
+    library = dtr.library_of(policy)
     resources = [
         adaptive_questionnaire(policy, base),
         dtr.build_library(policy, base, library),
