@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -194,3 +196,46 @@ def other_drug(bundle: dict[str, Any], code: str = "J9267") -> dict[str, Any]:
             for item in resource["item"]:
                 item["productOrService"] = {"coding": [{"system": HCPCS, "code": code}]}
     return changed
+
+
+def denosumab_chart() -> dict[str, Any]:
+    """The PAS tests' denosumab every six months (first dose 2026-05-04), moved so that the
+    order starts on 2026-11-30, within the service-date window of the tests' day."""
+    from tests.unit.test_fhir_policies import denosumab_every_six_months
+
+    days = (dt.date(2026, 11, 30) - dt.date(2026, 5, 4)).days
+    moved: dict[str, Any] = _moved(denosumab_every_six_months(), days)
+    return moved
+
+
+class LoopbackServer:
+    """The service's app on uvicorn in a thread, on 127.0.0.1: real HTTP for the tests."""
+
+    def __init__(self, service: Any) -> None:
+        import socket
+
+        import uvicorn
+
+        from priorauth.entrypoints.api import create_app
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(service), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -12,12 +12,13 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import orjson
 
 from priorauth.adapters import cds, fhir
-from priorauth.adapters.fhir import dtr
+from priorauth.adapters.fhir import adaptive, dtr
 from priorauth.adapters.fhir.bundle import Located, Rejected
 from priorauth.engine.answers import answerable
 from priorauth.engine.compiled import CompiledPolicy
@@ -53,6 +54,15 @@ def fhir_hosts_from_env(environ: Mapping[str, str] | None = None) -> frozenset[s
     if not text:
         return _LOOPBACK
     return frozenset(h.strip().lower() for h in text.split(",") if h.strip())
+
+
+@cache
+def _templates(service_id: str) -> dict[str, str]:
+    """The prefetch templates a service declares in discovery (read once)."""
+    for entry in cds.discovery()["services"]:
+        if entry["id"] == service_id:
+            return dict(entry["prefetch"])
+    return {**cds.PREFETCH}
 
 
 def _outcome(status: int, problems: list[fhir.Problem]) -> FhirAnswer:
@@ -116,11 +126,7 @@ class CrdService:
         if isinstance(call, list):
             status = 404 if any(p.code == "not-found" for p in call) else 400
             return _outcome(status, call)
-        templates = {**cds.PREFETCH}
-        for entry in cds.discovery()["services"]:
-            if entry["id"] == service_id:
-                templates = entry["prefetch"]
-        fetched = cds.fetch_missing(call, templates, self.fhir_hosts)
+        fetched = cds.fetch_missing(call, _templates(service_id), self.fhir_hosts)
         if call.unresolved:
             for reference in list(call.unresolved):
                 found = call.chart.get(reference)
@@ -152,7 +158,7 @@ class CrdService:
         if mapped.request is None:
             return _Decided(target, None, None, None, mapped.note)
         try:
-            parsed = parse_request(mapped.request)
+            parsed = mapped.parsed or parse_request(mapped.request)
             determination = self.service.policies.decide(parsed, now.date(), mapped.request)
         except InvalidRequest as exc:
             problems = [
@@ -222,7 +228,11 @@ class CrdService:
 
     def questionnaire(self, ident: str, base: str) -> FhirAnswer:
         """`GET Questionnaire/{id}`: a form generated from a policy."""
-        found = dtr.read_questionnaire_id(ident, [p.policy for p in self.policies])
+        policies = [p.policy for p in self.policies]
+        adaptive_policy = adaptive.read_adaptive_id(ident, policies)
+        if adaptive_policy is not None:
+            return FhirAnswer(200, adaptive.adaptive_questionnaire(adaptive_policy, base))
+        found = dtr.read_questionnaire_id(ident, policies)
         if found is None:
             return _outcome(404, [_problem("Questionnaire", "no such questionnaire", "not-found")])
         policy, facts = found
@@ -289,15 +299,22 @@ class CrdService:
             patient = patients[0].key
         now = self.service.clock()
         forms: list[tuple[Policy, list[str]]] = []
+        adaptive_forms: list[Policy] = []
+        policies = [p.policy for p in self.policies]
         for canonical in canonicals:
             ident = canonical.split("|", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-            found = dtr.read_questionnaire_id(ident, [p.policy for p in self.policies])
+            adaptive_policy = adaptive.read_adaptive_id(ident, policies)
+            if adaptive_policy is not None:
+                adaptive_forms.append(adaptive_policy)
+                continue
+            found = dtr.read_questionnaire_id(ident, policies)
             if found is None:
                 return _outcome(
                     404, [_problem("questionnaire", "no such questionnaire here", "not-found")]
                 )
             forms.append(found)
         decided: dict[str, Determination] = {}
+        records: dict[str, dict[str, Any]] = {}
         for order in cds.orders_of(chart):
             mapped = cds.chart_request(
                 order,
@@ -311,7 +328,7 @@ class CrdService:
             if mapped.request is None:
                 continue
             try:
-                parsed = parse_request(mapped.request)
+                parsed = mapped.parsed or parse_request(mapped.request)
                 determination = self.service.policies.decide(parsed, now.date(), mapped.request)
             except InvalidRequest as exc:
                 return _outcome(
@@ -321,13 +338,16 @@ class CrdService:
             if compiled is None:
                 continue
             decided[compiled.policy.id] = determination
+            records[compiled.policy.id] = {
+                k: v for k, v in mapped.request.items() if k != "sources"
+            }
             if not canonicals:
                 asked = [m.fact for m in determination.missing]
                 kinds = answerable(compiled.policy)
                 facts = [f for f in dtr.ask_order(compiled.policy) if f in asked and f in kinds]
                 if facts:
                     forms.append((compiled.policy, facts))
-        if not forms:
+        if not forms and not adaptive_forms:
             return _outcome(
                 400,
                 [
@@ -343,18 +363,74 @@ class CrdService:
         for policy, facts in forms:
             bundle = dtr.package(policy, facts, base, decided.get(policy.id), patient, now)
             parameters.append({"name": "PackageBundle", "resource": bundle})
+        for policy in adaptive_forms:
+            bundle = adaptive.package(policy, base, records.get(policy.id), patient, now)
+            parameters.append({"name": "PackageBundle", "resource": bundle})
+        names = [dtr.questionnaire_id(p, f) for p, f in forms]
+        names += [adaptive.adaptive_id(p) for p in adaptive_forms]
+        with UnitOfWork(self.service.database) as uow:
+            uow.lock_writes()
+            append_event(uow.session, actor.name, "dtr.package", None, {"forms": names}, now)
+            uow.commit()
+        return FhirAnswer(200, {"resourceType": "Parameters", "parameter": parameters})
+
+    def next_question(self, actor: Actor, body: bytes | object, base: str) -> FhirAnswer:
+        """`Questionnaire/$next-question` (SDC adaptive forms): the QuestionnaireResponse so
+        far in (alone, or in a Parameters as `questionnaire-response`); back, the same
+        response with the next questions added to its contained Questionnaire, or completed
+        with what the answers lead to. Decided by the engine with the chart the form was
+        started with and the answers; nothing of them is stored (the audit event counts)."""
+        if actor.role != "submitter" or actor.organization is None:
+            raise Forbidden("only a submitter (the EHR's account) fills in the plan's forms")
+        document, failed = _json(body, "$")
+        if failed is not None:
+            return failed
+        form = adaptive.read_form(document, [p.policy for p in self.policies])
+        if isinstance(form, tuple):
+            status, problems = form
+            return _outcome(status, problems)
+        compiled = self.service.policies.get(form.policy.id)
+        assert compiled is not None
+        now = self.service.clock()
+        request = adaptive.request_of(form, _service_code(compiled))
+        try:
+            parsed = parse_request(request)
+            if self.service.policies.find(parsed.service) is not compiled:
+                return _outcome(
+                    400,
+                    [
+                        _problem(
+                            adaptive.RECORD_ITEM,
+                            f"the chart's order is not one policy {form.policy.id} governs",
+                        )
+                    ],
+                )
+            determination = self.service.policies.decide(parsed, now.date(), request)
+        except InvalidRequest as exc:
+            return _outcome(
+                400,
+                [_problem(_answer_path(form, p.field), p.message, "value") for p in exc.problems],
+            )
+        response, added = adaptive.advance(
+            form, determination, base, now.date(), cds.COVERAGE_INFORMATION
+        )
         with UnitOfWork(self.service.database) as uow:
             uow.lock_writes()
             append_event(
                 uow,
                 actor.name,
-                "dtr.package",
+                "dtr.next-question",
                 None,
-                {"forms": [dtr.questionnaire_id(p, f) for p, f in forms]},
+                {
+                    "form": adaptive.adaptive_id(form.policy),
+                    "asked": len(form.asked),
+                    "added": len(added),
+                    "completed": not added,
+                },
                 now,
             )
             uow.commit()
-        return FhirAnswer(200, {"resourceType": "Parameters", "parameter": parameters})
+        return FhirAnswer(200, response)
 
     def log_errors(self, actor: Actor, body: bytes | object) -> FhirAnswer:
         """`$log-questionnaire-errors`: a DTR app reports pre-population errors. The count and
@@ -405,6 +481,27 @@ class CrdService:
                 ],
             },
         )
+
+
+def _service_code(compiled: CompiledPolicy) -> dict[str, str]:
+    """A code of the policy's drug, for a form started without the chart's order."""
+    for drug in compiled.policy.drugs:
+        for code in drug.hcpcs:
+            return {"system": "hcpcs", "code": code}
+        for code in drug.rxnorm:
+            return {"system": "rxnorm", "code": code}
+    drug = compiled.policy.drugs[0]
+    return {"system": "ndc", "code": drug.ndc_products[0]}
+
+
+def _answer_path(form: adaptive.AdaptiveForm, field: str) -> str:
+    """The response element a request field came from: an answer's item, else the chart."""
+    if field.startswith("answers."):
+        link = field.split(".")[1]
+        for index, item in enumerate(form.response.get("item") or ()):
+            if isinstance(item, dict) and item.get("linkId") == link:
+                return f"QuestionnaireResponse.item[{index}].answer[0]"
+    return f"{adaptive.RECORD_ITEM}: {field}" if field else adaptive.RECORD_ITEM
 
 
 def _card_id(*parts: str) -> str:

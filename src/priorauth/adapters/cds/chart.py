@@ -15,9 +15,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from fhir.resources.R4B.claim import Claim
+from fhir.resources.R4B.claim import Claim, ClaimItem
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.medication import Medication
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.reference import Reference
 from pydantic import ValidationError
 
 from priorauth.adapters.fhir.bundle import Located, PasBundle, Rejected, _model_class
@@ -25,6 +30,7 @@ from priorauth.adapters.fhir.codes import code_table
 from priorauth.adapters.fhir.mapping import ItemRequest, Submission, map_pas_bundle
 from priorauth.adapters.fhir.problems import Problem, problems_from_validation
 from priorauth.catalog import PolicySet
+from priorauth.engine.request import Request
 
 __all__ = ["Chart", "ChartResult", "chart_request", "orders_of"]
 
@@ -108,51 +114,78 @@ class ChartResult:
     request: dict[str, Any] | None
     note: str | None
     problems: tuple[Problem, ...]
+    # `request` as the contract read it (the mapping checked it), so it is not read again.
+    parsed: Request | None = None
+
+
+# The parts of the Claim that are the same for every order, validated once; each call adds
+# only the order's own parts, themselves already validated with the order (Chart.add).
+_CLAIM_TEMPLATE: dict[str, Any] = {
+    "resourceType": "Claim",
+    "id": "crd-order",
+    "status": "active",
+    "type": {"coding": [{"code": "pharmacy"}]},
+    "use": "preauthorization",
+    "patient": {"reference": "Patient/unknown"},
+    "created": "2026-01-01T00:00:00+00:00",
+    "provider": {"display": "the ordering practitioner"},
+    "priority": {"coding": [{"code": "normal"}]},
+    "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "the coverage"}}],
+}
+
+
+@cache
+def _claim_template() -> Claim:
+    return Claim.model_validate(_CLAIM_TEMPLATE)
+
+
+@cache
+def _unnamed_product() -> CodeableConcept:
+    return CodeableConcept.model_validate({"text": "the ordered medication"})
 
 
 def _claim(order: Located, chart: Chart, patient_id: str | None, created: dt.datetime) -> Claim:
-    """A preauthorization Claim of one item, for the order, as a PAS request would carry it."""
-    raw = order.raw
-    concept = raw.get("medicationCodeableConcept")
-    medication = raw.get("medicationReference")
-    if concept is None and isinstance(medication, dict):
-        found = chart.get(medication.get("reference"))
-        concept = found.raw.get("code") if found is not None else None
-    subject = (
-        raw.get("subject", {}).get("reference") if isinstance(raw.get("subject"), dict) else None
-    )
-    patient = subject or (f"Patient/{patient_id}" if patient_id else "Patient/unknown")
-    requester = raw.get("requester") if isinstance(raw.get("requester"), dict) else None
+    """A preauthorization Claim of one item, for the order, as a PAS request would carry it.
+
+    Every part is validated by fhir.resources: the fixed envelope once (`_claim_template`),
+    the order's medication, subject and requester with the order itself; only the two
+    references made here (the patient when the order names none, and the order) and the
+    creation time are validated per call."""
+    medication = order.resource
+    assert isinstance(medication, MedicationRequest)
+    concept = medication.medicationCodeableConcept
+    if concept is None and medication.medicationReference is not None:
+        found = chart.get(medication.medicationReference.reference)
+        if found is not None and isinstance(found.resource, Medication):
+            concept = found.resource.code
+    subject = medication.subject
+    if subject is None or not subject.reference:
+        subject = Reference.model_validate(
+            {"reference": f"Patient/{patient_id}" if patient_id else "Patient/unknown"}
+        )
+    requester = medication.requester
+    provider = requester if requester is not None and requester.reference else None
     codes = code_table()
-    data: dict[str, Any] = {
-        "resourceType": "Claim",
-        "id": "crd-order",
-        "status": "active",
-        "type": {"coding": [{"code": "pharmacy"}]},
-        "use": "preauthorization",
-        "patient": {"reference": patient},
-        "created": created.isoformat(),
-        "provider": {"reference": requester.get("reference", "")}
-        if requester and requester.get("reference")
-        else {"display": "the ordering practitioner"},
-        "priority": {"coding": [{"code": "normal"}]},
-        "insurance": [{"sequence": 1, "focal": True, "coverage": {"display": "the coverage"}}],
-        "item": [
-            {
-                "sequence": 1,
-                "extension": [
-                    {
-                        "url": codes.extensions["requested_service"],
-                        "valueReference": {"reference": order.key},
-                    }
-                ],
-                "productOrService": concept
-                if isinstance(concept, dict) and concept
-                else {"text": "the ordered medication"},
-            }
-        ],
+    item = ClaimItem.model_validate(
+        {
+            "sequence": 1,
+            "extension": [
+                {
+                    "url": codes.extensions["requested_service"],
+                    "valueReference": {"reference": order.key},
+                }
+            ],
+            "productOrService": concept if concept is not None else _unnamed_product(),
+        }
+    )
+    update: dict[str, Any] = {
+        "patient": subject,
+        "created": created,
+        "item": [item],
     }
-    return Claim.model_validate(data)
+    if provider is not None:
+        update["provider"] = provider
+    return _claim_template().model_copy(update=update)
 
 
 def chart_request(
@@ -189,7 +222,7 @@ def chart_request(
         return mapped
     assert isinstance(mapped, Submission)
     item: ItemRequest = mapped.items[0]
-    return ChartResult(item.request, item.note, mapped.problems)
+    return ChartResult(item.request, item.note, mapped.problems, item.parsed)
 
 
 def orders_of(chart: Chart, keys: Iterable[str] | None = None) -> list[Located]:

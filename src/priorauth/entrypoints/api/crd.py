@@ -2,7 +2,8 @@
 
 - `GET /cds-services`, `POST /cds-services/{id}`: the CRD services (CDS Hooks 2.0).
 - `GET /fhir/metadata`: what the FHIR endpoints support, with the guides' versions.
-- `POST /fhir/Questionnaire/$questionnaire-package`, `GET /fhir/Questionnaire/{id}`,
+- `POST /fhir/Questionnaire/$questionnaire-package`, `POST /fhir/Questionnaire/$next-question`
+  (adaptive forms), `GET /fhir/Questionnaire/{id}`,
   `GET /fhir/Library/{id}`, `GET /fhir/ValueSet/{id}`, `ValueSet/$expand`,
   `POST /fhir/$log-questionnaire-errors`: DTR.
 - Any 404 or 405 under /fhir or /cds-services is an OperationOutcome.
@@ -37,6 +38,7 @@ _GUIDES = {
     "http://hl7.org/fhir/us/davinci-pas/ImplementationGuide/hl7.fhir.us.davinci-pas": "2.1.0",
     "http://hl7.org/fhir/us/davinci-crd/ImplementationGuide/hl7.fhir.us.davinci-crd": "2.1.0",
     "http://hl7.org/fhir/us/davinci-dtr/ImplementationGuide/hl7.fhir.us.davinci-dtr": "2.1.0",
+    "http://hl7.org/fhir/uv/sdc/ImplementationGuide/hl7.fhir.uv.sdc": "3.0.0",
 }
 _BODY = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "required": True}
 
@@ -86,6 +88,14 @@ def capability_statement(base: str) -> dict[str, Any]:
                             {
                                 "name": "log-questionnaire-errors",
                                 "definition": operation.format("dtr", "log-questionnaire-errors"),
+                            },
+                            {
+                                "name": "next-question",
+                                "definition": operation.format(
+                                    "dtr", "DTR-Questionnaire-next-question"
+                                ),
+                                "documentation": "SDC adaptive forms: the form of a policy "
+                                "is Questionnaire/{policy}.adaptive.",
                             },
                         ],
                     },
@@ -166,6 +176,14 @@ def _router(crd: CrdService) -> APIRouter:
         Questionnaire, its Library, ValueSets and a pre-filled QuestionnaireResponse."""
         return await call(request, crd.questionnaire_package, await request.body(), _base(request))
 
+    @router.post("/fhir/Questionnaire/$next-question", openapi_extra={"requestBody": _BODY})
+    async def next_question(request: Request) -> Response:
+        """SDC adaptive forms: the QuestionnaireResponse so far (alone, or as the
+        `questionnaire-response` of a Parameters) in; back, the same response with the next
+        questions in its contained Questionnaire, or `completed` with what the answers lead
+        to; an OperationOutcome (400) naming what is wrong with the form."""
+        return await call(request, crd.next_question, await request.body(), _base(request))
+
     for path in (
         "/fhir/$log-questionnaire-errors",
         "/fhir/Questionnaire/$log-questionnaire-errors",
@@ -175,6 +193,13 @@ def _router(crd: CrdService) -> APIRouter:
         async def log_errors(request: Request) -> Response:
             """DTR: a client reports the errors it met pre-filling a form."""
             return await call(request, crd.log_errors, await request.body())
+
+    @router.get("/fhir/Questionnaire/$next-question", include_in_schema=False)
+    @router.get("/fhir/Questionnaire/$questionnaire-package", include_in_schema=False)
+    def operation_read() -> Response:
+        """An operation is POSTed: a GET is a 405 (an OperationOutcome), not a read of a
+        Questionnaire whose id could not be one."""
+        raise StarletteHTTPException(405, headers={"Allow": "POST"})
 
     @router.get("/fhir/Questionnaire/{ident}")
     def questionnaire(request: Request, ident: _ID) -> Response:
