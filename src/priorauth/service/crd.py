@@ -370,7 +370,7 @@ class CrdService:
         names += [adaptive.adaptive_id(p) for p in adaptive_forms]
         with UnitOfWork(self.service.database) as uow:
             uow.lock_writes()
-            append_event(uow.session, actor.name, "dtr.package", None, {"forms": names}, now)
+            append_event(uow, actor.name, "dtr.package", None, {"forms": names}, now)
             uow.commit()
         return FhirAnswer(200, {"resourceType": "Parameters", "parameter": parameters})
 
