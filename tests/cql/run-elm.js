@@ -1,7 +1,8 @@
 // Runs a generated ELM library with the reference CQL engine (cql-execution, cql-exec-fhir)
 // over FHIR patient bundles and prints each define's value per patient, as JSON.
-// Input (stdin): {"elm": {...}, "patients": [{"bundle": {...}, "serviceDate": "YYYY-MM-DD"}]}
-// Output (stdout): [{"define": value, ...}, ...] in the patients' order.
+// Input (stdin): {"elm": {...}, "defines": ["name", ...],
+//                 "patients": [{"bundle": {...}, "serviceDate": "YYYY-MM-DD"}]}
+// Output (stdout): [{"define": value, ...}, ...] in the patients' order, for the defines named.
 'use strict';
 const cql = require('cql-execution');
 const cqlfhir = require('cql-exec-fhir');
@@ -31,9 +32,8 @@ async function main() {
     const outcome = await executor.exec(source);
     const byPatient = Object.values(outcome.patientResults)[0] || {};
     const values = {};
-    for (const [name, value] of Object.entries(byPatient)) {
-      if (['Patient', 'ChartedConditions', 'KnownSystems', 'ObservationRecords'].includes(name)) continue;
-      values[name] = plain(value);
+    for (const name of input.defines) {
+      values[name] = plain(byPatient[name]);
     }
     results.push(values);
   }
