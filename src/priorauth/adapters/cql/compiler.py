@@ -46,17 +46,29 @@ class CqlLibrary:
         return parsed
 
 
-def not_compiled_reason(spec: FactSpec) -> str | None:
+# Why the kinds this compiler leaves out have no define (docs/crd-dtr.md says more).
+_NEEDS_THE_ORDER = "which MedicationRequest is the order is not known to the library"
+_REASONS = {
+    "specialty": f"the prescriber's role is read first ({_NEEDS_THE_ORDER})",
+    "product": f"the requested product's codes ({_NEEDS_THE_ORDER})",
+    "medication-history": "agents are matched through the drug vocabulary's names",
+    "current-medication": "agents are matched through the drug vocabulary's names",
+}
+
+
+def not_compiled_reason(name: str, spec: FactSpec) -> str | None:
     """Why a fact has no define (None: it has one)."""
     if isinstance(spec, AgeFact):
-        return None if spec.unit == "years" else "an age in months (CQL counts months otherwise)"
+        return None if spec.unit == "years" else "an age in months"
     if isinstance(spec, ConditionFact):
-        return "a condition with statuses" if spec.statuses else None
+        return "condition statuses" if spec.statuses else None
     if isinstance(spec, ObservationFact):
         return "a multiple of the upper limit of normal" if spec.unit == ULN else None
-    if isinstance(spec, MeasureFact | AnswerFact):
+    if isinstance(spec, MeasureFact):
         return None
-    return f"a {spec.kind} fact"
+    if isinstance(spec, AnswerFact):
+        return None if answers.compilable(name) else "the question fills a patient field"
+    return _REASONS[spec.kind]
 
 
 def _observation(name: str, spec: ObservationFact) -> list[Define]:
@@ -106,11 +118,12 @@ def compile_policy(policy: Policy) -> CqlLibrary:
     ]
     names: dict[str, str] = {}
     skipped: list[str] = []
+    reasons: list[str] = []
     for name, spec in policy.facts.items():
-        if not_compiled_reason(spec) is not None or (
-            isinstance(spec, AnswerFact) and not answers.compilable(name)
-        ):
+        reason = not_compiled_reason(name, spec)
+        if reason is not None:
             skipped.append(name)
+            reasons.append(f"//   {name}: {reason}")
             continue
         for define in _fact_defines(name, spec):
             if all(d.name != define.name for d in defines):
@@ -133,7 +146,8 @@ def compile_policy(policy: Policy) -> CqlLibrary:
             continue
         lines.append(define.text())
     if skipped:
-        lines.append("// Not pre-filled by this library (asked on the form): " + ", ".join(skipped))
+        lines.append("// Not pre-filled by this library (asked on the form):")
+        lines.extend(reasons)
     elm = {
         "library": {
             "identifier": {"id": library, "version": policy.version},

@@ -72,6 +72,10 @@ def _reading(measure: Measure, within_days: int | None) -> tuple[list[Define], s
     return [latest(record_name, codes, "loinc", within_days), Define(name, cql, elm)], name
 
 
+# round_half_up in CQL (the 1e-9 keeps a decimal half that a double stores a hair low).
+_ROUND_CQL = "Floor({value} * {d} + 0.5 + 1e-9) / {d}"
+
+
 def _round(value: Elm, decimals: int) -> Elm:
     """round_half_up: Floor(value x 10^d + 0.5 + 1e-9) / 10^d."""
     factor = decimal(10.0**decimals)
@@ -84,8 +88,12 @@ def _power(base: Elm, exponent: Elm) -> Elm:
 
 
 def _bsa_formula(formula: str, h: Elm, w: Elm) -> tuple[Elm, str]:
+    """A clinical/bsa.py formula over the height (cm) and weight (kg) defines, as ELM and
+    CQL (the operations in the same order, so the doubles agree)."""
+    height, weight = f'"{h["name"]}"', f'"{w["name"]}"'
     if formula == "mosteller":
-        return _power(divide(multiply(h, w), decimal(3600.0)), decimal(0.5)), "(H * W / 3600) ^ 0.5"
+        elm = _power(divide(multiply(h, w), decimal(3600.0)), decimal(0.5))
+        return elm, f"Power({height} * {weight} / 3600.0, 0.5)"
     if formula == "boyd":
         grams = multiply(w, decimal(1000.0))
         log10 = {"type": "Log", "operand": [grams, decimal(10.0)]}
@@ -93,7 +101,8 @@ def _bsa_formula(formula: str, h: Elm, w: Elm) -> tuple[Elm, str]:
         elm = multiply(
             multiply(decimal(0.0003207), _power(h, decimal(0.3))), _power(grams, exponent)
         )
-        return elm, "0.0003207 * H ^ 0.3 * (W * 1000) ^ (0.7285 - 0.0188 * Log(W * 1000, 10))"
+        g = f"({weight} * 1000.0)"
+        return elm, f"0.0003207 * Power({height}, 0.3) * Power({g}, 0.7285 - 0.0188 * Log({g}, 10))"
     constants = {
         "dubois": (0.007184, 0.725, 0.425),
         "haycock": (0.024265, 0.3964, 0.5378),
@@ -101,7 +110,7 @@ def _bsa_formula(formula: str, h: Elm, w: Elm) -> tuple[Elm, str]:
     }
     k, a, b = constants[formula]
     elm = multiply(multiply(decimal(k), _power(h, decimal(a))), _power(w, decimal(b)))
-    return elm, f"{k} * H ^ {a} * W ^ {b}"
+    return elm, f"{k} * Power({height}, {a}) * Power({weight}, {b})"
 
 
 def measure(name: str, spec: MeasureFact) -> list[Define]:
@@ -118,7 +127,7 @@ def measure(name: str, spec: MeasureFact) -> list[Define]:
 
     if spec.function == "body-weight":
         weight = reading(WEIGHT)
-        defines.append(Define(name, f'"{defines[-1].name}"', weight))
+        defines.append(Define(name, f'"{weight["name"]}"', weight))
         return defines
     if spec.function == "body-surface-area":
         measured = reading(BSA)
@@ -129,16 +138,17 @@ def measure(name: str, spec: MeasureFact) -> list[Define]:
             if_(any_of([is_null(h), is_null(w)]), null(), _round(computed, 2)),
             _round(measured, 2),
         )
+        bsa = f'"{measured["name"]}"'
         cql = (
-            f'RoundHalfUp(Coalesce("{_label(BSA, within)[6:]}Value",\n'
-            f"    {spec.formula}: {formula_cql}), 2)\n"
-            "  // H, W: the height (cm) and weight (kg) values; RoundHalfUp(x, d) is\n"
-            "  // Floor(x * 10^d + 0.5 + 1e-9) / 10^d"
+            f"if {bsa} is not null then {_ROUND_CQL.format(value=bsa, d=100)}\n"
+            f'    else if "{h["name"]}" is null or "{w["name"]}" is null then null\n'
+            f"    // {spec.formula}:\n"
+            f"    else {_ROUND_CQL.format(value=formula_cql, d=100)}"
         )
         if spec.cap_m2 is not None:
             cap = decimal(spec.cap_m2)
             value = if_({"type": "Greater", "operand": [value, cap]}, cap, value)
-            cql = f"Min({{ {cql}, {spec.cap_m2:g} }})"
+            cql = f"if ({cql}) > {spec.cap_m2!r}\n  then {spec.cap_m2!r}\n  else ({cql})"
         defines.append(Define(name, cql, value))
         return defines
     measured = reading(CRCL)
@@ -170,12 +180,15 @@ def measure(name: str, spec: MeasureFact) -> list[Define]:
         _round(if_(female, multiply(clearance, decimal(0.85)), clearance), 1),
     )
     value = if_(is_null(measured), estimated, measured)
+    estimate = (
+        f'(140 - "{AGE}") * "{weight["name"]}" / (72 * "{creatinine["name"]}")'
+        " * (if Patient.gender.value = 'female' then 0.85 else 1.0)"
+    )
     cql = (
-        f'Coalesce("{_label(CRCL, within)[6:]}Value",\n'
-        "    // Cockcroft-Gault, with the actual body weight:\n"
-        f"    RoundHalfUp((140 - \"{AGE}\") * W / (72 * SCr) * (if Patient.gender.value = 'female'"
-        " then 0.85 else 1.0), 1))\n"
-        "  // null without an age, a weight, a serum creatinine above 0, or a sex (female, male)"
+        f'Coalesce("{measured["name"]}",\n'
+        "    // Cockcroft-Gault, with the actual body weight; null without an age, a weight,\n"
+        "    // a serum creatinine above 0, or a sex (female, male):\n"
+        f"    {_ROUND_CQL.format(value=estimate, d=10)})"
     )
     defines.append(Define(name, cql, value))
     return defines
