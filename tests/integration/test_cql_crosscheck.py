@@ -31,7 +31,7 @@ from priorauth.adapters.cql import CqlLibrary, compile_policy
 from priorauth.adapters.fhir.bundle import Rejected
 from priorauth.engine.request import parse_request
 from priorauth.errors import InvalidRequest
-from priorauth.policy.model import FactSpec, Policy
+from priorauth.policy.model import AnswerFact, FactSpec, Policy
 from tests.crd_fixtures import CHARTS, remove_condition, resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,15 +138,16 @@ ATTESTED = object()
 
 
 # Where the two engines may differ in the last digits, and by how much (see `agree`).
-CONVERTED = 1e-8
+CONVERTED = 1e-10
 
 
 def agree(cql: Any, python: Any) -> bool:
     """Whether the reference engine's value is the Python engine's.
 
-    Equal, except for numbers after a unit conversion: cql-execution keeps 8 decimal places
-    of a converted quantity (CQL's Decimal), the Python engine 12 significant digits, so the
-    values may differ by up to 1e-8 (relative to values above 1). Rounded measures (a body
+    Equal, except for numbers after a unit conversion: the engine keeps 12 significant digits
+    of a converted value, cql-execution 8 decimal places (the library converts 10^12 of the
+    unit to keep the factor's digits), so the values may differ by 1e-10 (relative to values
+    above 1). Rounded measures (a body
     surface area, an estimated clearance) are held to the same: both engines compute in IEEE
     doubles in the same order, so they differ only if a converted input moves the unrounded
     value across a rounding half, which none of the values here does."""
@@ -407,6 +408,7 @@ MEASURED: dict[str, tuple[list[str], list[float]]] = {
     "46099-8": (["mg/dL", "mmol/L"], [1.2, 4.8]),
     "718-7": (["g/dL", "g/L"], [0.9, 1, 13.5, 135, 25, 26]),
     "777-3": (["10*3/uL", "/uL"], [0, 1.8, 250, 250000]),
+    "1742-6": (["U/L", "ukat/L"], [-1, 0, 20, 45, 120, 0.75]),
 }
 
 
@@ -417,7 +419,7 @@ def measured(draw: st.DrawFn, index: int, day: dt.date) -> dict[str, Any]:
     code = draw(st.sampled_from(sorted(MEASURED)))
     units, values = MEASURED[code]
     quantity: dict[str, Any] = {"value": draw(st.sampled_from(values))}
-    unit = draw(st.sampled_from([*units, *units, "mg/dL", None, "{score}"]))
+    unit = draw(st.sampled_from([*units, *units, *units, "mg/dL", None, "{score}"]))
     if unit is not None:
         spelt = draw(st.sampled_from(["code", "code", "unit", "both"]))
         if spelt in ("code", "both"):
@@ -434,6 +436,19 @@ def measured(draw: st.DrawFn, index: int, day: dt.date) -> dict[str, Any]:
         "subject": {"reference": "Patient/pat-1"},
         "valueQuantity": quantity,
     }
+    ranges = []
+    for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2]))):
+        limit: dict[str, Any] = {}
+        if draw(st.integers(0, 5)) > 0:
+            limit["value"] = draw(st.sampled_from([0, 40, 45, 0.67, 3]))
+            limit_unit: str | None = draw(
+                st.sampled_from([unit, unit, "U/L", "ukat/L", "mg/dL", None, "{ULN}"])
+            )
+            if limit_unit is not None:
+                limit |= {"system": "http://unitsofmeasure.org", "code": limit_unit}
+        ranges.append({"high": limit} if limit else {"low": {"value": 1}})
+    if ranges:
+        resource["referenceRange"] = ranges
     when = draw(st.sampled_from(["dateTime", "dateTime", "period", "none"]))
     on = day - dt.timedelta(
         days=draw(st.sampled_from([-3, 0, 1, 29, 30, 31, 59, 60, 61, 89, 90, 91, 400]))
@@ -445,24 +460,39 @@ def measured(draw: st.DrawFn, index: int, day: dt.date) -> dict[str, Any]:
     return resource
 
 
-def _questions(policy_id: str) -> list[str]:
+def _questions(policy_id: str) -> dict[str, str]:
+    """The policy's questions of kind `answer`, each with its type."""
     compiled = SHIPPED.get(policy_id)
     assert compiled is not None
-    return [name for name, spec in compiled.policy.facts.items() if spec.kind == "answer"]
+    return _typed(compiled.policy)
+
+
+def _typed(policy: Policy) -> dict[str, str]:
+    return {name: spec.type for name, spec in policy.facts.items() if isinstance(spec, AnswerFact)}
 
 
 LOINC_ANSWERS = "http://loinc.org"
 YES_NO_V2 = "http://terminology.hl7.org/CodeSystem/v2-0136"
 
 
+# The answer types that suit each type of question (another type refuses the whole chart).
+SUITED = {
+    "boolean": ["boolean", "coding"],
+    "number": ["decimal", "integer"],
+    "choice": ["string", "coding"],
+    "date": ["date", "dateTime"],
+    "text": ["string", "coding"],
+}
+
+
 @st.composite
-def answer_value(draw: st.DrawFn) -> dict[str, Any]:
-    """One answer of any type a QuestionnaireResponse may carry."""
-    kind = draw(
-        st.sampled_from(
-            ["boolean", "boolean", "decimal", "integer", "date", "dateTime", "coding", "string"]
-        )
-    )
+def answer_value(draw: st.DrawFn, question: str | None = None) -> dict[str, Any]:
+    """One answer of any type a QuestionnaireResponse may carry; mostly of a type that suits
+    the question (`question`: its type)."""
+    kinds = ["boolean", "boolean", "decimal", "integer", "date", "dateTime", "coding", "string"]
+    if question is not None and draw(st.integers(0, 4)) > 0:
+        kinds = SUITED[question]
+    kind = draw(st.sampled_from(kinds))
     if kind == "boolean":
         return {"valueBoolean": draw(st.booleans())}
     if kind == "decimal":
@@ -497,11 +527,13 @@ def answer_value(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def item(draw: st.DrawFn, questions: list[str], depth: int) -> dict[str, Any]:
+def item(draw: st.DrawFn, questions: dict[str, str], depth: int) -> dict[str, Any]:
     """An item answering one of the questions (or another linkId), with nested items."""
     link = draw(st.sampled_from([*questions, *questions, "other_question", "3.1"]))
     found: dict[str, Any] = {"linkId": link}
-    answers = [draw(answer_value()) for _ in range(draw(st.integers(0, 2)))]
+    answers = [
+        draw(answer_value(questions.get(link))) for _ in range(draw(st.sampled_from([0, 1, 1, 2])))
+    ]
     if answers and depth < 3 and draw(st.integers(0, 4)) == 0:
         answers[0]["item"] = [draw(item(questions, depth + 1))]
     if answers:
@@ -512,7 +544,7 @@ def item(draw: st.DrawFn, questions: list[str], depth: int) -> dict[str, Any]:
 
 
 @st.composite
-def response(draw: st.DrawFn, index: int, questions: list[str]) -> dict[str, Any]:
+def response(draw: st.DrawFn, index: int, questions: dict[str, str]) -> dict[str, Any]:
     """A QuestionnaireResponse of any status answering some of the policy's questions."""
     return {
         "resourceType": "QuestionnaireResponse",
@@ -558,6 +590,13 @@ def _made_up_policy() -> Policy:
         "hemoglobin": {"kind": "observation", "codes": ["718-7"], "unit": "g/L"},
         "platelets": {"kind": "observation", "codes": ["777-3"], "unit": "10*3/uL"},
         "creatinine_as_given": {"kind": "observation", "codes": ["2160-0"]},
+        "alt_uln": {"kind": "observation", "codes": ["1742-6"], "unit": "{ULN}"},
+        "creatinine_uln": {
+            "kind": "observation",
+            "codes": ["2160-0", "14682-9"],
+            "unit": "{ULN}",
+            "within_days": 30,
+        },
         "yes_no": {"kind": "answer", "question": "?"},
         "how_many": {"kind": "answer", "type": "number", "question": "?"},
         "which": {
@@ -593,9 +632,9 @@ def measured_patient(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dt.date]:
     if gender is not None:
         person["gender"] = gender
     found: list[dict[str, Any]] = [person]
-    for index in range(draw(st.integers(0, 7))):
+    for index in range(draw(st.integers(1, 9))):
         found.append(draw(measured(index, day)))
-    questions = [n for n, spec in MADE_UP.facts.items() if spec.kind == "answer"]
+    questions = _typed(MADE_UP)
     for index in range(draw(st.integers(0, 2))):
         found.append(draw(response(index, questions)))
     return found, day

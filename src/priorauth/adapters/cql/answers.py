@@ -12,16 +12,17 @@ policy's choice it names, whatever its case and spacing.
 from __future__ import annotations
 
 from priorauth.adapters.cql.elm import (
+    SYSTEM,
     Define,
     Elm,
     all_of,
     boolean,
     case,
-    cql_list,
     equal,
     exists,
     expression,
     first,
+    function,
     if_,
     integer,
     is_,
@@ -30,12 +31,14 @@ from priorauth.adapters.cql.elm import (
     not_,
     not_null,
     null,
+    operand,
     prop,
     query,
     quote,
     retrieve,
     string,
 )
+from priorauth.adapters.cql.units import trimmed
 from priorauth.adapters.fhir.codes import code_table
 from priorauth.engine.agents import name_key
 from priorauth.policy.model import AnswerFact
@@ -190,9 +193,59 @@ def _key(value: Elm) -> Elm:
     )
 
 
-def answer(name: str, spec: AnswerFact) -> Define:
+def functions() -> list[Define]:
+    """`AnswerValue`(A): an answer's value as the mapping reads it; `AnswerKey`(V): what
+    tells two values apart as the mapping compares them; `Given`(V): a value as the request
+    contract keeps it (text without the spaces around it)."""
+    a, v = operand("A"), operand("V")
+    words = code_table()
+    coded = " ".join(
+        f"when A.value.system.value = {quote(system)} and A.value.code.value = {quote(code)}"
+        f" then {str(meaning).lower()}"
+        for system, codes in words.yes_no.items()
+        for code, meaning in codes.items()
+    )
+    value_cql = (
+        "case when A.value is FHIR.boolean or A.value is FHIR.decimal\n"
+        "      or A.value is FHIR.integer then A.value.value\n"
+        "    when A.value is FHIR.date then\n"
+        "      if DateTimeComponentFrom(A.value.value, day) is null then null\n"
+        "      else ToString(A.value.value)\n"
+        "    when A.value is FHIR.dateTime then\n"
+        "      if DateTimeComponentFrom(A.value.value, day) is null then null\n"
+        "      else ToString(date from A.value.value)\n"
+        "    when A.value is FHIR.Coding and A.value.code.value is not null then\n"
+        f"      case {coded}\n"
+        "        // and each well-known coded result as its word (as in ObservationRecords)\n"
+        f"        else Substring(A.value.code.value, 0, {_TEXT_MAX}) end\n"
+        f"    when A.value is FHIR.string then Substring(A.value.value, 0, {_TEXT_MAX})\n"
+        "    else null end"
+    )
+    key_cql = (
+        "case when V is Boolean then if V then 'n:1' else 'n:0'\n"
+        "    when V is Integer or V is Decimal then 'n:' + ToString(ToDecimal(V))\n"
+        "    else 's:' + V end"
+    )
+    given: Elm = if_(_is_system(v, "String"), trimmed(v), v)
+    return [
+        Define("AnswerValue", value_cql, _value(a), (("A", "QuestionnaireResponse.Item.Answer"),)),
+        Define("AnswerKey", key_cql, _key(v), (("V", "System.Any"),)),
+        Define("Given", 'if V is String then "Trim"(V) else V', given, (("V", "System.Any"),)),
+    ]
+
+
+def _is_system(value: Elm, kind: str) -> Elm:
+    return {
+        "type": "Is",
+        "operand": value,
+        "isTypeSpecifier": {"type": "NamedTypeSpecifier", "name": f"{SYSTEM}{kind}"},
+    }
+
+
+def answer(name: str, spec: AnswerFact) -> list[Define]:
     """An `answer` fact: the answer given to its question; null when none, or when responses
-    disagree."""
+    disagree. Two defines: the values given, then the fact's."""
+    given_name = f"{name}_given"
     answered = query(
         expression(ITEMS),
         "I",
@@ -202,61 +255,36 @@ def answer(name: str, spec: AnswerFact) -> Define:
                 exists(prop("answer", scope="I")),
             ]
         ),
-        _value(first(prop("answer", scope="I"))),
+        function("AnswerValue", first(prop("answer", scope="I"))),
     )
     values = query(answered, "V", not_null({"type": "AliasRef", "name": "V"}))
+    given_cql = (
+        f'("{ITEMS}" I where I.linkId.value = {quote(name)} and exists I.answer\n'
+        '    return "AnswerValue"(First(I.answer))) V\n'
+        "  where V is not null"
+    )
+    found = expression(given_name)
     keys = {
         "type": "Distinct",
-        "operand": query(values, "V", None, _key({"type": "AliasRef", "name": "V"})),
+        "operand": query(
+            found, "V", None, function("AnswerKey", {"type": "AliasRef", "name": "V"})
+        ),
     }
-    agreed = if_(
-        {"type": "Greater", "operand": [{"type": "Count", "source": keys}, integer(1)]},
-        null(),
-        first(values),
-    )
-    cql_value = "the first answer's value (see the library's comment)"
-    cql = (
-        f'("{ITEMS}" I where I.linkId.value = {quote(name)} and exists I.answer\n'
-        f"    return {cql_value}) Values\n"
-        "  // null when the values differ (yes/no and numbers compared as numbers)\n"
-        "  if Count(distinct Keys(Values)) > 1 then null else First(Values)"
-    )
-    elm = agreed
+    differ = {"type": "Greater", "operand": [{"type": "Count", "source": keys}, integer(1)]}
+    chosen = function("Given", first(found))
+    shown = f'"{given_name}"'
+    value_cql = f'"Given"(First({shown}))'
     if spec.type == "choice":
-        given = first(values)
         key: Elm = {
             "type": "Lower",
-            "operand": {
-                "type": "ReplaceMatches",
-                "operand": [
-                    {
-                        "type": "ReplaceMatches",
-                        "operand": [given, string("^\\s+|\\s+$"), string("")],
-                    },
-                    string("\\s+"),
-                    string(" "),
-                ],
-            },
+            "operand": {"type": "ReplaceMatches", "operand": [chosen, string("\\s+"), string(" ")]},
         }
-        spelt = case(
-            [(equal(key, string(name_key(c))), string(c)) for c in spec.choices],
-            given,
+        spelt = case([(equal(key, string(name_key(c))), string(c)) for c in spec.choices], chosen)
+        chosen = if_(_is_system(chosen, "String"), spelt, chosen)
+        value_cql = (
+            f"case Lower(ReplaceMatches({value_cql}, '\\\\s+', ' '))\n"
+            + "".join(f"      when {quote(name_key(c))} then {quote(c)}\n" for c in spec.choices)
+            + f"      else {value_cql} end"
         )
-        string_type = {
-            "type": "Is",
-            "operand": given,
-            "isTypeSpecifier": {
-                "type": "NamedTypeSpecifier",
-                "name": "{urn:hl7-org:elm-types:r1}String",
-            },
-        }
-        elm = if_(
-            {"type": "Greater", "operand": [{"type": "Count", "source": keys}, integer(1)]},
-            null(),
-            if_(string_type, spelt, given),
-        )
-        cql += (
-            "\n  // a text answer spelt as the choice it names, case and spacing aside: "
-            + cql_list(list(spec.choices))
-        )
-    return Define(name, cql, elm)
+    cql = f'if Count(distinct ({shown} V return "AnswerKey"(V))) > 1 then null\n  else {value_cql}'
+    return [Define(given_name, given_cql, values), Define(name, cql, if_(differ, null(), chosen))]

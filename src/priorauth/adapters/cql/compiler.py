@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from priorauth.adapters.cql import answers, charted, measures, observations
+from priorauth.adapters.cql import answers, charted, measures, observations, units
 from priorauth.adapters.cql.elm import SYSTEM, Define, expression, if_, null, prop, quote
 from priorauth.clinical.observations import ULN
 from priorauth.policy.model import (
@@ -63,7 +63,7 @@ def not_compiled_reason(name: str, spec: FactSpec) -> str | None:
     if isinstance(spec, ConditionFact):
         return "condition statuses" if spec.statuses else None
     if isinstance(spec, ObservationFact):
-        return "a multiple of the upper limit of normal" if spec.unit == ULN else None
+        return None
     if isinstance(spec, MeasureFact):
         return None
     if isinstance(spec, AnswerFact):
@@ -75,6 +75,9 @@ def _observation(name: str, spec: ObservationFact) -> list[Define]:
     reading = f"{name}_reading"
     found = [observations.latest(reading, list(spec.codes), spec.system, spec.within_days)]
     codes = list(spec.codes) if spec.system == "loinc" else []
+    if spec.unit == ULN:
+        found.append(observations.multiple_of_uln(name, reading))
+        return found
     if spec.unit is not None:
         found.append(observations.unit_reading(name, reading, codes, spec.unit))
         return found
@@ -97,7 +100,7 @@ def _fact_defines(name: str, spec: FactSpec) -> list[Define]:
     if isinstance(spec, MeasureFact):
         return measures.measure(name, spec)
     assert isinstance(spec, AnswerFact)
-    return [answers.answer(name, spec)]
+    return answers.answer(name, spec)
 
 
 def _library_name(policy: Policy) -> str:
@@ -110,11 +113,13 @@ def compile_policy(policy: Policy) -> CqlLibrary:
     defines: list[Define] = [
         charted.patient_define(),
         charted.known_systems_define(),
+        *units.defines(),
         charted.age_define(),
         charted.codings_define(),
         charted.charted_conditions(),
         observations.observation_records(),
         answers.answered_items(),
+        *answers.functions(),
     ]
     names: dict[str, str] = {}
     skipped: list[str] = []

@@ -28,7 +28,8 @@ from priorauth.adapters.cql.elm import (
     quote,
     subtract,
 )
-from priorauth.adapters.cql.observations import convert, implausible, latest
+from priorauth.adapters.cql.observations import implausible, latest
+from priorauth.adapters.cql.units import by_amount, convert
 from priorauth.clinical.observations import BSA, CRCL, CREATININE, HEIGHT, KNOWN, WEIGHT, Measure
 from priorauth.policy.model import MeasureFact
 
@@ -52,23 +53,16 @@ def _reading(measure: Measure, within_days: int | None) -> tuple[list[Define], s
     record = expression(record_name)
     doubt, doubt_cql = implausible(record, codes)
     number, unit = prop("number", source=record), prop("unit", source=record)
-    value = convert(number, unit, measure.unit)
-    words = f"{measure.unit}"
-    if measure.molar_mass is not None:
-        # A substance given by amount: mmol/L x g/mol = mg/L.
-        by_amount = convert(
-            multiply(convert(number, unit, "mmol/L"), decimal(measure.molar_mass)),
-            {"type": "Literal", "valueType": "{urn:hl7-org:elm-types:r1}String", "value": "mg/L"},
-            measure.unit,
-        )
-        value = {"type": "Coalesce", "operand": [value, by_amount]}
-        words += f", else by amount: mmol/L x {measure.molar_mass:g} g/mol as mg/L"
-    elm = if_(any_of([is_null(record), {"type": "IsTrue", "operand": doubt}]), null(), value)
     r = f'"{record_name}"'
-    cql = (
-        f"if {r} is null or ({doubt_cql.replace('R.', r + '.')}) then null\n"
-        f"  else {r}.number converted to {quote(words)} (null when it cannot be)"
-    )
+    target = quote(measure.unit)
+    if measure.molar_mass is None:
+        value = convert(number, unit, measure.unit)
+        converted = f'"ConvertTo"({r}.number, {r}.unit, {target})'
+    else:
+        value = by_amount(number, unit, measure.unit, measure.molar_mass)
+        converted = f'"ConvertByAmount"({r}.number, {r}.unit, {target}, {measure.molar_mass!r})'
+    elm = if_(any_of([is_null(record), {"type": "IsTrue", "operand": doubt}]), null(), value)
+    cql = f"if {r} is null or ({doubt_cql.replace('R.', r + '.')}) then null\n  else {converted}"
     return [latest(record_name, codes, "loinc", within_days), Define(name, cql, elm)], name
 
 

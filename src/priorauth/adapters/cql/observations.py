@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from priorauth.adapters.cql.charted import AGE
 from priorauth.adapters.cql.elm import (
-    SYSTEM,
     Define,
     Elm,
     all_of,
@@ -20,6 +19,7 @@ from priorauth.adapters.cql.elm import (
     cql_list,
     date_from,
     decimal,
+    divide,
     equal,
     expression,
     first,
@@ -41,15 +41,16 @@ from priorauth.adapters.cql.elm import (
     string,
     uris,
 )
+from priorauth.adapters.cql.units import convert, quantity_unit, trimmed, ucum_unit
 from priorauth.adapters.fhir.codes import code_table
 from priorauth.clinical.observations import ADULT_YEARS, PLAUSIBLE, PlausibleRange
-from priorauth.clinical.units import _ALIASES, normalize_unit
+from priorauth.clinical.units import normalize_unit
 
 __all__ = [
     "RECORDS",
-    "convert",
     "implausible",
     "latest",
+    "multiple_of_uln",
     "observation_records",
     "unit_reading",
 ]
@@ -97,26 +98,36 @@ def _coded_word(coding: Elm) -> Elm:
     return case(items, clipped)
 
 
-def _unit(text: Elm) -> tuple[Elm, str]:
-    """A quantity's unit as the mapping reads it (clinical.units.normalize_unit): its code,
-    else its unit text, trimmed, a common non-UCUM spelling mapped; none for an annotation
-    alone (`{T-score}` is the unit 1)."""
-    trimmed: Elm = {
-        "type": "ReplaceMatches",
-        "operand": [text, string("^\\s+|\\s+$"), string("")],
+def _uln(number: Elm, unit: Elm) -> Elm:
+    """The value as a multiple of the upper limit of normal, as the mapping reads it (`_uln`):
+    over the first reference range whose upper limit is above 0 and is in the value's unit or
+    converts to it (a unit alone `{...}`, or none, is the unit 1); null for a value below 0."""
+    high = prop("high", scope="H")
+    high_value = prop("value.value", source=high)
+    text: Elm = {
+        "type": "Coalesce",
+        "operand": [prop("code.value", source=high), prop("unit.value", source=high)],
     }
-    aliased = case(
-        [(equal(trimmed, string(alias)), string(unit)) for alias, unit in _ALIASES.items()],
-        trimmed,
+    normalized = ucum_unit(text)
+    high_unit = if_(equal(normalized, string("")), null(), normalized)
+    one = string("1")
+    limits = query(
+        prop("referenceRange", scope="O"),
+        "H",
+        {"type": "Greater", "operand": [high_value, decimal(0)]},
+        convert(
+            high_value,
+            {"type": "Coalesce", "operand": [high_unit, one]},
+            {"type": "Coalesce", "operand": [unit, one]},
+        ),
     )
-    annotation: Elm = {"type": "Matches", "operand": [text, string("^\\{[^{}]*\\}$")]}
-    elm = if_(any_of([is_null(text), {"type": "IsTrue", "operand": annotation}]), null(), aliased)
-    words = " ".join(f"when {quote(a)} then {quote(u)}" for a, u in _ALIASES.items())
-    cql = (
-        "if Text is null or Matches(Text, '^\\\\{[^{}]*\\\\}$') then null\n"
-        f"          else case Trimmed {words} else Trimmed end"
+    limit = first(query(limits, "L", not_null({"type": "AliasRef", "name": "L"})))
+    ratio = {"type": "Round", "operand": divide(number, limit), "precision": integer(6)}
+    return if_(
+        all_of([{"type": "GreaterOrEqual", "operand": [number, decimal(0)]}, not_null(limit)]),
+        ratio,
+        null(),
     )
-    return elm, cql
 
 
 def observation_records() -> Define:
@@ -155,10 +166,12 @@ def observation_records() -> Define:
         ],
         boolean(False),
     )
+    # The request contract strips text of the spaces around it.
     reading = case(
         [
             (is_(value, "Quantity"), prop("value.value.value", scope="O")),
-            (is_(value, "CodeableConcept"), _coded_word(coded)),
+            (is_(value, "CodeableConcept"), trimmed(_coded_word(coded))),
+            (is_(value, "string"), trimmed(prop("value.value", scope="O"))),
         ],
         prop("value.value", scope="O"),
     )
@@ -167,8 +180,8 @@ def observation_records() -> Define:
         "type": "Coalesce",
         "operand": [prop("value.code.value", scope="O"), prop("value.unit.value", scope="O")],
     }
-    unit, unit_cql = _unit(unit_text)
-    unit = if_(is_(value, "Quantity"), unit, null())
+    unit = if_(is_(value, "Quantity"), quantity_unit(unit_text), null())
+    uln = if_(is_(value, "Quantity"), _uln(prop("value.value.value", scope="O"), unit), null())
     effective = prop("effective", scope="O")
     date = case(
         [
@@ -196,6 +209,7 @@ def observation_records() -> Define:
                 {"name": "value", "value": reading},
                 {"name": "number", "value": number},
                 {"name": "unit", "value": unit},
+                {"name": "uln", "value": uln},
                 {"name": "readable", "value": readable},
             ],
         },
@@ -214,7 +228,6 @@ def observation_records() -> Define:
         for known, word in table.items()
     )
     text = "Coalesce(O.value.code.value, O.value.unit.value)"
-    trimmed = f"ReplaceMatches({text}, '^\\\\s+|\\\\s+$', '')"
     cql = (
         "([Observation] O\n"
         f"    where not (O.status.value in {cql_list(list(_SKIPPED_OBSERVATION))})\n"
@@ -230,13 +243,20 @@ def observation_records() -> Define:
         "            when O.effective is FHIR.instant then date from O.effective.value\n"
         "            else date from O.issued.value end,\n"
         "      value: case when O.value is FHIR.Quantity then O.value.value.value\n"
-        "             when O.value is FHIR.CodeableConcept then (case\n"
+        '             when O.value is FHIR.CodeableConcept then "Trim"(case\n'
         f"{words}\n"
         f"                    else Substring({coded_text}.code.value, 0, {_VALUE_TEXT_MAX}) end)\n"
+        '             when O.value is FHIR.string then "Trim"(O.value.value)\n'
         "             else O.value.value end,\n"
         "      number: if O.value is FHIR.Quantity then O.value.value.value else null,\n"
         "      unit: if O.value is not FHIR.Quantity then null\n"
-        "        else " + unit_cql.replace("Trimmed", trimmed).replace("Text", text) + ",\n"
+        f'        else "QuantityUnit"({text}),\n'
+        "      uln: if O.value is not FHIR.Quantity or O.value.value.value < 0 then null\n"
+        "        // the value over the first reference range's upper limit above 0 that\n"
+        "        // converts to the value's unit (no unit: 1), to 6 decimals\n"
+        "        else Round(O.value.value.value / First((O.referenceRange H\n"
+        "          where H.high.value.value > 0\n"
+        "          return convert H.high to Coalesce(Unit, '1')) L where L is not null), 6),\n"
         "      readable: case\n"
         "        when O.value is FHIR.Quantity\n"
         "          then O.value.value.value is not null and O.value.comparator.value is null\n"
@@ -290,42 +310,6 @@ def latest(name: str, codes: list[str], system: str, within_days: int | None) ->
         f'  // Found: "{RECORDS}" R where ' + "\n  //   and ".join(words)
     )
     return Define(name, cql, elm)
-
-
-def _convertible(unit: Elm) -> Elm:
-    """Whether cql-execution knows the unit (a Quantity in an unknown unit would throw)."""
-    text = {"type": "Concatenate", "operand": [string("1 '"), unit, string("'")]}
-    return {"type": "IsTrue", "operand": {"type": "ConvertsToQuantity", "operand": text}}
-
-
-def convert(number: Elm, unit: Elm, target: str) -> Elm:
-    """`number` in `unit` expressed in `target` (UCUM); null when it cannot be."""
-    target = normalize_unit(target)
-    quantity: Elm = {
-        "type": "Instance",
-        "classType": f"{SYSTEM}Quantity",
-        "element": [{"name": "value", "value": number}, {"name": "unit", "value": unit}],
-    }
-    converted = prop(
-        "value", source={"type": "ConvertQuantity", "operand": [quantity, string(target)]}
-    )
-    return if_(
-        any_of([is_null(number), is_null(unit)]),
-        null(),
-        if_(equal(unit, string(target)), number, if_(_convertible(unit), converted, null())),
-    )
-
-
-def convert_cql(number: str, unit: str, target: str) -> str:
-    target = normalize_unit(target)
-    return (
-        f"if {number} is null or {unit} is null then null\n"
-        f"      else if {unit} = {quote(target)} then {number}\n"
-        f"      else if ConvertsToQuantity('1 \\'' + {unit} + '\\'')\n"
-        f"        then (convert Quantity {{ value: {number}, unit: {unit} }}\n"
-        f"          to {quote(target)}).value\n"
-        "      else null"
-    )
 
 
 def _in_row_unit(row: PlausibleRange, number: Elm, unit: Elm) -> Elm:
@@ -413,6 +397,13 @@ def unit_reading(name: str, reading: str, codes: list[str], target: str) -> Defi
     r = f'"{reading}"'
     cql = (
         f"if {r} is null or ({doubt_cql.replace('R.', r + '.')}) then null\n"
-        f"  else {convert_cql(r + '.number', r + '.unit', target)}"
+        f'  else "ConvertTo"({r}.number, {r}.unit, {quote(normalize_unit(target))})'
     )
     return Define(name, cql, elm)
+
+
+def multiple_of_uln(name: str, reading: str) -> Define:
+    """An observation read as a multiple of the upper limit of normal: the latest record's
+    (`reading`), from its reference range; null without one (no plausibility check, as in the
+    engine)."""
+    return Define(name, f'"{reading}".uln', prop("uln", source=expression(reading)))
