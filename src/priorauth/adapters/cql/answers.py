@@ -80,8 +80,9 @@ def _children(alias: str) -> Elm:
     }
 
 
-def answered_items() -> Define:
-    """Every item of every response not entered in error, nested ones to DEPTH levels."""
+def answered_items() -> list[Define]:
+    """Every item of every response not entered in error, nested ones to DEPTH levels: a
+    define per level, and their union in order of level."""
     kept = not_(equal(prop("status.value", scope="Q"), string("entered-in-error")))
     top: Elm = {
         "type": "Flatten",
@@ -92,18 +93,35 @@ def answered_items() -> Define:
             prop("item", scope="Q"),
         ),
     }
-    levels = [top]
-    for _ in range(DEPTH - 1):
-        levels.append({"type": "Flatten", "operand": query(levels[-1], "I", None, _children("I"))})
-    elm: Elm = {"type": "Flatten", "operand": list_(levels)}
-    cql = (
-        "Flatten({ Items0, Items1, ..., Items" + str(DEPTH - 1) + " })\n"
-        "  // Items0: Flatten([QuestionnaireResponse] Q\n"
-        "  //   where not (Q.status.value = 'entered-in-error') return Q.item)\n"
-        "  // Items(n+1): Flatten(Items(n) I return Flatten({\n"
-        "  //   Coalesce(Flatten(I.answer A return A.item), {}), Coalesce(I.item, {}) }))"
+    found = [
+        Define(
+            f"{ITEMS}0",
+            "Flatten([QuestionnaireResponse] Q\n"
+            "    where not (Q.status.value = 'entered-in-error') and Q.item is not null\n"
+            "    return Q.item)",
+            top,
+        )
+    ]
+    for level in range(1, DEPTH):
+        above = f"{ITEMS}{level - 1}"
+        found.append(
+            Define(
+                f"{ITEMS}{level}",
+                f'Flatten("{above}" I\n'
+                "    return Flatten({ Coalesce(Flatten(I.answer A where A.item is not null\n"
+                "      return A.item), {}), Coalesce(I.item, {}) }))",
+                {"type": "Flatten", "operand": query(expression(above), "I", None, _children("I"))},
+            )
+        )
+    names = [d.name for d in found]
+    found.append(
+        Define(
+            ITEMS,
+            "Flatten({ " + ", ".join(f'"{n}"' for n in names) + " })",
+            {"type": "Flatten", "operand": list_([expression(n) for n in names])},
+        )
     )
-    return Define(ITEMS, cql, elm)
+    return found
 
 
 def _value(answer_: Elm) -> Elm:

@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 _SKIPPED_VERIFICATION = ("refuted", "entered-in-error")
+# Where a code's bare form goes in the CQL text of a test (replaced once the test is written).
+_CODE = "\x00code\x00"
 # The internal define other defines read the age from.
 AGE = "AgeInYears"
 
@@ -132,10 +134,10 @@ def _matches(patterns: list[str], scope: str) -> tuple[Elm, str]:
     words: list[str] = []
     if exact:
         tests.append(in_(bare, exact))
-        words.append(f"Code in {cql_list(exact)}")
+        words.append(f"{_CODE} in {cql_list(exact)}")
     for stem in stems:
         tests.append({"type": "StartsWith", "operand": [bare, string(stem)]})
-        words.append(f"StartsWith(Code, {quote(stem)})")
+        words.append(f"StartsWith({_CODE}, {quote(stem)})")
     return any_of(tests), " or ".join(words)
 
 
@@ -190,7 +192,7 @@ def condition(name: str, spec: ConditionFact) -> Define:
         'if exists "ChartedConditions" then\n'
         '    if exists ("ChartedConditions" C where exists ("Codings"(C) X\n'
         "      where "
-        + cql_test.replace("Code", "Upper(ReplaceMatches(X.code.value, '\\\\.', ''))")
+        + cql_test.replace(_CODE, "Upper(ReplaceMatches(X.code.value, '\\\\.', ''))")
         + "))\n"
         f"    then true else {absent_word}\n"
         "  else null"

@@ -118,7 +118,7 @@ def compile_policy(policy: Policy) -> CqlLibrary:
         charted.codings_define(),
         charted.charted_conditions(),
         observations.observation_records(),
-        answers.answered_items(),
+        *answers.answered_items(),
         *answers.functions(),
     ]
     names: dict[str, str] = {}

@@ -252,11 +252,16 @@ def observation_records() -> Define:
         "      unit: if O.value is not FHIR.Quantity then null\n"
         f'        else "QuantityUnit"({text}),\n'
         "      uln: if O.value is not FHIR.Quantity or O.value.value.value < 0 then null\n"
-        "        // the value over the first reference range's upper limit above 0 that\n"
-        "        // converts to the value's unit (no unit: 1), to 6 decimals\n"
+        "        // over the first reference range's upper limit above 0 that is in the\n"
+        "        // value's unit or converts to it (no unit, or one in braces: 1)\n"
         "        else Round(O.value.value.value / First((O.referenceRange H\n"
         "          where H.high.value.value > 0\n"
-        "          return convert H.high to Coalesce(Unit, '1')) L where L is not null), 6),\n"
+        '          return "ConvertTo"(H.high.value.value,\n'
+        '            Coalesce(if "UcumUnit"(HighUnit) = \'\' then null else "UcumUnit"(HighUnit),\n'
+        "              '1'),\n"
+        f"            Coalesce(\"QuantityUnit\"({text}), '1'))) L\n"
+        "          where L is not null), 6),\n"
+        "          // HighUnit: Coalesce(H.high.code.value, H.high.unit.value)\n"
         "      readable: case\n"
         "        when O.value is FHIR.Quantity\n"
         "          then O.value.value.value is not null and O.value.comparator.value is null\n"
@@ -361,12 +366,24 @@ def implausible(record: Elm, codes: list[str]) -> tuple[Elm, str]:
     for row in rows:
         shown = sorted(set(row.codes) & set(codes))
         items.append((in_(code, shown), _outside(row, _in_row_unit(row, number, unit))))
-        bounds = f"{row.low:g} and {row.high:g}"
-        extra = " (or 0)" if row.zero else ""
-        adult = f' (judged from {ADULT_YEARS} years: "{AGE}")' if row.adults_only else ""
+        if row.molar_mass is None:
+            canonical = f'"ConvertTo"(R.number, R.unit, {quote(row.unit)})'
+        else:
+            canonical = (
+                f'"ConvertByAmount"(R.number, R.unit, {quote(row.unit)}, {row.molar_mass!r})'
+            )
+        inside = f"{canonical} between {row.low!r} and {row.high!r}"
+        if row.zero:
+            inside = f"{inside} or {canonical} = 0"
+        adult = (
+            f'"{AGE}" is not null and "{AGE}" >= {ADULT_YEARS}\n          and '
+            if row.adults_only
+            else ""
+        )
         words.append(
             f"when R.coding.code.value in {cql_list(shown)} then\n"
-            f"        not (InUnit(R, {quote(row.unit)}) between {bounds}{extra}){adult}"
+            f"          {adult}{canonical} is not null\n"
+            f"          and not ({inside})"
         )
     loinc = in_(prop("coding.system.value", source=record), uris("loinc"))
     elm = if_(
