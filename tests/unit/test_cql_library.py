@@ -6,15 +6,19 @@ text and the ELM side by side, without node.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from priorauth import PolicySet
 from priorauth.adapters.cql import compile_policy
 from priorauth.adapters.cql.compiler import not_compiled_reason
 from priorauth.adapters.fhir.codes import code_table
 from priorauth.clinical.systems import URIS
+from priorauth.policy.model import FactSpec
 
 SHIPPED = PolicySet.from_directory()
 POLICIES = sorted(c.policy.id for c in SHIPPED.policies)
@@ -58,3 +62,24 @@ def test_each_fact_left_out_says_why(policy_id: str) -> None:
         assert f"//   {name}: {reason}" in library.cql
     kinds = {compiled.policy.facts[n].kind for n in library.not_compiled}
     assert kinds <= {"specialty", "product", "medication-history", "current-medication"}
+
+
+def test_a_fact_named_like_a_helper_define_keeps_its_own() -> None:
+    """`tb` reads its latest value through a helper define; a fact named `tb_reading` (or
+    `tb_given`) is a define of its own."""
+    compiled = SHIPPED.get("infliximab")
+    assert compiled is not None
+    adapter: TypeAdapter[Any] = TypeAdapter(FactSpec)
+    facts = {
+        "tb": adapter.validate_python(
+            {"kind": "observation", "codes": ["71774-4"], "question": "?"}
+        ),
+        "tb_reading": adapter.validate_python({"kind": "answer", "question": "?"}),
+        "tb_given": adapter.validate_python({"kind": "answer", "question": "?"}),
+        "tb_reading_given": adapter.validate_python({"kind": "answer", "question": "?"}),
+    }
+    library = compile_policy(compiled.policy.model_copy(update={"facts": facts}))
+    statements = {s["name"]: s for s in library.elm["library"]["statements"]["def"]}
+    assert len(statements) == len(library.elm["library"]["statements"]["def"])
+    for name in ("tb_reading", "tb_given", "tb_reading_given"):
+        assert '"AnswerKey"' in json.dumps(statements[name]), name  # an answer's define

@@ -263,7 +263,7 @@ def _is_system(value: Elm, kind: str) -> Elm:
 def answer(name: str, spec: AnswerFact) -> list[Define]:
     """An `answer` fact: the answer given to its question; null when none, or when responses
     disagree. Two defines: the values given, then the fact's."""
-    given_name = f"{name}_given"
+    given_name = f"{name} given"  # a space: no fact has one, so no clash
     answered = query(
         expression(ITEMS),
         "I",

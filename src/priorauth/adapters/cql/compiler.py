@@ -72,7 +72,7 @@ def not_compiled_reason(name: str, spec: FactSpec) -> str | None:
 
 
 def _observation(name: str, spec: ObservationFact) -> list[Define]:
-    reading = f"{name}_reading"
+    reading = f"{name} reading"  # a space: no fact has one, so no clash
     found = [observations.latest(reading, list(spec.codes), spec.system, spec.within_days)]
     codes = list(spec.codes) if spec.system == "loinc" else []
     if spec.unit == ULN:
