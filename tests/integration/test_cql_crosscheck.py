@@ -2,7 +2,13 @@
 gives every fact it expresses the same value as the Python engine, over the same FHIR data:
 on the example charts and on patients hypothesis makes up (birth dates on either side of the
 service date, conditions coded in each system by any of its names, refuted ones, histology
-extensions, codes with and without dots).
+extensions, codes with and without dots; observations of every status, value type and dating;
+weights, heights, BSAs, creatinine, clearances and lab values in units of their kind and of
+another, with reference ranges; QuestionnaireResponses with answers of every type, nested and
+contradicting), for every shipped policy and for a made-up one with every measure formula,
+unit conversions, ULN readings and each type of question; and on boundaries written out.
+
+The patients of one policy go to one node process (its start is most of the cost).
 
 Needs node and the packages of tests/cql (`make test` installs them with `npm ci`). Without
 them the tests are skipped, except under CI=true, where they fail.
