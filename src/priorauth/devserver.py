@@ -19,9 +19,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -65,27 +67,41 @@ def start(
             f"priorauth db upgrade exited with status {upgraded.returncode}: {message}"
         )
     command = [program, "serve", "--host", LOOPBACK, "--port", str(port), *options]
-    # In a process group of its own: with --workers, the server is several processes, and
-    # stop and kill reach them all.
-    server = subprocess.Popen(
-        command,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://{LOOPBACK}:{port}/ready", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None:
-            raise ServerDidNotStart(f"priorauth serve exited with status {server.returncode}")
-        time.sleep(0.1)
-    stop(server)
-    raise ServerDidNotStart(f"priorauth serve did not answer /ready within {timeout:g} s")
+    # Its log goes to a file of its own (no request content is ever logged), read back to say
+    # why, should it not start.
+    with tempfile.TemporaryFile() as log:
+        # In a process group of its own: with --workers, the server is several processes,
+        # and stop and kill reach them all.
+        server = subprocess.Popen(
+            command,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://{LOOPBACK}:{port}/ready", timeout=1).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None:
+                raise ServerDidNotStart(
+                    f"priorauth serve exited with status {server.returncode}{_tail(log)}"
+                )
+            time.sleep(0.1)
+        stop(server)
+        raise ServerDidNotStart(
+            f"priorauth serve did not answer /ready within {timeout:g} s{_tail(log)}"
+        )
+
+
+def _tail(log: IO[bytes], lines: int = 8) -> str:
+    """The last lines the server wrote, for a message saying why it did not start."""
+    log.seek(0)
+    last = log.read().decode(errors="replace").strip().splitlines()[-lines:]
+    return (":\n" + "\n".join(last)) if last else ""
 
 
 def stop(server: subprocess.Popen[bytes], grace: float = 10.0) -> None:

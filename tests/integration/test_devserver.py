@@ -34,3 +34,20 @@ def test_a_started_server_answers_and_stops(tmp_path: Path) -> None:
     finally:
         devserver.stop(server)
     assert server.returncode is not None
+
+
+def test_a_server_that_exits_says_why_in_its_own_words(tmp_path: Path) -> None:
+    # The database is made, then `serve` stops on a policy folder with nothing in it: the
+    # error carries the server's own last lines.
+    empty = tmp_path / "policies"
+    empty.mkdir()
+    with pytest.raises(devserver.ServerDidNotStart) as failed:
+        devserver.start(
+            f"sqlite:///{tmp_path}/dev.db",
+            devserver.free_port(),
+            env={"PRIORAUTH_POLICY_DIR": str(empty)},
+            timeout=60,
+        )
+    message = str(failed.value)
+    assert "priorauth serve exited with status 2" in message
+    assert "error: policy file" in message
