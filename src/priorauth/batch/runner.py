@@ -87,7 +87,7 @@ def decide_items(
         except Exception as exc:  # a fault of ours: reported with the line, the batch goes on
             errors.append((item.line, f"not decided: {type(exc).__name__}: {one_line(str(exc))}"))
             continue
-        text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+        text = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
         rows.append(determination_row(item.line, request, determination, text))
     return rows, errors
 
