@@ -112,6 +112,29 @@ def test_nothing_is_left_under_the_output_name_when_a_batch_fails(tmp_path: Path
     assert not (tmp_path / "err.jsonl").exists()
 
 
+def test_a_pool_that_fails_leaves_no_output_and_no_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 30)
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+
+    def failing() -> object:
+        yield from read_items(source)
+        raise RuntimeError("the input went away")
+
+    output = tmp_path / "out.parquet"
+    with pytest.raises(RuntimeError, match="went away"):
+        decide_batch(failing(), output, tmp_path / "e.jsonl", PolicySource(), 2, chunk_size=4)  # type: ignore[arg-type]
+    assert not output.exists()
+    assert not partial_name(output).exists()
+    assert list(spool.iterdir()) == []
+    decide_batch(RequestFile.open(source), output, tmp_path / "e.jsonl", PolicySource(), 2)
+    assert pq.read_metadata(output).num_rows == 30
+    assert list(spool.iterdir()) == []
+
+
 def test_an_earlier_output_is_replaced_only_when_the_new_one_is_complete(tmp_path: Path) -> None:
     source = write_requests(tmp_path / "r.jsonl", 30)
     output = tmp_path / "out.parquet"
