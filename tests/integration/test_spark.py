@@ -18,7 +18,7 @@ import pytest
 
 from priorauth.batch.policies import PolicySource
 from priorauth.batch.runner import decide_batch
-from priorauth.batch.sources import read_items
+from priorauth.batch.sources import RequestFile, read_items
 from tests.batch_helpers import by_line, spark_or_skip, write_requests
 
 PARITY_REQUESTS = int(os.environ.get("PRIORAUTH_PARITY_REQUESTS", "300"))
@@ -45,7 +45,7 @@ def test_in_process_pool_and_spark_give_identical_determinations(
         read_items(source), tmp_path / "local.parquet", tmp_path / "local.err", policies
     )
     pooled = decide_batch(
-        read_items(source),
+        RequestFile.open(source),  # each worker reads its own parts of the file
         tmp_path / "pool.parquet",
         tmp_path / "pool.err",
         policies,

@@ -4,12 +4,15 @@ output files, and the two paths giving the same determinations."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from priorauth import Determination, PolicySet
@@ -17,7 +20,7 @@ from priorauth.batch.generate import example_requests, generate_lines, make_npi
 from priorauth.batch.policies import PolicySource
 from priorauth.batch.rows import SCHEMA
 from priorauth.batch.runner import decide_batch, partial_name
-from priorauth.batch.sources import InputError, Item, read_items
+from priorauth.batch.sources import InputError, Item, RequestFile, read_items, read_part
 from priorauth.clinical.codes import npi_is_valid
 from priorauth.entrypoints.cli import app
 from tests.batch_helpers import EXAMPLES, by_line, write_requests
@@ -109,6 +112,29 @@ def test_nothing_is_left_under_the_output_name_when_a_batch_fails(tmp_path: Path
     assert not (tmp_path / "err.jsonl").exists()
 
 
+def test_a_pool_that_fails_leaves_no_output_and_no_spool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 30)
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+
+    def failing() -> object:
+        yield from read_items(source)
+        raise RuntimeError("the input went away")
+
+    output = tmp_path / "out.parquet"
+    with pytest.raises(RuntimeError, match="went away"):
+        decide_batch(failing(), output, tmp_path / "e.jsonl", PolicySource(), 2, chunk_size=4)  # type: ignore[arg-type]
+    assert not output.exists()
+    assert not partial_name(output).exists()
+    assert list(spool.iterdir()) == []
+    decide_batch(RequestFile.open(source), output, tmp_path / "e.jsonl", PolicySource(), 2)
+    assert pq.read_metadata(output).num_rows == 30
+    assert list(spool.iterdir()) == []
+
+
 def test_an_earlier_output_is_replaced_only_when_the_new_one_is_complete(tmp_path: Path) -> None:
     source = write_requests(tmp_path / "r.jsonl", 30)
     output = tmp_path / "out.parquet"
@@ -150,6 +176,85 @@ def test_the_pool_gives_the_same_determinations_in_the_same_order(tmp_path: Path
     assert (tmp_path / "one.err").read_bytes() == (tmp_path / "two.err").read_bytes()
     outcomes = {row["outcome"] for row in by_line(tmp_path / "one.parquet").values()}
     assert outcomes == {"approved", "pended"}
+
+
+def test_the_pool_reading_its_own_parts_of_a_file_gives_what_this_process_gives(
+    tmp_path: Path,
+) -> None:
+    # Blank lines (their numbers counted), a CRLF line and a last line without its newline:
+    # the workers read byte ranges of the file, and must number its lines as a reader of the
+    # whole file does.
+    lines = write_requests(tmp_path / "r.jsonl", 60, seed=4, bad=0.05).read_text().splitlines()
+    text = "\n".join(lines[:10]) + "\n\n  \n" + lines[10] + "\r\n" + "\n".join(lines[11:])
+    source = tmp_path / "mixed.jsonl"
+    source.write_text(text, encoding="utf-8")
+    reference = decide_batch(
+        read_items(source), tmp_path / "ref.parquet", tmp_path / "ref.err", PolicySource()
+    )
+    pooled = decide_batch(
+        RequestFile.open(source),
+        tmp_path / "pool.parquet",
+        tmp_path / "pool.err",
+        PolicySource(),
+        workers=2,
+        chunk_size=7,
+    )
+    assert (pooled.decided, pooled.failed) == (reference.decided, reference.failed)
+    assert pooled.outcomes == reference.outcomes
+    assert pq.read_table(tmp_path / "ref.parquet").equals(pq.read_table(tmp_path / "pool.parquet"))
+    assert (tmp_path / "ref.err").read_bytes() == (tmp_path / "pool.err").read_bytes()
+    assert max(by_line(tmp_path / "pool.parquet")) == len(lines) + 2
+    # One row group a part: 7 requests each, the last the rest.
+    assert pq.ParquetFile(tmp_path / "pool.parquet").metadata.num_row_groups == 9
+
+
+def test_a_parquet_file_is_split_into_parts_within_its_row_groups(tmp_path: Path) -> None:
+    source = write_requests(tmp_path / "r.jsonl", 30, seed=8)
+    history = tmp_path / "history.parquet"
+    decide_batch(read_items(source), history, tmp_path / "h.err", PolicySource(), chunk_size=11)
+    # The batch's own output, read again as of each row's date: row groups of 11, 11 and 8,
+    # in parts of at most 4 that never span two groups.
+    requests = RequestFile.open(history, keep_as_of=True)
+    parts = list(requests.parts(4))
+    assert [len(read_part(p)) for p in parts] == [4, 4, 3, 4, 4, 3, 4, 4]
+    assert [i for p in parts for i in read_part(p)] == list(requests.items())
+    one = decide_batch(requests, tmp_path / "one.parquet", tmp_path / "1.err", PolicySource())
+    two = decide_batch(
+        requests,
+        tmp_path / "two.parquet",
+        tmp_path / "2.err",
+        PolicySource(),
+        workers=2,
+        chunk_size=4,
+    )
+    assert one.decided == two.decided == 30
+    assert pq.read_table(tmp_path / "one.parquet").equals(pq.read_table(tmp_path / "two.parquet"))
+    assert by_line(tmp_path / "one.parquet") == by_line(history)
+
+
+_line_text = st.sampled_from(["", " ", "\t", "{}", "x", "\u00e9\u2265", '{"a": 1}', "\x0c"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(st.tuples(_line_text, st.sampled_from(["\n", "\r\n"])), min_size=0, max_size=25),
+    last_newline=st.booleans(),
+    size=st.integers(min_value=1, max_value=6),
+)
+def test_the_parts_of_a_json_lines_file_hold_its_requests_once_in_order(
+    lines: list[tuple[str, str]], last_newline: bool, size: int
+) -> None:
+    text = "".join(line + end for line, end in lines)
+    if lines and not last_newline:
+        text = text.removesuffix(lines[-1][1])
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "r.jsonl"
+        path.write_bytes(text.encode())
+        requests = RequestFile.open(path)
+        parts = list(requests.parts(size))
+        items = [item for part in parts for item in read_part(part)]
+        assert items == list(read_items(path))
+        assert all(0 < len(read_part(part)) <= size for part in parts)
 
 
 def test_generated_requests_cover_every_policy_and_are_reproducible(
@@ -225,6 +330,10 @@ def test_a_file_that_is_not_parquet_is_one_clear_error(tmp_path: Path) -> None:
         list(read_items(bogus))
     with pytest.raises(InputError, match="no such file"):
         list(read_items(tmp_path / "absent.jsonl"))
+    with pytest.raises(InputError, match="not a Parquet file"):
+        RequestFile.open(bogus)
+    with pytest.raises(InputError, match="no such file"):
+        RequestFile.open(tmp_path / "absent.jsonl")
 
 
 def test_cli_decides_reports_bad_lines_and_exits_2(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ Spark needs Java (Debian's openjdk-17-jre-headless) and PySpark.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import shutil
 import sys
@@ -80,6 +81,9 @@ def spark_schema() -> Any:
 def _decider(source: PolicySource, as_of: dt.date | None) -> Any:
     def decide(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         policies = source.load()
+        # The policies outlive every batch this Python worker decides: out of the collector's
+        # sight, as in a pool worker (runner._start_worker).
+        gc.freeze()
         for batch in batches:
             data = batch.to_pydict()
             whens = data.get("as_of") or [None] * batch.num_rows

@@ -293,6 +293,12 @@ class Determination:
         """The determination as JSON text; the same determination gives the same bytes."""
         return _adapter().dump_json(self, indent=indent, exclude=self._unset()).decode()
 
+    def model_dump_json_bytes(self) -> bytes:
+        """model_dump_json() as the UTF-8 bytes it is made from, without a str between (a
+        batch hands them to Arrow as they are; most determinations hold a `≥` or `–`, and
+        such a str is encoded to UTF-8 again when it is written)."""
+        return _adapter().dump_json(self, exclude=self._unset())
+
     def _unset(self) -> set[str] | None:
         unset = {
             name

@@ -34,7 +34,7 @@ from priorauth.errors import PolicyError
 if TYPE_CHECKING:
     from priorauth.batch.policies import PolicySource
     from priorauth.batch.runner import BatchResult
-    from priorauth.batch.sources import Item
+    from priorauth.batch.sources import Item, RequestFile
 
 __all__ = ["register"]
 
@@ -104,8 +104,9 @@ def _load(source: PolicySource) -> None:
         fail(f"cannot load the policies: {exc}")
 
 
-def _progress() -> Progress:
-    """A progress bar on stderr (shown only on a terminal): done of total, rate, time left."""
+def _progress(auto_refresh: bool = True) -> Progress:
+    """A progress bar on stderr (shown only on a terminal): done of total, rate, time left.
+    `auto_refresh` False: redrawn only when `refresh()` is called (no thread)."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -117,6 +118,7 @@ def _progress() -> Progress:
         console=err,
         transient=False,
         disable=not err.is_terminal,
+        auto_refresh=auto_refresh,
     )
 
 
@@ -208,7 +210,7 @@ def batch_decide(
     cannot be read).
     """
     from priorauth.batch.policies import PolicySource
-    from priorauth.batch.sources import InputError, count_items, read_items, store_items
+    from priorauth.batch.sources import InputError, RequestFile, store_items
 
     when = _date(as_of, "--as-of")
     if (input is None) == (not from_store):
@@ -233,13 +235,14 @@ def batch_decide(
                 spark_master,
             )
         else:
-            items = store_items(_database_url(database_url)) if from_store else None
+            requests: RequestFile | Iterator[Item]
             total = None
             if input is not None:
-                total = count_items(input, fmt)
-                items = read_items(input, fmt)
-            assert items is not None
-            result = _decide_locally(items, total, output, errors_path, source, workers, when)
+                requests = RequestFile.open(input, fmt)
+                total = requests.count()
+            else:
+                requests = store_items(_database_url(database_url))
+            result = _decide_locally(requests, total, output, errors_path, source, workers, when)
     except InputError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -250,7 +253,7 @@ def batch_decide(
 
 
 def _decide_locally(
-    items: Iterator[Item],
+    requests: RequestFile | Iterator[Item],
     total: int | None,
     output: Path,
     errors_path: Path,
@@ -260,7 +263,9 @@ def _decide_locally(
 ) -> BatchResult:
     from priorauth.batch.runner import decide_batch
 
-    with _progress() as bar:
+    # Redrawn after each part rather than by a thread of its own, so that the pool's workers
+    # are forked from a process with one thread.
+    with _progress(auto_refresh=False) as bar:
         task = bar.add_task("deciding", total=total, rate="")
 
         def advance(done: int) -> None:
@@ -268,8 +273,9 @@ def _decide_locally(
             elapsed = bar.tasks[task].elapsed or 0.0
             completed = bar.tasks[task].completed
             bar.update(task, rate=f"{completed / elapsed:,.0f}/s" if elapsed else "")
+            bar.refresh()
 
-        return decide_batch(items, output, errors_path, source, workers, when, progress=advance)
+        return decide_batch(requests, output, errors_path, source, workers, when, progress=advance)
 
 
 @contextmanager
