@@ -1,7 +1,8 @@
 // Runs a generated ELM library with the reference CQL engine (cql-execution, cql-exec-fhir)
 // over FHIR patient bundles and prints each define's value per patient, as JSON.
 // Input (stdin): {"elm": {...}, "defines": ["name", ...],
-//                 "patients": [{"bundle": {...}, "serviceDate": "YYYY-MM-DD"}]}
+//                 "patients": [{"bundle": {...}, "serviceDate": "YYYY-MM-DD",
+//                               "orderId": "the order's MedicationRequest id" (optional)}]}
 // Output (stdout): [{"define": value, ...}, ...] in the patients' order, for the defines named.
 'use strict';
 const cql = require('cql-execution');
@@ -30,6 +31,7 @@ async function main() {
     source.reset();
     source.loadBundles([patient.bundle]);
     const parameters = { ServiceDate: cql.Date.parse(patient.serviceDate) };
+    if (patient.orderId !== undefined) parameters.OrderId = patient.orderId;
     const executor = new cql.Executor(library, new cql.CodeService({}), parameters);
     const outcome = await executor.exec(source);
     const byPatient = Object.values(outcome.patientResults)[0] || {};

@@ -81,6 +81,7 @@ def run_elm(
                     "entry": [{"resource": r} for r in found],
                 },
                 "serviceDate": day.isoformat(),
+                "orderId": ORDER_ID,
             }
             for found, day in patients
         ],
@@ -103,21 +104,14 @@ def python_facts(
     day: dt.date,
     policies: PolicySet = SHIPPED,
 ) -> dict[str, Any] | None:
-    """The engine's facts for the chart (an order of the policy's drug, no dose), or None when
-    the mapping or the request contract refuses the chart (the ELM is then not asked either)."""
+    """The engine's facts for the chart with its order (the MedicationRequest `order-x`, see
+    `with_order`), or None when the mapping or the request contract refuses the chart (the ELM
+    is then not asked either)."""
     compiled = policies.get(policy_id)
     assert compiled is not None
-    drug = compiled.policy.drugs[0]
-    order = {
-        "resourceType": "MedicationRequest",
-        "id": "order-x",
-        "status": "draft",
-        "intent": "order",
-        "medicationCodeableConcept": {"coding": [{"system": HCPCS, "code": drug.hcpcs[0]}]},
-        "subject": {"reference": "Patient/pat-1"},
-    }
+    order = next(r for r in found if _is_order(r))
     chart = Chart()
-    for index, resource in enumerate(found):
+    for index, resource in enumerate(r for r in found if not _is_order(r)):
         chart.add(resource, f"chart[{index}]")
     located = chart.add(order, "order")
     if any(p.blocking for p in chart.problems) or located is None:
@@ -141,6 +135,37 @@ def python_facts(
 
 
 ATTESTED = object()
+ORDER_ID = "order-x"
+
+
+def _is_order(resource: dict[str, Any]) -> bool:
+    return resource["resourceType"] == "MedicationRequest" and resource.get("id") == ORDER_ID
+
+
+def order_of(medication: dict[str, Any]) -> dict[str, Any]:
+    """The order (its id is the library's `OrderId`), of a medication (`medication[x]`)."""
+    return {
+        "resourceType": "MedicationRequest",
+        "id": ORDER_ID,
+        "status": "draft",
+        "intent": "order",
+        **medication,
+        "subject": {"reference": "Patient/pat-1"},
+    }
+
+
+def with_order(
+    policy_id: str, found: list[dict[str, Any]], policies: PolicySet = SHIPPED
+) -> list[dict[str, Any]]:
+    """The chart with its order: the one it has, else an order of the policy's first drug by
+    its HCPCS code, no dose."""
+    if any(_is_order(r) for r in found):
+        return found
+    compiled = policies.get(policy_id)
+    assert compiled is not None
+    code = compiled.policy.drugs[0].hcpcs[0]
+    medication = {"medicationCodeableConcept": {"coding": [{"system": HCPCS, "code": code}]}}
+    return [*found, order_of(medication)]
 
 
 # Where the two engines may differ in the last digits, and by how much (see `agree`).
@@ -178,6 +203,7 @@ def compare(
 ) -> int:
     """Assert the two engines agree on every compiled fact; returns how many were compared."""
     library = _library(policy_id, policies)
+    patients = [(with_order(policy_id, found, policies), day) for found, day in patients]
     expected = [python_facts(policy_id, found, day, policies) for found, day in patients]
     kept = [(p, e) for p, e in zip(patients, expected, strict=True) if e is not None]
     if not kept:
@@ -652,6 +678,131 @@ def measured_patient(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dt.date]:
 @given(patients=st.lists(measured_patient(), min_size=30, max_size=40))
 def test_measures_conversions_and_answers_agree(patients: list[Any]) -> None:
     compare("made-up", patients, MADE_UP_SET)
+
+
+# --- the order: the product it asks for -----------------------------------------------------
+
+# Systems of an order's medication codings: each by URI and by short name in another case, one
+# the mapping does not know, none.
+PRODUCT_SYSTEMS = [
+    HCPCS,
+    "HCPCS",
+    "http://www.ama-assn.org/go/cpt",
+    "cpt",
+    "http://hl7.org/fhir/sid/ndc",
+    "NDC",
+    "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "http://example.org/product",
+    None,
+]
+# Codes around the listed ones: in upper and lower case, a CPT code, NDCs of the listed product
+# in every form (11 digits, 4-4-2, 5-3-2, 5-4-1, 5-4-2), of another product, and not NDCs.
+PRODUCT_CODES = [
+    *("J9179", "j9179", "Q5103", "q5103", "Q5121", "J1745", "96413", "J0897"),
+    *("62856038901", "62856-389-01", "62856-0389-1", "62856-0389-01", "2856-0389-01"),
+    *("02856-0389-01", "62856-0390-01", "62856-0389", "6285603890", "1234", "1723"),
+]
+
+
+@st.composite
+def ordered(draw: st.DrawFn) -> dict[str, Any]:
+    """An order's medication: codings of any system and code, or (one in ten) a reference
+    the library does not resolve."""
+    if draw(st.integers(0, 9)) == 0:
+        return order_of({"medicationReference": {"reference": "Medication/med-1"}})
+    codings = []
+    for _ in range(draw(st.integers(1, 3))):
+        coding = {"code": draw(st.sampled_from(PRODUCT_CODES))}
+        system = draw(st.sampled_from(PRODUCT_SYSTEMS))
+        if system is not None:
+            coding["system"] = system
+        codings.append(coding)
+    return order_of({"medicationCodeableConcept": {"coding": codings}})
+
+
+def _products_policy() -> Policy:
+    """Infliximab's policy (whose preferred products a `product` fact without codes reads)
+    with products listed in every system and NDC form."""
+    compiled = SHIPPED.get("infliximab")
+    assert compiled is not None
+    adapter: TypeAdapter[Any] = TypeAdapter(FactSpec)
+    codes = [
+        {"system": "ndc", "code": "62856-0389"},
+        {"system": "ndc", "code": "2856038901"},
+        {"system": "hcpcs", "code": "J9179"},
+        {"system": "cpt", "code": "96413"},
+        {"system": "rxnorm", "code": "1723"},
+    ]
+    facts = {
+        "listed": adapter.validate_python({"kind": "product", "codes": codes, "question": "?"}),
+        # A package in 4-4-2 form, and one that is not an NDC (it matches nothing).
+        "package": adapter.validate_python(
+            {
+                "kind": "product",
+                "codes": [{"system": "ndc", "code": "2856-0389-01"}, codes[1]],
+                "question": "?",
+            }
+        ),
+    }
+    return compiled.policy.model_copy(
+        update={"id": "products", "facts": {**compiled.policy.facts, **facts}, "safety": None}
+    )
+
+
+PRODUCTS_SET = PolicySet([_products_policy()])
+
+
+def test_the_product_reads_the_order() -> None:
+    library = _library("products", PRODUCTS_SET)
+    assert {"listed", "package", "preferred_product"} <= set(library.defines)
+    assert 'parameter "OrderId" String' in library.cql
+    person = {"resourceType": "Patient", "id": "pat-1"}
+    day = dt.date(2026, 12, 1)
+
+    def order(*codings: tuple[str, str]) -> dict[str, Any]:
+        concept = {"coding": [{"system": s, "code": c} for s, c in codings]}
+        return order_of({"medicationCodeableConcept": concept})
+
+    charts = [
+        [person, order(("NDC", "62856-389-01"))],
+        [person, order(("hcpcs", "q5121"))],
+        [person, order(("cpt", "Q5103"))],
+        [person, order(("hcpcs", "J1745"))],
+    ]
+    python = [python_facts("products", found, day, PRODUCTS_SET) for found in charts]
+    assert [p and (p["listed"], p["preferred_product"]) for p in python] == [
+        (True, False),
+        (False, True),
+        (False, True),
+        (False, False),
+    ]
+    assert compare("products", [(found, day) for found in charts], PRODUCTS_SET) > 12
+    # What the library does not read is unknown: a medication by reference, an order it is
+    # not given (no OrderId matches), an NDC that is not one, no coding in a known system.
+    unread = [
+        [person, order_of({"medicationReference": {"reference": "Medication/med-1"}})],
+        [person, order_of({"medicationCodeableConcept": {"coding": [{"code": "Q5121"}]}})],
+        [person, order(("hcpcs", "Q5121"), ("ndc", "1234"))],
+        [person, order(("http://example.org/product", "Q5121"))],
+        [person, {**order(("hcpcs", "Q5121")), "id": "another"}],
+    ]
+    for values in run_elm(library, [(found, day) for found in unread]):
+        assert values["listed"] is None and values["preferred_product"] is None, values
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=NO_SHRINK
+)
+@given(
+    charts=st.lists(
+        st.tuples(ordered(), st.dates(dt.date(2024, 1, 1), dt.date(2028, 12, 31))),
+        min_size=30,
+        max_size=40,
+    )
+)
+def test_made_up_orders_agree(charts: list[tuple[dict[str, Any], dt.date]]) -> None:
+    person = {"resourceType": "Patient", "id": "pat-1", "birthDate": "1970-01-01"}
+    compare("products", [([person, order], day) for order, day in charts], PRODUCTS_SET)
 
 
 # --- boundaries, written out ---------------------------------------------------------------

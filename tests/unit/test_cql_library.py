@@ -57,7 +57,7 @@ def test_each_fact_left_out_says_why(policy_id: str) -> None:
     assert compiled is not None
     library = compile_policy(compiled.policy)
     for name in library.not_compiled:
-        reason = not_compiled_reason(name, compiled.policy.facts[name])
+        reason = not_compiled_reason(name, compiled.policy.facts[name], compiled.policy)
         assert reason is not None
         assert f"//   {name}: {reason}" in library.cql
     kinds = {compiled.policy.facts[n].kind for n in library.not_compiled}
@@ -83,3 +83,25 @@ def test_a_fact_named_like_a_helper_define_keeps_its_own() -> None:
     assert len(statements) == len(library.elm["library"]["statements"]["def"])
     for name in ("tb_reading", "tb_given", "tb_reading_given"):
         assert '"AnswerKey"' in json.dumps(statements[name]), name  # an answer's define
+
+
+@pytest.mark.parametrize("policy_id", POLICIES)
+def test_the_order_is_a_parameter_only_of_a_library_that_reads_it(policy_id: str) -> None:
+    compiled = SHIPPED.get(policy_id)
+    assert compiled is not None
+    library = compile_policy(compiled.policy)
+    parameters = {p["name"] for p in library.elm["library"]["parameters"]["def"]}
+    reads = any(f.kind == "product" for f in compiled.policy.facts.values())
+    assert parameters == ({"ServiceDate", "OrderId"} if reads else {"ServiceDate"})
+    assert ('parameter "OrderId" String' in library.cql) is reads
+
+
+def test_a_product_code_in_icd10_is_not_compiled() -> None:
+    compiled = SHIPPED.get("infliximab")
+    assert compiled is not None
+    adapter: TypeAdapter[Any] = TypeAdapter(FactSpec)
+    spec = {"kind": "product", "codes": [{"system": "icd-10-cm", "code": "Z79.899"}]}
+    facts = {"odd": adapter.validate_python({**spec, "question": "?"})}
+    library = compile_policy(compiled.policy.model_copy(update={"facts": facts}))
+    assert library.not_compiled == ("odd",)
+    assert "//   odd: a product code in ICD-10-CM" in library.cql

@@ -39,7 +39,14 @@ from priorauth.policy.model import (
     SpecialtyFact,
 )
 
-__all__ = ["CompiledFact", "Derived", "ServiceDate", "compile_fact", "specialty_key"]
+__all__ = [
+    "CompiledFact",
+    "Derived",
+    "ServiceDate",
+    "compile_fact",
+    "product_keys",
+    "specialty_key",
+]
 
 Value = bool | int | float | str | None
 
@@ -418,14 +425,20 @@ def _product_key(system: str, code: str) -> tuple[str, str]:
     return (system, code.upper())
 
 
-def _product(
-    make: _Maker, spec: ProductFact, policy: Policy
-) -> Callable[[Request, ServiceDate], Derived]:
+def product_keys(spec: ProductFact, policy: Policy) -> set[tuple[str, str]]:
+    """The keys a `product` fact matches a requested code's keys (`coding_keys`) against."""
     wanted: set[tuple[str, str]] = {_product_key(c.system, c.code) for c in spec.codes}
     if not spec.codes:
         for drug in policy.drugs:
             if drug.preferred:
                 wanted.update(drug_keys(drug))
+    return wanted
+
+
+def _product(
+    make: _Maker, spec: ProductFact, policy: Policy
+) -> Callable[[Request, ServiceDate], Derived]:
+    wanted = product_keys(spec, policy)
 
     def derive(request: Request, service: ServiceDate) -> Derived:
         for i, coding in enumerate(request.service.codes):

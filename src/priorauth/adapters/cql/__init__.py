@@ -13,7 +13,9 @@ with the reference engine and compare; docs/crd-dtr.md says what each kind reads
 - `observation`, as given or converted to a UCUM unit, judged by the plausible ranges
   (`observations`);
 - `measure`: body weight, body surface area, creatinine clearance (`measures`);
-- `answer`, from QuestionnaireResponses by linkId (`answers`).
+- `answer`, from QuestionnaireResponses by linkId (`answers`);
+- `product`, from the order's medication codes (`order`; the order is the MedicationRequest
+  whose id is the `OrderId` parameter).
 
 `elm` builds the ELM nodes and `Define`, a statement in both forms; `compiler` assembles them.
 """
