@@ -185,6 +185,25 @@ def without_answers(bundle: dict[str, Any], *link_ids: str) -> dict[str, Any]:
     return changed
 
 
+def with_coverage(bundle: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """The bundle with its Coverage changed (`status`, `period`...; None removes an element),
+    or without any Coverage when `changes` is empty."""
+    changed = copy.deepcopy(bundle)
+    entries = changed["entry"]
+    if not changes:
+        changed["entry"] = [e for e in entries if e["resource"]["resourceType"] != "Coverage"]
+        return changed
+    for entry in entries:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Coverage":
+            for key, value in changes.items():
+                if value is None:
+                    resource.pop(key, None)
+                else:
+                    resource[key] = value
+    return changed
+
+
 def other_drug(bundle: dict[str, Any], code: str = "J9267") -> dict[str, Any]:
     """The same chart ordering a drug no policy governs (paclitaxel's HCPCS code)."""
     changed = copy.deepcopy(bundle)

@@ -30,6 +30,7 @@ from tests.crd_fixtures import (
     other_drug,
     remove_condition,
     resources,
+    with_coverage,
     without_answers,
 )
 from tests.service_fixtures import Env, auth
@@ -183,6 +184,95 @@ def test_an_infusion_appointment_is_answered_on_the_appointment(client: TestClie
     # No dose on an appointment: the dose is the question left open.
     found = coverage(answer.json())
     assert found["pa-needed"] == "auth-needed"
+
+
+# The Ixempra order's first dose is 2026-12-01, the call's day 2026-11-25: the service date is
+# the first dose.
+@pytest.mark.parametrize(
+    "period",
+    [
+        None,
+        {"start": "2026-01-01", "end": "2026-12-01"},
+        {"start": "2026-12-01T00:00:00Z"},
+        {"start": "2026", "end": "2026-12"},
+    ],
+)
+def test_an_active_coverage_on_the_service_date_is_covered(
+    client: TestClient, period: dict[str, str] | None
+) -> None:
+    answer = call(client, hook_call(with_coverage(CHARTS["ixempra"](), period=period)))
+    assert answer.status_code == 200, answer.text
+    found = coverage(answer.json())
+    assert found["covered"] == "covered"
+    assert found["pa-needed"] == "satisfied"
+    assert found["coverage"] == {"reference": "Coverage/cov-1"}
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        # Ends the day before the first dose (the call's day, 2026-11-25, is within).
+        ({"period": {"start": "2026-01-01", "end": "2026-11-30"}}, "2026-01-01 to 2026-11-30"),
+        ({"period": {"start": "2026-12-02"}}, "2026-12-02 to"),
+        ({"period": {"end": "2026-11"}}, "to 2026-11,"),
+        ({"status": "cancelled"}, "is cancelled"),
+        ({"status": "draft"}, "is draft"),
+    ],
+)
+def test_no_coverage_in_force_on_the_service_date_is_not_covered(
+    client: TestClient, change: dict[str, Any], why: str
+) -> None:
+    # Even a chart that meets the policy: pa-needed is left out (CRD crd-ci-q2).
+    answer = call(client, hook_call(with_coverage(stage_unknown("ixempra"), **change)))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    found = coverage(body)
+    assert found["covered"] == "not-covered"
+    for absent in ("pa-needed", "doc-needed", "questionnaire", "info-needed", "satisfied-pa-id"):
+        assert absent not in found
+    assert found["reason"]["coding"] == [
+        {
+            "system": "http://hl7.org/fhir/us/davinci-crd/CodeSystem/temp",
+            "code": "no-active-coverage",
+        }
+    ]
+    assert why in found["reason"]["text"]
+    assert found["coverage"] == {"reference": "Coverage/cov-1"}
+    assert found["coverage-assertion-id"].startswith("crd-")
+    assert body["cards"] == []
+
+
+def test_one_coverage_in_force_among_lapsed_ones_is_covered(client: TestClient) -> None:
+    bundle = with_coverage(CHARTS["ixempra"](), status="cancelled")
+    current = copy.deepcopy(next(r for r in resources(bundle) if r["resourceType"] == "Coverage"))
+    current |= {"id": "cov-2", "status": "active", "period": {"start": "2026-07-01"}}
+    erroneous = current | {"id": "cov-3", "status": "entered-in-error"}
+    bundle["entry"] += [{"resource": current}, {"resource": erroneous}]
+    found = coverage(call(client, hook_call(bundle)).json())
+    assert found["covered"] == "covered"
+    assert found["coverage"] == {"reference": "Coverage/cov-2"}
+    # A Coverage entered in error is no coverage: alone, eligibility is unknown.
+    alone = with_coverage(CHARTS["ixempra"](), status="entered-in-error")
+    found = coverage(call(client, hook_call(alone)).json())
+    assert (found["covered"], found["pa-needed"]) == ("covered", "satisfied")
+
+
+def test_without_a_coverage_eligibility_is_not_checked(client: TestClient) -> None:
+    for leave_out in ((), ("coverage",)):
+        body = hook_call(with_coverage(CHARTS["ixempra"]()), leave_out=leave_out)
+        found = coverage(call(client, body).json())
+        assert (found["covered"], found["pa-needed"]) == ("covered", "satisfied")
+        assert "coverage" not in found
+
+
+def test_a_coverage_that_is_not_fhir_is_a_400_naming_it(client: TestClient) -> None:
+    body = hook_call(with_coverage(CHARTS["ixempra"](), status="expired"))
+    answer = call(client, body)
+    assert answer.status_code == 400, answer.text
+    outcome = answer.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    expressions = [e for issue in outcome["issue"] for e in issue.get("expression", [])]
+    assert any(e.startswith("prefetch.coverage.entry[0].resource") for e in expressions)
 
 
 def test_discovery_lists_the_services_with_their_prefetch(client: TestClient) -> None:
@@ -362,6 +452,24 @@ def test_what_prefetch_leaves_out_is_read_from_the_ehr(client: TestClient, ehr: 
     assert coverage(answer.json())["pa-needed"] == "satisfied"
     assert "/fhir/Patient/pat-1" in _Ehr.seen
     assert any(p.startswith("/fhir/Condition?patient=pat-1") for p in _Ehr.seen)
+
+
+@pytest.mark.parametrize(
+    ("status", "covered"), [("cancelled", "not-covered"), ("lapsed", "covered")]
+)
+def test_a_coverage_read_from_the_ehr_counts_unless_unreadable(
+    client: TestClient, ehr: str, status: str, covered: str
+) -> None:
+    # A status that is not FHIR's, read from the EHR, is a Coverage that could not be read:
+    # eligibility unknown, as the EHR's other unreadable answers are.
+    _Ehr.resources = resources(with_coverage(CHARTS["ixempra"](), status=status))
+    body = hook_call(CHARTS["ixempra"](), leave_out=("coverage",))
+    body["fhirServer"] = ehr
+    body["fhirAuthorization"] = {"access_token": _Ehr.token, "token_type": "Bearer"}
+    answer = call(client, body)
+    assert answer.status_code == 200, answer.text
+    assert coverage(answer.json())["covered"] == covered
+    assert any(p.startswith("/fhir/Coverage?patient=pat-1") for p in _Ehr.seen)
 
 
 def test_without_a_server_what_prefetch_leaves_out_is_unknown(client: TestClient) -> None:

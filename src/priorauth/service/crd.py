@@ -170,6 +170,10 @@ class CrdService:
             (f"Coverage/{c.resource.id}" for c in call.chart.of_type("Coverage") if c.resource.id),
             None,
         )
+        # The member's coverage on the service date: the order's first dose, else today.
+        member = cds.eligibility(
+            call.chart.of_type("Coverage"), parsed.service.start_date or now.date()
+        )
 
         def questionnaire_url(facts: tuple[str, ...]) -> str:
             assert compiled is not None
@@ -183,6 +187,7 @@ class CrdService:
             now.date(),
             coverage,
             questionnaire_url,
+            member,
         )
         return _Decided(target, determination, compiled, answer, None)
 

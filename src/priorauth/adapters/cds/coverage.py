@@ -7,6 +7,12 @@
 | pended, questions the form asks   | covered | auth-needed | clinical   | yes           |
 | pended, the prescriber unknown    | covered | conditional | clinical   | info: performer |
 | pended, anything else             | covered | auth-needed | clinical   |               |
+| no Coverage in force on the date  | not-covered |         |            |               |
+
+`covered` is `not-covered` (reason `no-active-coverage`, no pa-needed, doc-needed nor
+questionnaire: CRD's invariant crd-ci-q2) when the call's Coverages are all cancelled or lapsed
+on the service date (`eligibility`); with no Coverage to read it stays `covered`, eligibility
+unchecked.
 
 The assertion id is derived from the policy version and the request's hash, so the same chart
 asks the same; the audit event of the hook call records it, and a PAS request may cite it.
@@ -20,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from priorauth.adapters.cds.eligibility import Eligibility
 from priorauth.adapters.cds.hooks import CoverageAnswer
 from priorauth.engine.compiled import CompiledPolicy
 from priorauth.engine.determination import Determination
@@ -60,13 +67,34 @@ def coverage_answer(
     today: dt.date,
     coverage: str | None,
     questionnaire_url: Callable[[tuple[str, ...]], str],
+    eligibility: Eligibility | None = None,
 ) -> OrderAnswer:
     """The coverage-information for one order decided under `compiled` (None: no policy).
 
     `answerable` is the policy's answerable questions (engine.answers.answerable);
-    `questionnaire_url` turns the facts the form asks into the questionnaire's canonical."""
+    `questionnaire_url` turns the facts the form asks into the questionnaire's canonical;
+    `eligibility` is the member's coverage on the service date (None: unknown, not checked)."""
     ident = assertion_id(determination)
     date = today.isoformat()
+    policy_id = compiled.policy.id if compiled is not None else None
+    if eligibility is not None:
+        coverage = eligibility.coverage or coverage
+        if not eligibility.in_force:
+            # Not covered: no pa-needed (crd-ci-q2), so no doc-needed nor questionnaire either.
+            return OrderAnswer(
+                CoverageAnswer(
+                    covered="not-covered",
+                    pa_needed=None,
+                    assertion_id=ident,
+                    date=date,
+                    reason=eligibility.reason,
+                    reason_code="no-active-coverage",
+                    coverage=coverage,
+                ),
+                (),
+                (),
+                policy_id,
+            )
     if compiled is None or determination.policy is None:
         return OrderAnswer(
             CoverageAnswer(

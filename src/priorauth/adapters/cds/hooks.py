@@ -17,6 +17,7 @@ from typing import Any
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from priorauth.adapters.cds.chart import Chart
+from priorauth.adapters.cds.eligibility import status_problems
 from priorauth.adapters.fhir.bundle import Located
 from priorauth.adapters.fhir.problems import IssueCode, Problem
 
@@ -260,6 +261,7 @@ def read_hook(service_id: str, body: object) -> HookCall | list[Problem]:
     declared = {**PREFETCH, **_HOOK_PREFETCH.get(hook, {})}
     call.missing_prefetch = [key for key in declared if key not in prefetch]
     problems += [p for p in chart.problems if p.blocking]
+    problems += status_problems(chart.of_type("Coverage"))
     return problems or call
 
 
