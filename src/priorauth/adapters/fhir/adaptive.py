@@ -594,11 +594,4 @@ def package(
         *dtr.value_sets(policy, base),
         start_response(policy, base, record, patient, authored),
     ]
-    return {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": authored.isoformat(),
-        "entry": [
-            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in resources
-        ],
-    }
+    return dtr.package_bundle(resources, base, authored)

@@ -469,6 +469,14 @@ def package(
         *value_sets(policy, base),
         prefill(questionnaire, determination, patient, authored, policy),
     ]
+    return package_bundle(resources, base, authored)
+
+
+def package_bundle(
+    resources: Sequence[dict[str, Any]], base: str, authored: dt.datetime
+) -> dict[str, Any]:
+    """A `$questionnaire-package` Bundle (a collection) of a form's resources, each with its
+    full URL under `base`."""
     return {
         "resourceType": "Bundle",
         "type": "collection",
