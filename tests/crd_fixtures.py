@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -225,36 +223,3 @@ def denosumab_chart() -> dict[str, Any]:
     days = (dt.date(2026, 11, 30) - dt.date(2026, 5, 4)).days
     moved: dict[str, Any] = _moved(denosumab_every_six_months(), days)
     return moved
-
-
-class LoopbackServer:
-    """The service's app on uvicorn in a thread, on 127.0.0.1: real HTTP for the tests."""
-
-    def __init__(self, service: Any) -> None:
-        import socket
-
-        import uvicorn
-
-        from priorauth.entrypoints.api import create_app
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(service), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.02)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

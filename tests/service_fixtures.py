@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, create_engine, text
 
+from priorauth import devserver
 from priorauth.entrypoints.api import create_app
 from priorauth.service.config import Settings
 from priorauth.service.runtime import open_service
@@ -121,3 +124,33 @@ def client(env: Env) -> Iterator[TestClient]:
 
 def auth(who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[who]}"}
+
+
+class LoopbackServer:
+    """The service's app on uvicorn in a thread, on 127.0.0.1: real HTTP for the tests.
+    `with LoopbackServer(service) as url:` gives its base URL, named with `host_name` (the
+    browser tests use `localhost`, a secure context, so Secure cookies are kept on http)."""
+
+    def __init__(self, service: PriorAuthService, host_name: str = "127.0.0.1") -> None:
+        import uvicorn
+
+        self.port = devserver.free_port()
+        self.host_name = host_name
+        config = uvicorn.Config(
+            create_app(service), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        return f"http://{self.host_name}:{self.port}"
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

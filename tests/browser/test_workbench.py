@@ -16,9 +16,7 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,15 +24,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pypdf import PdfReader
 
-from priorauth.entrypoints.api import create_app
 from priorauth.service.config import Settings
 from priorauth.service.runtime import open_service
-from priorauth.service.workflow import PriorAuthService
 from tests.conftest import example
-from tests.service_fixtures import ROOT, TOKENS
+from tests.service_fixtures import ROOT, TOKENS, LoopbackServer
 
 AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -56,39 +51,6 @@ def parts() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the browser tests: {missing}")
         pytest.skip(missing)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Server:
-    """The service's app on uvicorn in a thread, on loopback."""
-
-    def __init__(self, service: PriorAuthService) -> None:
-        self.port = _free_port()
-        config = uvicorn.Config(
-            create_app(service), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
-        # localhost: a secure context, so the browser keeps the Secure session cookie on http.
-        return f"http://localhost:{self.port}"
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +99,8 @@ def site(parts: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     driver = webdriver.Chrome(service=DriverService(executable_path=str(DRIVER)), options=options)
     driver.set_page_load_timeout(30)
     try:
-        with Server(service) as base:
+        # localhost: a secure context, so the browser keeps the Secure session cookie on http.
+        with LoopbackServer(service, host_name="localhost") as base:
             yield base, (driver, cases, service)
     finally:
         driver.quit()

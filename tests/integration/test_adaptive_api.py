@@ -29,14 +29,13 @@ from sqlalchemy import text
 from priorauth.adapters.fhir.adaptive import QUESTIONNAIRE_ADAPTIVE, RECORD_ITEM
 from tests.crd_fixtures import (
     CHARTS,
-    LoopbackServer,
     denosumab_chart,
     remove_condition,
     resources,
     without_answers,
 )
 from tests.integration.test_crd_api import UNKNOWN
-from tests.service_fixtures import Env, auth
+from tests.service_fixtures import Env, LoopbackServer, auth
 
 PACKAGE = "/fhir/Questionnaire/$questionnaire-package"
 NEXT = "/fhir/Questionnaire/$next-question"
