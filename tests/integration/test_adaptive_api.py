@@ -35,6 +35,7 @@ from tests.crd_fixtures import (
     without_answers,
 )
 from tests.integration.test_crd_api import UNKNOWN
+from tests.json_trees import json_values, paths
 from tests.service_fixtures import Env, LoopbackServer, auth
 
 PACKAGE = "/fhir/Questionnaire/$questionnaire-package"
@@ -418,32 +419,7 @@ def test_the_readme_walk_through_answers_as_it_says(http: httpx.Client) -> None:
 
 
 def _json_values() -> st.SearchStrategy[Any]:
-    scalars = st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(-(10**6), 10**6),
-        st.floats(allow_nan=False),
-        st.text(max_size=12),
-        st.sampled_from(["", "#form", "metastatic", "priorauth.record", "boolean", "choice"]),
-    )
-    return st.recursive(
-        scalars,
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
-        ),
-        max_leaves=6,
-    )
-
-
-def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [at]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*at, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*at, index))
-    return found
+    return json_values(["", "#form", "metastatic", "priorauth.record", "boolean", "choice"])
 
 
 @pytest.fixture(scope="module")
@@ -481,7 +457,7 @@ def test_a_mutated_form_gets_a_fhir_answer_never_a_server_error(
 ) -> None:
     form: Any = copy.deepcopy(first_form)
     for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(form)))
+        path = data.draw(st.sampled_from(paths(form)))
         value = data.draw(_json_values())
         if not path:
             form = value

@@ -33,6 +33,7 @@ from tests.crd_fixtures import (
     with_coverage,
     without_answers,
 )
+from tests.json_trees import json_values, paths
 from tests.service_fixtures import Env, auth
 
 ORDER_SIGN = "/cds-services/priorauth-order-sign"
@@ -523,32 +524,11 @@ def test_the_readme_examples_answer_as_it_says(
 
 
 def _json_values() -> st.SearchStrategy[Any]:
-    scalars = st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(-(10**12), 10**12),
-        st.floats(allow_nan=False),
-        st.text(max_size=12),
-        st.sampled_from(["", "Patient/pat-1", "C78.01", "1968-03-14", "mg/m2", "Bundle"]),
-    )
-    return st.recursive(
-        scalars,
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
-        ),
+    return json_values(
+        ["", "Patient/pat-1", "C78.01", "1968-03-14", "mg/m2", "Bundle"],
+        int_bound=10**12,
         max_leaves=8,
     )
-
-
-def _paths(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [at]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*at, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*at, index))
-    return found
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
@@ -559,7 +539,7 @@ def test_any_damaged_call_is_answered_never_raised(
     """A valid call with one element replaced by any JSON value: a 200 or a 4xx
     OperationOutcome, never an exception (a 500)."""
     body = hook_call(CHARTS[data.draw(st.sampled_from(sorted(CHARTS)))]())
-    path = data.draw(st.sampled_from(_paths(body)[1:]))
+    path = data.draw(st.sampled_from(paths(body)[1:]))
     target = body
     for step in path[:-1]:
         target = target[step]

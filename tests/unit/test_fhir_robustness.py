@@ -16,36 +16,17 @@ from priorauth import PolicySet
 from priorauth.adapters.fhir import submit
 from priorauth.adapters.fhir.bundle import _shape, _validate
 from priorauth.adapters.fhir.problems import problems_from_validation
+from tests.json_trees import json_values, paths
 from tests.unit.test_fhir_support import CREATED, fhir_example
 
 APPROVABLE = fhir_example("pas-approvable.json")
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**6), 10**6)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-    | st.sampled_from(["Patient/pat-1", "#x", "mg/m2", "2026-02-30", "C50.912", "J9207"]),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=6,
+JSON_VALUES = json_values(
+    ["Patient/pat-1", "#x", "mg/m2", "2026-02-30", "C50.912", "J9207"], allow_infinity=False
 )
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += _paths(value, (*prefix, index))
-    return found
-
-
-PATHS = [p for p in _paths(APPROVABLE) if p]
+PATHS = paths(APPROVABLE)[1:]
 
 
 def _replace(document: Any, path: tuple[Any, ...], value: Any) -> Any:
@@ -73,7 +54,7 @@ def mutated(edits: list[tuple[tuple[Any, ...], Any]]) -> Any:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(edits=st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3))
+@given(edits=st.lists(st.tuples(st.sampled_from(PATHS), JSON_VALUES), min_size=1, max_size=3))
 def test_a_mutated_bundle_gets_an_answer_never_an_exception(
     policies: PolicySet, edits: list[tuple[tuple[Any, ...], Any]]
 ) -> None:
@@ -87,7 +68,7 @@ def test_a_mutated_bundle_gets_an_answer_never_an_exception(
 
 
 @settings(max_examples=int(os.environ.get("PRIORAUTH_FUZZ_EXAMPLES", "60")), deadline=None)
-@given(edits=st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3))
+@given(edits=st.lists(st.tuples(st.sampled_from(PATHS), JSON_VALUES), min_size=1, max_size=3))
 def test_reading_resource_by_resource_finds_what_the_whole_bundle_model_finds(
     edits: list[tuple[tuple[Any, ...], Any]],
 ) -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from priorauth import InvalidRequest, PolicySet
 from priorauth.entrypoints.cli import app
 from tests.conftest import EXAMPLES
+from tests.json_trees import paths
 
 runner = CliRunner()
 BAD_NDC = {"system": "ndc", "code": "123"}
@@ -263,23 +264,12 @@ json_values = st.recursive(
 )
 
 
-def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            found.extend(_paths(value, (*prefix, key)))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            found.extend(_paths(value, (*prefix, i)))
-    return found
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_any_value_anywhere_decides_or_is_refused(policies: PolicySet, data: st.DataObject) -> None:
     request = copy.deepcopy(data.draw(st.sampled_from(EXAMPLE_REQUESTS)))
     for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(request)))
+        path = data.draw(st.sampled_from(paths(request)[1:]))
         target = request
         for step in path[:-1]:
             target = target[step]
