@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.service_fixtures import auth
-from tests.unit.test_fhir_robustness import PATHS, json_values, mutated
+from tests.unit.test_fhir_robustness import JSON_VALUES, PATHS, mutated
 from tests.unit.test_fhir_support import fixtures_dir
 
 FILES = sorted(fixtures_dir().glob("*.json"))
@@ -38,7 +38,7 @@ def well_formed(answer: Any) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
-    edits=st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3),
+    edits=st.lists(st.tuples(st.sampled_from(PATHS), JSON_VALUES), min_size=1, max_size=3),
     operation=st.sampled_from(["$submit", "$inquire"]),
 )
 def test_a_mutated_bundle_gets_a_fhir_answer_over_http(
